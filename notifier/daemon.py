@@ -1,0 +1,177 @@
+"""The daemon: APScheduler runs one cycle every poll interval — reload, intake, dispatch.
+
+One job, not three, so intake and dispatch never race each other and an event can go out
+in the same cycle that reads it. SIGTERM/SIGINT stop claiming new work; the batch in flight
+finishes its sends and records them; then the scheduler is shut down and the process exits 0.
+A second signal exits at once: every write is transactional, and a claimed notification whose
+lease runs out is picked up again by the next daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.engine import Engine
+
+from notifier import store
+from notifier.config import LiveConfig
+from notifier.database import make_engine
+from notifier.dispatch import BatchResult, Dispatcher
+from notifier.intake import intake
+from notifier.sending import Sender, SmtpConfig
+from notifier.settings import Settings
+from notifier.timing import utcnow
+
+log = logging.getLogger("notifier.daemon")
+
+EXIT_OK = 0
+EXIT_SMTP_UNAVAILABLE = 75  # EX_TEMPFAIL: `run --once` could not reach SMTP; nothing was lost
+
+
+def worker_name() -> str:
+    """host:pid:random — unique per process, readable in `status` and lease owners."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+
+
+@dataclass(slots=True)
+class CycleResult:
+    events: int = 0
+    planned: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retrying: int = 0
+
+    def add(self, batch: BatchResult) -> None:
+        self.sent += batch.sent
+        self.failed += batch.failed
+        self.skipped += batch.skipped
+        self.retrying += batch.retrying
+
+
+class Pipeline:
+    """Everything one daemon (or one `run --once`, or the demo) needs to do its work."""
+
+    def __init__(self, settings: Settings, *, config: LiveConfig | None = None, engine: Engine | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.worker = worker_name()
+        self._owns_engine = engine is None
+        self.engine = engine or make_engine(settings.database_url.reveal())
+        self.config = config or LiveConfig(settings.rules, settings.templates)
+        smtp = SmtpConfig.from_url(settings.smtp_url.reveal(), connections=settings.smtp_connections,
+                                   timeout=settings.smtp_timeout.total_seconds())
+        self.sender = Sender(smtp)
+        self.dispatcher = Dispatcher(engine=self.engine, config=self.config, sender=self.sender,
+                                     settings=settings, worker=self.worker, clock=clock)
+        self.stopping = asyncio.Event()
+
+    async def __aenter__(self) -> Pipeline:
+        await self.sender.__aenter__()
+        self.publish_config()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.sender.__aexit__(*exc)
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def publish_config(self) -> None:
+        rules = self.config.rules
+        with self.engine.begin() as conn:
+            store.publish(conn, {
+                "rules.path": str(self.config.rules_path), "rules.digest": rules.digest,
+                "rules.count": str(len(rules.rules)), "templates.path": str(self.config.templates),
+                "reload.error": self.config.last_error or "", "reload.at": self.clock().isoformat(),
+            }, self.clock())
+
+    async def cycle(self) -> CycleResult:
+        """Reload if edited, evaluate new events, send everything due, until idle or stopping."""
+        result = CycleResult()
+        if self.config.reload_if_changed().changed:
+            await asyncio.to_thread(self.publish_config)
+        taken = await asyncio.to_thread(
+            intake, self.engine, self.config.rules, clock=self.clock, batch_size=self.settings.batch_size,
+            gap_timeout=self.settings.gap_timeout)
+        result.events, result.planned = taken.events, taken.planned
+        while not self.stopping.is_set():
+            batch = await self.dispatcher.dispatch_once()
+            result.add(batch)
+            if batch.claimed == 0 or batch.released:
+                break
+        return result
+
+
+async def run_once(settings: Settings, **kwargs: object) -> tuple[int, CycleResult]:
+    """`notifier run --once`: everything due now, then exit."""
+    async with Pipeline(settings, **kwargs) as pipeline:  # type: ignore[arg-type]
+        total = CycleResult()
+        while True:
+            result = await pipeline.cycle()
+            for name in ("events", "planned", "sent", "failed", "skipped", "retrying"):
+                setattr(total, name, getattr(total, name) + getattr(result, name))
+            if pipeline.dispatcher.stalled is not None:
+                log.error("SMTP server unusable: %s; %s", pipeline.dispatcher.stalled.reply,
+                          "the messages stay queued for the next run")
+                return EXIT_SMTP_UNAVAILABLE, total
+            if result.events == 0 and result.sent + result.failed + result.skipped + result.retrying == 0:
+                return EXIT_OK, total
+
+
+async def run_forever(settings: Settings) -> int:
+    """`notifier run`: the daemon, until SIGTERM or SIGINT."""
+    async with Pipeline(settings) as pipeline:
+        loop = asyncio.get_running_loop()
+        signals = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal signals
+            signals += 1
+            if signals > 1:
+                log.warning("second %s: exiting now; claimed messages go back to the queue when "
+                            "their lease runs out", signal.Signals(signum).name)
+                os._exit(128 + signum)
+            log.info("%s: finishing the messages in flight, then stopping", signal.Signals(signum).name)
+            pipeline.stopping.set()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal, signum)
+        running: set[asyncio.Task[CycleResult]] = set()
+
+        async def tick() -> None:
+            if pipeline.stopping.is_set():
+                return
+            task = asyncio.ensure_future(pipeline.cycle())
+            running.add(task)
+            try:
+                await task
+            except Exception:
+                log.exception("cycle failed; trying again in %s", settings.poll_interval)
+            finally:
+                running.discard(task)
+
+        scheduler = AsyncIOScheduler(event_loop=loop)
+        interval = settings.poll_interval.total_seconds()
+        scheduler.add_job(tick, "interval", seconds=interval, id="cycle", coalesce=True, max_instances=1,
+                          misfire_grace_time=max(1, int(interval * 5)), next_run_time=datetime.now())
+        scheduler.start()
+        log.info("notifier running as %s: rules %s (%s), polling every %s", pipeline.worker,
+                 settings.rules, pipeline.config.rules.digest, settings.poll_interval)
+        await pipeline.stopping.wait()
+        scheduler.pause()
+        # APScheduler's shutdown cancels coroutine jobs still running: wait for ours first.
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        scheduler.shutdown(wait=False)
+        log.info("stopped cleanly")
+        return EXIT_OK

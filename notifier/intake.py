@@ -1,0 +1,99 @@
+"""Events come in and rules decide: read new event rows, plan, store, move the cursor.
+
+One transaction per batch per source: the notifications an event owes and the cursor that
+says it was evaluated are committed together, so a crash either keeps both or neither.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from notifier import events as event_rows
+from notifier import store
+from notifier.context import Subject, load_subjects
+from notifier.events import Event
+from notifier.mail import parse_from
+from notifier.planning import Planned, plan_event
+from notifier.rules import RuleSet
+from notifier.schema import EVENT_SOURCES
+
+log = logging.getLogger("notifier.intake")
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    events: int  # event rows evaluated
+    planned: int  # notifications newly stored (queued or skipped)
+
+
+def brand_of(rules: RuleSet) -> dict[str, str]:
+    """{name, email} from defaults.from, for templates."""
+    name, email = parse_from(rules.defaults.from_header)
+    return {"name": name or email, "email": email}
+
+
+def plan_batch(conn: sa.Connection, batch: list[Event], rules: RuleSet, now: datetime) -> list[Planned]:
+    """Plans for a batch of events; only event types some rule names are looked at."""
+    wanted = [event for event in batch if rules.enabled_on(event.type)]
+    if not wanted:
+        return []
+    subjects = load_subjects(conn, {(e.source, e.subject_id) for e in wanted if not e.problem})
+    brand = brand_of(rules)
+    plans: list[Planned] = []
+    for event in wanted:
+        subject = subjects.get((event.source, event.subject_id))
+        if subject is None:
+            subject = Subject(problem=f"{event.source} {event.subject_id} could not be loaded")
+        plans.extend(plan_event(event, subject, rules, brand=brand, now=now))
+    return plans
+
+
+def _log_plans(plans: list[Planned]) -> None:
+    for plan in plans:
+        if plan.reason is None:
+            log.info("planned %s for %s #%s to %s, due %s", plan.rule.name, plan.event.type,
+                     plan.event.id, plan.recipient, plan.due_at.isoformat(timespec="seconds"))
+        else:
+            log.info("skipped %s for %s #%s: %s (%s)", plan.rule.name, plan.event.type,
+                     plan.event.id, plan.reason.value, plan.detail)
+
+
+def intake_batch(engine: Engine, source: str, rules: RuleSet, *, now: datetime, batch_size: int,
+                 gap_timeout: timedelta) -> tuple[int, int, bool]:
+    """Evaluate one batch of one source. Returns (events, planned, more_to_read)."""
+    with engine.begin() as conn:
+        position = store.lock_cursor(conn, source, now)
+        gaps = store.open_gaps(conn, source)
+        filled = event_rows.read_ids(conn, source, gaps) if gaps else []
+        fresh = event_rows.read_after(conn, source, position, batch_size)
+        plans = plan_batch(conn, filled + fresh, rules, now)
+        planned = store.insert_notifications(conn, [plan.row(now) for plan in plans])
+        store.advance_cursor(conn, source, position=fresh[-1].id if fresh else position,
+                             new_gaps=event_rows.missing_ids(position, fresh),
+                             closed_gaps=[event.id for event in filled], now=now)
+        expired = store.expire_gaps(conn, source, now - gap_timeout)
+    if expired:
+        log.warning("%s events: %d id(s) never appeared within %s; taken as rolled back",
+                    source, expired, gap_timeout)
+    _log_plans(plans)
+    return len(filled) + len(fresh), planned, len(fresh) == batch_size
+
+
+def intake(engine: Engine, rules: RuleSet, *, clock: Callable[[], datetime], batch_size: int,
+           gap_timeout: timedelta) -> IntakeResult:
+    """Evaluate every new event of every source, a batch at a time, until none is left."""
+    total_events = total_planned = 0
+    for source in EVENT_SOURCES:
+        more = True
+        while more:
+            count, planned, more = intake_batch(engine, source, rules, now=clock(),
+                                                batch_size=batch_size, gap_timeout=gap_timeout)
+            total_events += count
+            total_planned += planned
+    return IntakeResult(total_events, total_planned)

@@ -1,0 +1,134 @@
+"""The order system's integration tables (SPEC §2) as SQLModel models.
+
+The order system owns and writes these tables; notifier only reads them. `init-db` creates
+them where they are missing (new installs, the demo, tests); an existing order system may
+provide them as views with the same columns.
+
+Timestamps are UTC. SQLite stores them as text `YYYY-MM-DD HH:MM:SS[.ffffff]`, PostgreSQL
+as `timestamp with time zone`. `data` is JSON text in SQLite and `jsonb` in PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+# Money as NUMERIC everywhere; floats never touch prices. SQLite hands back numbers, which
+# context.py turns into Decimal via str() so 19.9 stays 19.9.
+MONEY = sa.Numeric(12, 2, asdecimal=False)
+UTC_TIMESTAMP = sa.DateTime(timezone=True)
+EVENT_DATA = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def _money(nullable: bool = False) -> Any:
+    return Field(default=None, sa_type=MONEY, nullable=nullable)
+
+
+def _timestamp(nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTC_TIMESTAMP, nullable=nullable, index=index)
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customers"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str
+    name: str
+    locale: str = Field(default="en", sa_column_kwargs={"server_default": "en"})
+    timezone: str = Field(default="UTC", sa_column_kwargs={"server_default": "UTC"})
+    marketing_opt_in: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+
+
+class Product(SQLModel, table=True):
+    __tablename__ = "products"
+    id: int | None = Field(default=None, primary_key=True)
+    sku: str
+    name: str
+    tags: str = ""
+    price: Decimal = _money()
+    currency: str
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(index=True)
+    placed_at: datetime = _timestamp(index=True)
+    status: str
+    total: Decimal = _money()
+    currency: str
+    ship_to_name: str
+    ship_to_address: str
+    promised_date: date | None = None
+
+
+class OrderItem(SQLModel, table=True):
+    __tablename__ = "order_items"
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(index=True)
+    product_id: int = Field(index=True)
+    quantity: int
+    unit_price: Decimal = _money()
+
+
+class Case(SQLModel, table=True):
+    __tablename__ = "cases"
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(index=True)
+    order_id: int | None = Field(default=None, index=True)
+    subject: str
+    status: str
+    priority: str = "normal"
+    opened_at: datetime = _timestamp()
+
+
+def _event_id() -> Any:
+    # AUTOINCREMENT in SQLite so ids are never reused after a delete.
+    return Field(default=None, primary_key=True, sa_column_kwargs={"autoincrement": True})
+
+
+class OrderEvent(SQLModel, table=True):
+    __tablename__ = "order_events"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: int | None = _event_id()
+    order_id: int = Field(index=True)
+    type: str
+    occurred_at: datetime = _timestamp()
+    data: dict[str, Any] | None = Field(default=None, sa_type=EVENT_DATA, nullable=True)
+
+
+class CaseEvent(SQLModel, table=True):
+    __tablename__ = "case_events"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: int | None = _event_id()
+    case_id: int = Field(index=True)
+    type: str
+    occurred_at: datetime = _timestamp()
+    data: dict[str, Any] | None = Field(default=None, sa_type=EVENT_DATA, nullable=True)
+
+
+class ProductEvent(SQLModel, table=True):
+    __tablename__ = "product_events"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: int | None = _event_id()
+    product_id: int = Field(index=True)
+    type: str
+    occurred_at: datetime = _timestamp()
+    data: dict[str, Any] | None = Field(default=None, sa_type=EVENT_DATA, nullable=True)
+
+
+INTEGRATION_TABLES = tuple(
+    model.__table__  # type: ignore[attr-defined]
+    for model in (Customer, Product, Order, OrderItem, Case, OrderEvent, CaseEvent, ProductEvent)
+)
+
+# Event source -> (table, the column naming what the event is about).
+EVENT_SOURCES: dict[str, tuple[sa.Table, str]] = {
+    "order": (OrderEvent.__table__, "order_id"),  # type: ignore[attr-defined]
+    "case": (CaseEvent.__table__, "case_id"),  # type: ignore[attr-defined]
+    "product": (ProductEvent.__table__, "product_id"),  # type: ignore[attr-defined]
+}

@@ -1,0 +1,64 @@
+"""Pure time arithmetic: durations, due times and expiry.
+
+Nothing here reads a clock: every function takes `now` (or a moment) as an argument, so
+freezegun tests, `check` and `history` can all reuse it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str | int | float) -> timedelta:
+    """'30s', '15m', '48h', '3d' -> timedelta. A bare number is seconds.
+
+    Raises ValueError with the accepted forms when the text is not one of them.
+    """
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a duration (use e.g. 30s, 15m, 48h, 3d)")
+    if isinstance(text, int | float):
+        if text < 0:
+            raise ValueError(f"{text!r} is negative; a duration must be 0 or more")
+        return timedelta(seconds=text)
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a duration (use e.g. 30s, 15m, 48h, 3d)")
+    amount, unit = match.groups()
+    return timedelta(seconds=int(amount) * _UNIT_SECONDS[unit])
+
+
+def format_duration(value: timedelta) -> str:
+    """timedelta -> the shortest exact form parse_duration accepts ('48h', '90s')."""
+    seconds = int(value.total_seconds())
+    for unit in ("d", "h", "m"):
+        size = _UNIT_SECONDS[unit]
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def as_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime; naive values are taken as UTC (the schema stores UTC)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC (freezegun-friendly)."""
+    return datetime.now(UTC)
+
+
+def expires_at(due_at: datetime, max_age: timedelta | None) -> datetime | None:
+    """The moment after which a message that fell due at `due_at` is too stale to send."""
+    return None if max_age is None else due_at + max_age
+
+
+def is_expired(due_at: datetime, max_age: timedelta | None, now: datetime) -> bool:
+    """True when sending now would be more than `max_age` after the message fell due."""
+    limit = expires_at(due_at, max_age)
+    return limit is not None and now > limit

@@ -1,0 +1,115 @@
+"""Shared fixtures: real SQLite files, a real PostgreSQL database per run, a real SMTP server.
+
+Tests marked `postgres` run against a fresh database on 127.0.0.1:5432. Locally they skip
+with a clear message when no server answers; in CI (NOTIFIER_REQUIRE_POSTGRES=1) they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from notifier.database import init_db, make_engine
+from notifier.settings import Secret, Settings
+from tests.conftest_smtp import smtp_server  # noqa: F401
+from tests.shop import Shop
+from tests.smtp_server import FaultySmtpServer
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("NOTIFIER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the shipped rules.yaml and templates/ that a test may edit."""
+    shutil.copy(ROOT / "rules.yaml", tmp_path / "rules.yaml")
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    return tmp_path
+
+
+def _pg_reachable() -> str | None:
+    try:
+        engine = make_engine(PG_ADMIN_URL)
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # any failure means: no server to test against
+        return str(exc).splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped at the end."""
+    problem = _pg_reachable()
+    if problem is not None:
+        if os.environ.get("NOTIFIER_REQUIRE_POSTGRES") or os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required here but not reachable: {problem}")
+        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({problem}); these tests run in CI")
+    name = f"notifier_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = make_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _fresh_postgres(url: str) -> sa.Engine:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    return engine
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database made by init-db: a SQLite file, then PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shop.db'}"
+        engine = make_engine(url)
+    else:
+        url = request.getfixturevalue("postgres_url")
+        engine = _fresh_postgres(url)
+    init_db(engine)
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    engine = make_engine(url)
+    init_db(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def shop(engine: sa.Engine) -> Shop:
+    return Shop(engine)
+
+
+@pytest.fixture
+def settings(db_url: str, project: Path, smtp_server: FaultySmtpServer) -> Settings:  # noqa: F811
+    """Settings pointing at the test database, the test SMTP server and a copy of the rules."""
+    return replace(Settings(), database_url=Secret(db_url), smtp_url=Secret(smtp_server.url),
+                   rules=project / "rules.yaml", templates=project / "templates",
+                   secret_key=Secret("test-secret"), smtp_timeout=timedelta(seconds=2),
+                   retry_backoff=timedelta(seconds=60))
