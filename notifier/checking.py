@@ -18,7 +18,7 @@ from notifier.errors import Problem, RulesError
 from notifier.events import Event, read_ids
 from notifier.intake import brand_of
 from notifier.mail import Rendered
-from notifier.rendering import LOCALES, Renderer, TemplateError
+from notifier.rendering import LOCALES, TemplateError
 from notifier.rules import RuleSet
 from notifier.samples import SAMPLE_TRIGGER_OF_TEMPLATE, sample_context
 from notifier.schema import EVENT_SOURCES
@@ -44,8 +44,10 @@ def check_all(rules_path: Path, templates: Path) -> tuple[list[Problem], list[st
     except RulesError as exc:
         return list(exc.problems), []
     problems: list[Problem] = []
-    summary = [f"{rules_path}: {len(rules.rules)} rules "
-               f"({sum(r.enabled for r in rules.rules)} enabled), digest {rules.digest}"]
+    summary = [
+        f"{rules_path}: {len(rules.rules)} rules "
+        f"({sum(r.enabled for r in rules.rules)} enabled), digest {rules.digest}"
+    ]
     for template in renderer.template_names():
         try:
             trigger = trigger_of(template, rules)
@@ -77,8 +79,15 @@ def _sample(trigger: str, locale: str, rules: RuleSet) -> dict[str, Any]:
     return context
 
 
-def preview(settings: Settings, template: str, *, locale: str, order: int | None = None,
-            case: int | None = None, product: int | None = None) -> Rendered:
+def preview(
+    settings: Settings,
+    template: str,
+    *,
+    locale: str,
+    order: int | None = None,
+    case: int | None = None,
+    product: int | None = None,
+) -> Rendered:
     """Render one message with sample data, or with a real order, case or product."""
     rules, renderer = load_checked(settings.rules, settings.templates)
     if not renderer.has_template(template):
@@ -88,21 +97,30 @@ def preview(settings: Settings, template: str, *, locale: str, order: int | None
         return renderer.render(template, locale, _sample(trigger, locale, rules))
     from notifier.database import make_engine
 
-    source, subject_id = ("order", order) if order is not None else (
-        ("case", case) if case is not None else ("product", product))
+    source, subject_id = (
+        ("order", order)
+        if order is not None
+        else (("case", case) if case is not None else ("product", product))
+    )
     with make_engine(settings.database_url.reveal()).connect() as conn:
         context = _real_context(conn, trigger, source, int(subject_id or 0), rules, locale)
     return renderer.render(template, locale, context)
 
 
-def _real_context(conn: sa.Connection, trigger: str, source: str, subject_id: int, rules: RuleSet,
-                  locale: str) -> dict[str, Any]:
+def _real_context(
+    conn: sa.Connection, trigger: str, source: str, subject_id: int, rules: RuleSet, locale: str
+) -> dict[str, Any]:
     subject = load_subjects(conn, [(source, subject_id)])[(source, subject_id)]
     if subject.problem and subject.customer is None and subject.product is None:
         raise LookupError(subject.problem)
     event = _latest_event(conn, trigger, source, subject_id) or _sample_event(trigger, source, subject_id)
-    context = template_context(subject, event, brand=brand_of(rules), now=utcnow(),
-                               customer=subject.customer or sample_context(trigger, locale)["customer"])
+    context = template_context(
+        subject,
+        event,
+        brand=brand_of(rules),
+        now=utcnow(),
+        customer=subject.customer or sample_context(trigger, locale)["customer"],
+    )
     context["locale"] = locale
     if subject.customer is None and isinstance(subject, Subject):
         context["customer"] = sample_context(trigger, locale)["customer"]
@@ -113,8 +131,12 @@ def _latest_event(conn: sa.Connection, trigger: str, source: str, subject_id: in
     table, column = EVENT_SOURCES[source]
     if not trigger.startswith(source + "."):
         return None
-    query = (sa.select(table.c.id).where(table.c[column] == subject_id, table.c.type == trigger.split(".", 1)[1])
-             .order_by(table.c.id.desc()).limit(1))
+    query = (
+        sa.select(table.c.id)
+        .where(table.c[column] == subject_id, table.c.type == trigger.split(".", 1)[1])
+        .order_by(table.c.id.desc())
+        .limit(1)
+    )
     found = read_ids(conn, source, conn.execute(query).scalars())
     return found[0] if found else None
 

@@ -12,7 +12,7 @@ import logging
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import typer
 from rich.console import Console
@@ -22,17 +22,23 @@ from notifier import __version__
 from notifier.errors import ConfigError, NotifierError, RulesError
 from notifier.settings import Settings, load_settings
 
-app = typer.Typer(help="notifier: tells customers what is happening with their orders before they ask.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-console = Console()
+app = typer.Typer(
+    help="notifier: tells customers what is happening with their orders before they ask.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
 EXIT_INVALID = 1
 
 
 class State:
-    overrides: dict[str, Any] = {}
-    config_file: Path | None = None
+    """Global options, kept between the callback and the command it precedes."""
+
+    overrides: ClassVar[dict[str, Any]] = {}
+    config_file: ClassVar[Path | None] = None
 
 
 def _settings() -> Settings:
@@ -45,9 +51,11 @@ def _settings() -> Settings:
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING if verbose < 2 else logging.DEBUG)
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("apscheduler", "mail.log"):  # the scheduler's and aiosmtpd's chatter
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbose < 2 else logging.DEBUG)
 
 
 def _version(value: bool) -> None:
@@ -58,17 +66,25 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    database_url: Annotated[str | None, typer.Option(help="Database URL (env NOTIFIER_DATABASE_URL).")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="Database URL (env NOTIFIER_DATABASE_URL).")
+    ] = None,
     smtp_url: Annotated[str | None, typer.Option(help="SMTP URL (env NOTIFIER_SMTP_URL).")] = None,
     rules: Annotated[Path | None, typer.Option(help="Rules file (env NOTIFIER_RULES).")] = None,
     templates: Annotated[Path | None, typer.Option(help="Templates folder (env NOTIFIER_TEMPLATES).")] = None,
     config: Annotated[Path | None, typer.Option(help="A notifier.toml to read settings from.")] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log detail.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
 ) -> None:
-    State.overrides = {"database_url": database_url, "smtp_url": smtp_url, "rules": rules, "templates": templates}
+    State.overrides = {
+        "database_url": database_url,
+        "smtp_url": smtp_url,
+        "rules": rules,
+        "templates": templates,
+    }
     State.config_file = config
     _setup_logging(verbose, quiet)
 
@@ -106,8 +122,10 @@ def run_command(
     try:
         if once:
             code, total = asyncio.run(run_once(settings))
-            console.print(f"{total.events} event(s) read, {total.sent} sent, {total.retrying} to retry, "
-                          f"{total.failed} failed, {total.skipped} skipped")
+            console.print(
+                f"{total.events} event(s) read, {total.sent} sent, {total.retrying} to retry, "
+                f"{total.failed} failed, {total.skipped} skipped"
+            )
             raise typer.Exit(code)
         raise typer.Exit(asyncio.run(run_forever(settings)))
     except RulesError as exc:
@@ -141,7 +159,9 @@ def preview_command(
     order: Annotated[int | None, typer.Option(help="Use this real order instead of sample data.")] = None,
     case: Annotated[int | None, typer.Option(help="Use this real case.")] = None,
     product: Annotated[int | None, typer.Option(help="Use this real product.")] = None,
-    html: Annotated[bool, typer.Option("--html", help="Print the HTML part instead of the text part.")] = False,
+    html: Annotated[
+        bool, typer.Option("--html", help="Print the HTML part instead of the text part.")
+    ] = False,
 ) -> None:
     """Render one message and print its subject and text (or HTML) part."""
     from notifier.checking import preview
@@ -159,7 +179,9 @@ def preview_command(
 
 @app.command("demo")
 def demo_command(
-    out: Annotated[Path, typer.Option(help="Folder for the demo database and the .eml files.")] = Path("demo-out"),
+    out: Annotated[Path, typer.Option(help="Folder for the demo database and the .eml files.")] = Path(
+        "demo-out"
+    ),
 ) -> None:
     """Run the embedded demo: sample orders in three languages, a local mail catcher, a summary."""
     from notifier.demo import run_demo
@@ -235,19 +257,28 @@ def history_command(
     if not entries:
         console.print("nothing was sent or planned for that yet")
         return
-    table = Table()
-    for column in ("due (UTC)", "rule", "event", "to", "state", "why / reply"):
-        table.add_column(column)
     for entry in entries:
+        _print_entry(entry)
+
+
+def _print_entry(entry: Any) -> None:
+    """Two lines per notification: what and when, then the why (or the server's reply)."""
+    state = entry.state + (f" ({entry.reason})" if entry.reason else "")
+    console.print(
+        f"{entry.due_at:%Y-%m-%d %H:%M} UTC  {entry.rule:<22} {state:<22} to {entry.recipient or '-'}"
+        f"  [{entry.event}]",
+        markup=False,
+        highlight=False,
+    )
+    if entry.state == "sent":
+        why = f"sent {entry.sent_at:%Y-%m-%d %H:%M:%S} UTC, {entry.smtp_reply or ''}, {entry.message_id}"
+    elif entry.state == "queued":
+        why = f"waiting until {entry.due_at:%Y-%m-%d %H:%M} UTC"
+    else:
         why = entry.detail or entry.smtp_reply or ""
-        if entry.state == "sent":
-            why = f"sent {entry.sent_at:%Y-%m-%d %H:%M:%S}, {entry.message_id}, {entry.smtp_reply or ''}"
-        elif entry.state == "queued":
-            why = f"waiting until {entry.due_at:%Y-%m-%d %H:%M} UTC"
-        state = entry.state + (f" ({entry.reason})" if entry.reason else "")
-        table.add_row(f"{entry.due_at:%Y-%m-%d %H:%M}", entry.rule, entry.event, entry.recipient or "-",
-                      state, why)
-    console.print(table)
+    if entry.subject:
+        why = f'"{entry.subject}" - {why}'
+    console.print(f"{'':22}{why}", markup=False, highlight=False)
 
 
 def main() -> None:

@@ -88,10 +88,18 @@ class LiveConfig:
             rules, renderer = load_checked(self.rules_path, self.templates)
         except RulesError as exc:
             self.last_error = str(exc)
-            log.error("rules or templates changed but are not valid; keeping the last good ones "
-                      "(rules %s):\n%s", self.rules.digest, exc)
+            log.error(
+                "rules or templates changed but are not valid; keeping the last good ones (rules %s):\n%s",
+                self.rules.digest,
+                exc,
+            )
             return ReloadOutcome(changed=True, error=str(exc))
         self.rules, self.renderer, self.last_error = rules, renderer, None
-        log.info("reloaded %s (%d rules, digest %s) and %s", self.rules_path, len(rules.rules),
-                 rules.digest, self.templates)
+        log.info(
+            "reloaded %s (%d rules, digest %s) and %s",
+            self.rules_path,
+            len(rules.rules),
+            rules.digest,
+            self.templates,
+        )
         return ReloadOutcome(changed=True)

@@ -54,7 +54,7 @@ def _rows(conn: sa.Connection, table: sa.Table, column: str, ids: Iterable[int])
     wanted = sorted(set(ids))
     rows: list[Any] = []
     for start in range(0, len(wanted), CHUNK):
-        chunk = wanted[start:start + CHUNK]
+        chunk = wanted[start : start + CHUNK]
         rows.extend(conn.execute(sa.select(table).where(table.c[column].in_(chunk))).mappings())
     return rows
 
@@ -64,38 +64,61 @@ def customer_problem(customer: Mapping[str, Any]) -> str | None:
     try:
         ZoneInfo(str(customer["timezone"]))
     except (ZoneInfoNotFoundError, ValueError):
-        return f"customer {customer['id']} has timezone {customer['timezone']!r}, which is not an IANA timezone"
+        return (
+            f"customer {customer['id']} has timezone {customer['timezone']!r}, which is not an IANA timezone"
+        )
     return None
 
 
 def _customer(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "id": row["id"], "name": row["name"] or "", "email": (row["email"] or "").strip(),
-        "locale": row["locale"] or "en", "timezone": row["timezone"] or "UTC",
+        "id": row["id"],
+        "name": row["name"] or "",
+        "email": (row["email"] or "").strip(),
+        "locale": row["locale"] or "en",
+        "timezone": row["timezone"] or "UTC",
         "marketing_opt_in": bool(row["marketing_opt_in"]),
     }
 
 
 def _order(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "id": row["id"], "number": str(row["id"]), "customer_id": row["customer_id"],
-        "placed_at": parse_timestamp(row["placed_at"]), "status": row["status"],
-        "total": money(row["total"]), "currency": row["currency"],
-        "ship_to_name": row["ship_to_name"], "ship_to_address": row["ship_to_address"],
+        "id": row["id"],
+        "number": str(row["id"]),
+        "customer_id": row["customer_id"],
+        "placed_at": parse_timestamp(row["placed_at"]),
+        "status": row["status"],
+        "total": money(row["total"]),
+        "currency": row["currency"],
+        "ship_to_name": row["ship_to_name"],
+        "ship_to_address": row["ship_to_address"],
         "promised_date": _date(row["promised_date"]),
     }
 
 
 def _product(row: Mapping[str, Any]) -> dict[str, Any]:
     tags = [tag.strip() for tag in (row["tags"] or "").split(",") if tag.strip()]
-    return {"id": row["id"], "sku": row["sku"], "name": row["name"], "tags": tags,
-            "price": money(row["price"]), "currency": row["currency"]}
+    return {
+        "id": row["id"],
+        "sku": row["sku"],
+        "name": row["name"],
+        "tags": tags,
+        "price": money(row["price"]),
+        "currency": row["currency"],
+    }
 
 
 def _case(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "number": str(row["id"]), "customer_id": row["customer_id"],
-            "order_id": row["order_id"], "subject": row["subject"], "status": row["status"],
-            "priority": row["priority"] or "normal", "opened_at": parse_timestamp(row["opened_at"])}
+    return {
+        "id": row["id"],
+        "number": str(row["id"]),
+        "customer_id": row["customer_id"],
+        "order_id": row["order_id"],
+        "subject": row["subject"],
+        "status": row["status"],
+        "priority": row["priority"] or "normal",
+        "opened_at": parse_timestamp(row["opened_at"]),
+    }
 
 
 def _items(conn: sa.Connection, order_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
@@ -105,13 +128,16 @@ def _items(conn: sa.Connection, order_ids: Iterable[int]) -> dict[int, list[dict
     for row in sorted(rows, key=lambda r: r["id"]):
         product = products.get(row["product_id"])
         unit_price = money(row["unit_price"]) or Decimal(0)
-        items.setdefault(row["order_id"], []).append({
-            "product_id": row["product_id"],
-            "sku": product["sku"] if product else "",
-            "name": product["name"] if product else f"product {row['product_id']}",
-            "quantity": row["quantity"], "unit_price": unit_price,
-            "line_total": unit_price * row["quantity"],
-        })
+        items.setdefault(row["order_id"], []).append(
+            {
+                "product_id": row["product_id"],
+                "sku": product["sku"] if product else "",
+                "name": product["name"] if product else f"product {row['product_id']}",
+                "quantity": row["quantity"],
+                "unit_price": unit_price,
+                "line_total": unit_price * row["quantity"],
+            }
+        )
     return items
 
 
@@ -119,18 +145,27 @@ def load_subjects(conn: sa.Connection, refs: Iterable[tuple[str, int]]) -> dict[
     """(source, subject id) pairs -> Subjects, loaded with a few queries per table."""
     refs = set(refs)
     cases = {r["id"]: _case(r) for r in _rows(conn, CASES, "id", [i for s, i in refs if s == "case"])}
-    order_ids = {i for s, i in refs if s == "order"} | {c["order_id"] for c in cases.values() if c["order_id"]}
+    order_ids = {i for s, i in refs if s == "order"} | {
+        c["order_id"] for c in cases.values() if c["order_id"]
+    }
     orders = {r["id"]: _order(r) for r in _rows(conn, ORDERS, "id", order_ids)}
     customer_ids = {o["customer_id"] for o in orders.values()} | {c["customer_id"] for c in cases.values()}
     customers = {r["id"]: r for r in _rows(conn, CUSTOMERS, "id", customer_ids)}
     items = _items(conn, orders)
-    products = {r["id"]: _product(r) for r in
-                _rows(conn, PRODUCTS, "id", [i for s, i in refs if s == "product"])}
+    products = {
+        r["id"]: _product(r) for r in _rows(conn, PRODUCTS, "id", [i for s, i in refs if s == "product"])
+    }
     return {ref: _subject(ref, orders, items, cases, customers, products) for ref in refs}
 
 
-def _subject(ref: tuple[str, int], orders: dict[int, Any], items: dict[int, Any],
-             cases: dict[int, Any], customers: dict[int, Any], products: dict[int, Any]) -> Subject:
+def _subject(
+    ref: tuple[str, int],
+    orders: dict[int, Any],
+    items: dict[int, Any],
+    cases: dict[int, Any],
+    customers: dict[int, Any],
+    products: dict[int, Any],
+) -> Subject:
     source, subject_id = ref
     if source == "product":
         product = products.get(subject_id)
@@ -146,8 +181,13 @@ def _subject(ref: tuple[str, int], orders: dict[int, Any], items: dict[int, Any]
     row = customers.get(customer_id)
     if row is None:
         return Subject(order=order, case=case, problem=f"customer {customer_id} does not exist")
-    return Subject(customer=_customer(row), order=order, items=items.get(order_id, []) if order_id else [],
-                   case=case, problem=customer_problem(row))
+    return Subject(
+        customer=_customer(row),
+        order=order,
+        items=items.get(order_id, []) if order_id else [],
+        case=case,
+        problem=customer_problem(row),
+    )
 
 
 def load_customers(conn: sa.Connection, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
@@ -158,21 +198,35 @@ def load_customers(conn: sa.Connection, ids: Iterable[int]) -> dict[int, dict[st
 def event_value(event: Event) -> dict[str, Any]:
     """The `event` variable: id, type, occurred_at, data, and every documented key."""
     value: dict[str, Any] = dict(event.data)
-    value.update({"id": event.id, "type": event.type, "occurred_at": event.occurred_at,
-                  "data": dict(event.data)})
+    value.update(
+        {"id": event.id, "type": event.type, "occurred_at": event.occurred_at, "data": dict(event.data)}
+    )
     return value
 
 
-def template_context(subject: Subject, event: Event, *, customer: dict[str, Any] | None = None,
-                     brand: Mapping[str, str], links: Mapping[str, str | None] | None = None,
-                     reply_by: datetime | None = None, now: datetime) -> dict[str, Any]:
+def template_context(
+    subject: Subject,
+    event: Event,
+    *,
+    customer: dict[str, Any] | None = None,
+    brand: Mapping[str, str],
+    links: Mapping[str, str | None] | None = None,
+    reply_by: datetime | None = None,
+    now: datetime,
+) -> dict[str, Any]:
     """The dict conditions and templates see (the contract in rendering.py)."""
     person = customer or subject.customer or {}
     return {
-        "customer": person or None, "order": subject.order, "items": subject.items,
-        "event": event_value(event), "case": subject.case, "product": subject.product,
+        "customer": person or None,
+        "order": subject.order,
+        "items": subject.items,
+        "event": event_value(event),
+        "case": subject.case,
+        "product": subject.product,
         "reply_by": reply_by,
         "links": {"unsubscribe": None, "not_solved": None, **(links or {})},
-        "brand": dict(brand), "locale": person.get("locale", "en"),
-        "timezone": person.get("timezone", "UTC"), "now": now,
+        "brand": dict(brand),
+        "locale": person.get("locale", "en"),
+        "timezone": person.get("timezone", "UTC"),
+        "now": now,
     }

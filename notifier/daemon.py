@@ -61,19 +61,34 @@ class CycleResult:
 class Pipeline:
     """Everything one daemon (or one `run --once`, or the demo) needs to do its work."""
 
-    def __init__(self, settings: Settings, *, config: LiveConfig | None = None, engine: Engine | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        config: LiveConfig | None = None,
+        engine: Engine | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self.worker = worker_name()
         self._owns_engine = engine is None
         self.engine = engine or make_engine(settings.database_url.reveal())
         self.config = config or LiveConfig(settings.rules, settings.templates)
-        smtp = SmtpConfig.from_url(settings.smtp_url.reveal(), connections=settings.smtp_connections,
-                                   timeout=settings.smtp_timeout.total_seconds())
+        smtp = SmtpConfig.from_url(
+            settings.smtp_url.reveal(),
+            connections=settings.smtp_connections,
+            timeout=settings.smtp_timeout.total_seconds(),
+        )
         self.sender = Sender(smtp)
-        self.dispatcher = Dispatcher(engine=self.engine, config=self.config, sender=self.sender,
-                                     settings=settings, worker=self.worker, clock=clock)
+        self.dispatcher = Dispatcher(
+            engine=self.engine,
+            config=self.config,
+            sender=self.sender,
+            settings=settings,
+            worker=self.worker,
+            clock=clock,
+        )
         self.stopping = asyncio.Event()
 
     async def __aenter__(self) -> Pipeline:
@@ -89,11 +104,18 @@ class Pipeline:
     def publish_config(self) -> None:
         rules = self.config.rules
         with self.engine.begin() as conn:
-            store.publish(conn, {
-                "rules.path": str(self.config.rules_path), "rules.digest": rules.digest,
-                "rules.count": str(len(rules.rules)), "templates.path": str(self.config.templates),
-                "reload.error": self.config.last_error or "", "reload.at": self.clock().isoformat(),
-            }, self.clock())
+            store.publish(
+                conn,
+                {
+                    "rules.path": str(self.config.rules_path),
+                    "rules.digest": rules.digest,
+                    "rules.count": str(len(rules.rules)),
+                    "templates.path": str(self.config.templates),
+                    "reload.error": self.config.last_error or "",
+                    "reload.at": self.clock().isoformat(),
+                },
+                self.clock(),
+            )
 
     async def cycle(self) -> CycleResult:
         """Reload if edited, evaluate new events, send everything due, until idle or stopping."""
@@ -101,8 +123,13 @@ class Pipeline:
         if self.config.reload_if_changed().changed:
             await asyncio.to_thread(self.publish_config)
         taken = await asyncio.to_thread(
-            intake, self.engine, self.config.rules, clock=self.clock, batch_size=self.settings.batch_size,
-            gap_timeout=self.settings.gap_timeout)
+            intake,
+            self.engine,
+            self.config.rules,
+            clock=self.clock,
+            batch_size=self.settings.batch_size,
+            gap_timeout=self.settings.gap_timeout,
+        )
         result.events, result.planned = taken.events, taken.planned
         while not self.stopping.is_set():
             batch = await self.dispatcher.dispatch_once()
@@ -121,8 +148,11 @@ async def run_once(settings: Settings, **kwargs: object) -> tuple[int, CycleResu
             for name in ("events", "planned", "sent", "failed", "skipped", "retrying"):
                 setattr(total, name, getattr(total, name) + getattr(result, name))
             if pipeline.dispatcher.stalled is not None:
-                log.error("SMTP server unusable: %s; %s", pipeline.dispatcher.stalled.reply,
-                          "the messages stay queued for the next run")
+                log.error(
+                    "SMTP server unusable: %s; %s",
+                    pipeline.dispatcher.stalled.reply,
+                    "the messages stay queued for the next run",
+                )
                 return EXIT_SMTP_UNAVAILABLE, total
             if result.events == 0 and result.sent + result.failed + result.skipped + result.retrying == 0:
                 return EXIT_OK, total
@@ -138,8 +168,10 @@ async def run_forever(settings: Settings) -> int:
             nonlocal signals
             signals += 1
             if signals > 1:
-                log.warning("second %s: exiting now; claimed messages go back to the queue when "
-                            "their lease runs out", signal.Signals(signum).name)
+                log.warning(
+                    "second %s: exiting now; claimed messages go back to the queue when their lease runs out",
+                    signal.Signals(signum).name,
+                )
                 os._exit(128 + signum)
             log.info("%s: finishing the messages in flight, then stopping", signal.Signals(signum).name)
             pipeline.stopping.set()
@@ -162,11 +194,24 @@ async def run_forever(settings: Settings) -> int:
 
         scheduler = AsyncIOScheduler(event_loop=loop)
         interval = settings.poll_interval.total_seconds()
-        scheduler.add_job(tick, "interval", seconds=interval, id="cycle", coalesce=True, max_instances=1,
-                          misfire_grace_time=max(1, int(interval * 5)), next_run_time=datetime.now())
+        scheduler.add_job(
+            tick,
+            "interval",
+            seconds=interval,
+            id="cycle",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=max(1, int(interval * 5)),
+            next_run_time=datetime.now(),
+        )
         scheduler.start()
-        log.info("notifier running as %s: rules %s (%s), polling every %s", pipeline.worker,
-                 settings.rules, pipeline.config.rules.digest, settings.poll_interval)
+        log.info(
+            "notifier running as %s: rules %s (%s), polling every %s",
+            pipeline.worker,
+            settings.rules,
+            pipeline.config.rules.digest,
+            settings.poll_interval,
+        )
         await pipeline.stopping.wait()
         scheduler.pause()
         # APScheduler's shutdown cancels coroutine jobs still running: wait for ours first.

@@ -37,11 +37,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         try:
             return sa.create_engine(url, pool_pre_ping=True, **kwargs)
         except ModuleNotFoundError as exc:
-            raise ConfigError(
-                "PostgreSQL needs psycopg: pip install 'notifier[postgres]'"
-            ) from exc
-    raise ConfigError(f"database URL {url.split(':', 1)[0]!r} is not supported; "
-                      "use sqlite:///path.db or postgresql://user@host/db")
+            raise ConfigError("PostgreSQL needs psycopg: pip install 'notifier[postgres]'") from exc
+    raise ConfigError(
+        f"database URL {url.split(':', 1)[0]!r} is not supported; "
+        "use sqlite:///path.db or postgresql://user@host/db"
+    )
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:

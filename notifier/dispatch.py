@@ -72,8 +72,16 @@ class BatchResult:
 class Dispatcher:
     """Owns the send side of the pipeline for one daemon (or one `run --once`)."""
 
-    def __init__(self, *, engine: Engine, config: LiveConfig, sender: Sender, settings: Settings,
-                 worker: str, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        config: LiveConfig,
+        sender: Sender,
+        settings: Settings,
+        worker: str,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.engine = engine
         self.config = config
         self.sender = sender
@@ -100,8 +108,9 @@ class Dispatcher:
 
     def _claim(self, now: datetime) -> list[Claimed]:
         with self.engine.begin() as conn:
-            return store.claim_due(conn, now=now, limit=self.settings.batch_size, worker=self.worker,
-                                   lease=self.settings.lease)
+            return store.claim_due(
+                conn, now=now, limit=self.settings.batch_size, worker=self.worker, lease=self.settings.lease
+            )
 
     # --- deciding and building -----------------------------------------------------------
 
@@ -119,51 +128,73 @@ class Dispatcher:
                 ready.append(Ready(claimed=item, mail_from=self._mail_from(rules), message=item.message))
             elif item.id in built:
                 message, stored = built[item.id]
-                ready.append(Ready(claimed=item, mail_from=self._mail_from(rules), message=message,
-                                   stored=stored))
+                ready.append(
+                    Ready(claimed=item, mail_from=self._mail_from(rules), message=message, stored=stored)
+                )
         return ready, decided
 
     @staticmethod
     def _mail_from(rules: RuleSet) -> str:
         return parse_from(rules.defaults.from_header)[1]
 
-    def _still_wanted(self, conn: sa.Connection, claimed: list[Claimed], rules: RuleSet, now: datetime,
-                      decided: list[Decided]) -> list[Claimed]:
-        blocked = store.suppressed(conn, [c.recipient for c in claimed
-                                          if c.category == Category.MARKETING and c.recipient])
+    def _still_wanted(
+        self,
+        conn: sa.Connection,
+        claimed: list[Claimed],
+        rules: RuleSet,
+        now: datetime,
+        decided: list[Decided],
+    ) -> list[Claimed]:
+        blocked = store.suppressed(
+            conn, [c.recipient for c in claimed if c.category == Category.MARKETING and c.recipient]
+        )
         wanted: list[Claimed] = []
         for item in claimed:
             verdict = self._verdict(conn, item, rules.by_name(item.rule), now, blocked)
             if verdict is None:
                 wanted.append(item)
             else:
-                decided.append(Decided(claimed=item, state=State.SKIPPED, reason=verdict[0],
-                                       detail=verdict[1]))
+                decided.append(
+                    Decided(claimed=item, state=State.SKIPPED, reason=verdict[0], detail=verdict[1])
+                )
         return wanted
 
-    def _verdict(self, conn: sa.Connection, item: Claimed, rule: Rule | None, now: datetime,
-                 blocked: set[str]) -> tuple[Reason, str] | None:
+    def _verdict(
+        self, conn: sa.Connection, item: Claimed, rule: Rule | None, now: datetime, blocked: set[str]
+    ) -> tuple[Reason, str] | None:
         if item.resend_of is None and (rule is None or not rule.enabled):
             return Reason.RULE_GONE, f"rule {item.rule!r} is no longer enabled in the rules file"
         if item.expires_at is not None and now > item.expires_at:
             late = now - item.due_at
-            return Reason.EXPIRED, f"due {item.due_at:%Y-%m-%d %H:%M} UTC, {_words(late)} late; max_age passed"
+            return (
+                Reason.EXPIRED,
+                f"due {item.due_at:%Y-%m-%d %H:%M} UTC, {_words(late)} late; max_age passed",
+            )
         if rule is not None and rule.unless:
             happened = unless_event(conn, item, rule)
             if happened is not None:
-                return Reason.UNLESS_HAPPENED, f"{happened.type} #{happened.id} at {happened.occurred_at:%Y-%m-%d %H:%M} UTC"
+                return (
+                    Reason.UNLESS_HAPPENED,
+                    f"{happened.type} #{happened.id} at {happened.occurred_at:%Y-%m-%d %H:%M} UTC",
+                )
         if item.category == Category.MARKETING:
             if item.recipient and item.recipient.lower() in blocked:
                 return Reason.SUPPRESSED, f"{item.recipient} unsubscribed or bounced"
             if self.settings.secret_key is None:
-                return Reason.NO_SECRET_KEY, "marketing mail needs NOTIFIER_SECRET_KEY to sign its unsubscribe link"
+                return (
+                    Reason.NO_SECRET_KEY,
+                    "marketing mail needs NOTIFIER_SECRET_KEY to sign its unsubscribe link",
+                )
         return None
 
-    def _render_all(self, conn: sa.Connection, items: list[Claimed], rules: RuleSet, now: datetime,
-                    decided: list[Decided]) -> dict[int, tuple[bytes, dict[str, Any]]]:
+    def _render_all(
+        self, conn: sa.Connection, items: list[Claimed], rules: RuleSet, now: datetime, decided: list[Decided]
+    ) -> dict[int, tuple[bytes, dict[str, Any]]]:
         events = _events_for(conn, items)
         subjects = load_subjects(conn, {(i.source, i.subject_id) for i in items})
-        people = load_customers(conn, {i.customer_id for i in items if i.source == "product" and i.customer_id})
+        people = load_customers(
+            conn, {i.customer_id for i in items if i.source == "product" and i.customer_id}
+        )
         brand = brand_of(rules)
         built: dict[int, tuple[bytes, dict[str, Any]]] = {}
         for item in items:
@@ -172,22 +203,39 @@ class Dispatcher:
             person = people.get(item.customer_id) if item.source == "product" and item.customer_id else None
             problem = _problem(event, subject, person, item)
             if problem is not None:
-                decided.append(Decided(claimed=item, state=State.SKIPPED, reason=problem[0], detail=problem[1]))
+                decided.append(
+                    Decided(claimed=item, state=State.SKIPPED, reason=problem[0], detail=problem[1])
+                )
                 continue
             assert event is not None
             try:
                 built[item.id] = self._build(item, event, subject, person, rules, brand, now)
             except TemplateError as exc:
                 log.error("not sending %s #%s: template failed: %s", item.rule, item.id, exc)
-                decided.append(Decided(claimed=item, state=State.FAILED, reason=Reason.RENDER_FAILED,
-                                       detail=str(exc)))
+                decided.append(
+                    Decided(claimed=item, state=State.FAILED, reason=Reason.RENDER_FAILED, detail=str(exc))
+                )
         return built
 
-    def _build(self, item: Claimed, event: Event, subject: Subject, person: dict[str, Any] | None,
-               rules: RuleSet, brand: dict[str, str], now: datetime) -> tuple[bytes, dict[str, Any]]:
-        context = template_context(subject, event, customer=person, brand=brand,
-                                   links=self._links(item, subject, person), now=now,
-                                   reply_by=self._reply_by(subject, rules))
+    def _build(
+        self,
+        item: Claimed,
+        event: Event,
+        subject: Subject,
+        person: dict[str, Any] | None,
+        rules: RuleSet,
+        brand: dict[str, str],
+        now: datetime,
+    ) -> tuple[bytes, dict[str, Any]]:
+        context = template_context(
+            subject,
+            event,
+            customer=person,
+            brand=brand,
+            links=self._links(item, subject, person),
+            now=now,
+            reply_by=self._reply_by(subject, rules),
+        )
         locale = self.config.renderer.choose_locale(item.template, context["locale"])
         rendered = self.config.renderer.render(item.template, locale, context)
         customer = person or subject.customer or {}
@@ -195,12 +243,21 @@ class Dispatcher:
         message_key = item.key if item.resend_of is None else f"{item.key}:resend:{item.id}"
         message_id = make_message_id(message_key, brand["email"].rsplit("@", 1)[-1])
         headers = self._list_headers(item) if item.category == Category.MARKETING else ()
-        envelope = Envelope(from_header=rules.defaults.from_header, to_name=to_name,
-                            to_address=item.recipient or "", message_id=message_id, date=now,
-                            extra_headers=headers)
+        envelope = Envelope(
+            from_header=rules.defaults.from_header,
+            to_name=to_name,
+            to_address=item.recipient or "",
+            message_id=message_id,
+            date=now,
+            extra_headers=headers,
+        )
         message = build_message(rendered, envelope)
-        return message, {"message": message, "message_id": message_id, "subject": rendered.subject,
-                         "locale": locale}
+        return message, {
+            "message": message,
+            "message_id": message_id,
+            "subject": rendered.subject,
+            "locale": locale,
+        }
 
     def _links(self, item: Claimed, subject: Subject, person: dict[str, Any] | None) -> dict[str, str | None]:
         secret = self.settings.secret_key
@@ -216,17 +273,22 @@ class Dispatcher:
 
     def _list_headers(self, item: Claimed) -> tuple[tuple[str, str], ...]:
         assert self.settings.secret_key is not None and item.recipient
-        url = links.unsubscribe_url(self.settings.public_url, self.settings.secret_key.reveal(), item.recipient)
+        url = links.unsubscribe_url(
+            self.settings.public_url, self.settings.secret_key.reveal(), item.recipient
+        )
         mailto = f"mailto:{self._mail_from(self.config.rules)}?subject=unsubscribe"
-        return (("List-Unsubscribe", f"<{url}>, <{mailto}>"),
-                ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+        return (
+            ("List-Unsubscribe", f"<{url}>, <{mailto}>"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        )
 
     @staticmethod
     def _reply_by(subject: Subject, rules: RuleSet) -> datetime | None:
         if subject.case is None:
             return None
-        wait = rules.defaults.response_times.get(subject.case["priority"],
-                                                 rules.defaults.response_times["normal"])
+        wait = rules.defaults.response_times.get(
+            subject.case["priority"], rules.defaults.response_times["normal"]
+        )
         opened: datetime = subject.case["opened_at"]
         return opened + wait
 
@@ -245,13 +307,14 @@ class Dispatcher:
                 if self.stalled is not None:
                     results.update({later.claimed.id: None for later in items[position:]})
                     return
-                result = await self.sender.send(mail_from=item.mail_from, rcpt_to=item.claimed.recipient or "",
-                                                message=item.message)
+                result = await self.sender.send(
+                    mail_from=item.mail_from, rcpt_to=item.claimed.recipient or "", message=item.message
+                )
                 results[item.claimed.id] = result
                 if result.outcome is Outcome.STALLED:
                     self._stall(result)
                 if result.outcome is not Outcome.SENT:
-                    results.update({later.claimed.id: None for later in items[position + 1:]})
+                    results.update({later.claimed.id: None for later in items[position + 1 :]})
                     return
 
         await asyncio.gather(*(send_thread(items) for items in threads.values()))
@@ -276,15 +339,16 @@ class Dispatcher:
             self.stalled = None
             return True
         self._stall_checks += 1
-        wait = min(60.0, 2.0 ** self._stall_checks)
+        wait = min(60.0, 2.0**self._stall_checks)
         self._next_check = self.clock() + timedelta(seconds=wait)
         self.stalled = result
         return False
 
     # --- recording -----------------------------------------------------------------------
 
-    def _record(self, ready: list[Ready], decided: list[Decided],
-                results: dict[int, SendResult | None]) -> BatchResult:
+    def _record(
+        self, ready: list[Ready], decided: list[Decided], results: dict[int, SendResult | None]
+    ) -> BatchResult:
         now = self.clock()
         summary = BatchResult(claimed=len(ready) + len(decided))
         changes: list[dict[str, Any]] = []
@@ -300,10 +364,21 @@ class Dispatcher:
             change = self._outcome_change(item, result, now, summary)
             changes.append({**change, **item.stored})
             if result is not None:
-                attempts.append({"notification_id": item.claimed.id, "at": now, "outcome": result.outcome.value,
-                                 "code": result.code, "reply": result.reply[:1000], "worker": self.worker})
-                if (result.outcome is Outcome.PERMANENT and result.code in HARD_BOUNCE_CODES
-                        and item.claimed.recipient):
+                attempts.append(
+                    {
+                        "notification_id": item.claimed.id,
+                        "at": now,
+                        "outcome": result.outcome.value,
+                        "code": result.code,
+                        "reply": result.reply[:1000],
+                        "worker": self.worker,
+                    }
+                )
+                if (
+                    result.outcome is Outcome.PERMANENT
+                    and result.code in HARD_BOUNCE_CODES
+                    and item.claimed.recipient
+                ):
                     bounces.append(item.claimed.recipient)
         with self.engine.begin() as conn:
             store.update_notifications(conn, changes)
@@ -314,52 +389,109 @@ class Dispatcher:
                 store.publish(conn, {"smtp.last_error": self.stalled.reply}, now)
         return summary
 
-    def _outcome_change(self, item: Ready, result: SendResult | None, now: datetime,
-                        summary: BatchResult) -> dict[str, Any]:
+    def _outcome_change(
+        self, item: Ready, result: SendResult | None, now: datetime, summary: BatchResult
+    ) -> dict[str, Any]:
         claimed = item.claimed
         base = {"b_id": claimed.id, "lease_owner": None, "lease_until": None, "updated_at": now}
         if result is None or result.outcome is Outcome.STALLED:
             summary.released += 1
             return {**base, "state": State.QUEUED}
-        reply = {"smtp_code": result.code, "smtp_reply": result.reply[:1000], "attempts": claimed.attempts + 1}
+        reply = {
+            "smtp_code": result.code,
+            "smtp_reply": result.reply[:1000],
+            "attempts": claimed.attempts + 1,
+        }
         if result.outcome is Outcome.SENT:
             summary.sent += 1
-            log.info("sent %s #%s to %s (%s): %s %s", claimed.rule, claimed.id, claimed.recipient,
-                     claimed.thread, result.code, result.reply[:80])
+            log.info(
+                "sent %s #%s to %s (%s): %s %s",
+                claimed.rule,
+                claimed.id,
+                claimed.recipient,
+                claimed.thread,
+                result.code,
+                result.reply[:80],
+            )
             return {**base, **reply, "state": State.SENT, "sent_at": now, "reason": None, "detail": None}
         if result.outcome is Outcome.PERMANENT:
             summary.failed += 1
-            log.warning("failed %s #%s to %s: %s %s (permanent, not retried)", claimed.rule, claimed.id,
-                        claimed.recipient, result.code, result.reply)
-            return {**base, **reply, "state": State.FAILED, "reason": Reason.SMTP_PERMANENT,
-                    "detail": f"{result.code} {result.reply}"}
+            log.warning(
+                "failed %s #%s to %s: %s %s (permanent, not retried)",
+                claimed.rule,
+                claimed.id,
+                claimed.recipient,
+                result.code,
+                result.reply,
+            )
+            return {
+                **base,
+                **reply,
+                "state": State.FAILED,
+                "reason": Reason.SMTP_PERMANENT,
+                "detail": f"{result.code} {result.reply}",
+            }
         return self._retry_change(claimed, result, now, base, reply, summary)
 
-    def _retry_change(self, claimed: Claimed, result: SendResult, now: datetime, base: dict[str, Any],
-                      reply: dict[str, Any], summary: BatchResult) -> dict[str, Any]:
+    def _retry_change(
+        self,
+        claimed: Claimed,
+        result: SendResult,
+        now: datetime,
+        base: dict[str, Any],
+        reply: dict[str, Any],
+        summary: BatchResult,
+    ) -> dict[str, Any]:
         first = claimed.first_failure_at or now
         if first.tzinfo is None:
             first = first.replace(tzinfo=now.tzinfo)
         if now - first >= self.settings.retry_for:
             summary.failed += 1
-            log.warning("failed %s #%s to %s: still failing after %s: %s", claimed.rule, claimed.id,
-                        claimed.recipient, self.settings.retry_for, result.reply)
-            return {**base, **reply, "state": State.FAILED, "reason": Reason.RETRIES_EXHAUSTED,
-                    "detail": f"{result.code or ''} {result.reply}".strip(), "first_failure_at": first}
+            log.warning(
+                "failed %s #%s to %s: still failing after %s: %s",
+                claimed.rule,
+                claimed.id,
+                claimed.recipient,
+                self.settings.retry_for,
+                result.reply,
+            )
+            return {
+                **base,
+                **reply,
+                "state": State.FAILED,
+                "reason": Reason.RETRIES_EXHAUSTED,
+                "detail": f"{result.code or ''} {result.reply}".strip(),
+                "first_failure_at": first,
+            }
         wait = backoff(claimed.attempts + 1, first=self.settings.retry_backoff.total_seconds())
         summary.retrying += 1
-        log.warning("retrying %s #%s to %s in %.0fs: %s %s", claimed.rule, claimed.id, claimed.recipient,
-                    wait, result.code or "", result.reply)
-        return {**base, **reply, "state": State.RETRYING, "next_attempt_at": now + timedelta(seconds=wait),
-                "first_failure_at": first, "detail": f"{result.code or ''} {result.reply}".strip()}
+        log.warning(
+            "retrying %s #%s to %s in %.0fs: %s %s",
+            claimed.rule,
+            claimed.id,
+            claimed.recipient,
+            wait,
+            result.code or "",
+            result.reply,
+        )
+        return {
+            **base,
+            **reply,
+            "state": State.RETRYING,
+            "next_attempt_at": now + timedelta(seconds=wait),
+            "first_failure_at": first,
+            "detail": f"{result.code or ''} {result.reply}".strip(),
+        }
 
 
 def unless_event(conn: sa.Connection, item: Claimed, rule: Rule) -> Event | None:
     """The first `unless:` event for the same order or case at or after the trigger."""
     table, column = EVENT_SOURCES[item.source]
     short_types = [name.split(".", 1)[1] for name in rule.unless]
-    ids = conn.execute(sa.select(table.c.id).where(
-        table.c[column] == item.subject_id, table.c.type.in_(short_types), table.c.id != item.event_id)
+    ids = conn.execute(
+        sa.select(table.c.id).where(
+            table.c[column] == item.subject_id, table.c.type.in_(short_types), table.c.id != item.event_id
+        )
     ).scalars()
     candidates = event_rows.read_ids(conn, item.source, ids)
     trigger = event_rows.read_ids(conn, item.source, [item.event_id])
@@ -380,8 +512,9 @@ def _events_for(conn: sa.Connection, items: list[Claimed]) -> dict[tuple[str, in
     return found
 
 
-def _problem(event: Event | None, subject: Subject, person: dict[str, Any] | None,
-             item: Claimed) -> tuple[Reason, str] | None:
+def _problem(
+    event: Event | None, subject: Subject, person: dict[str, Any] | None, item: Claimed
+) -> tuple[Reason, str] | None:
     if event is None:
         return Reason.BAD_EVENT, f"event {item.event_type} #{item.event_id} is no longer in the database"
     if event.problem:
@@ -394,14 +527,28 @@ def _problem(event: Event | None, subject: Subject, person: dict[str, Any] | Non
 
 
 def _closed(item: Claimed, state: State, reason: Reason, detail: str, now: datetime) -> dict[str, Any]:
-    return {"b_id": item.id, "state": state, "reason": reason, "detail": detail, "lease_owner": None,
-            "lease_until": None, "updated_at": now}
+    return {
+        "b_id": item.id,
+        "state": state,
+        "reason": reason,
+        "detail": detail,
+        "lease_owner": None,
+        "lease_until": None,
+        "updated_at": now,
+    }
 
 
 def _log_decision(item: Decided) -> None:
     verb = "skipped" if item.state is State.SKIPPED else "failed"
-    log.info("%s %s #%s to %s: %s (%s)", verb, item.claimed.rule, item.claimed.id, item.claimed.recipient,
-             item.reason.value, item.detail)
+    log.info(
+        "%s %s #%s to %s: %s (%s)",
+        verb,
+        item.claimed.rule,
+        item.claimed.id,
+        item.claimed.recipient,
+        item.reason.value,
+        item.detail,
+    )
 
 
 def _words(delta: timedelta) -> str:

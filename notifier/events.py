@@ -25,12 +25,18 @@ from notifier.timing import as_utc
 VOCABULARY: dict[str, dict[str, str]] = {
     "order.placed": {},
     "order.dispatched": {
-        "carrier": "text", "tracking_number": "text", "tracking_url": "text", "eta": "date",
+        "carrier": "text",
+        "tracking_number": "text",
+        "tracking_url": "text",
+        "eta": "date",
     },
     "order.delivered": {"delivered_at": "timestamp", "signed_by": "text"},
     "order.cancelled": {"reason": "text"},
     "product.price_change": {
-        "old_price": "money", "new_price": "money", "currency": "text", "effective_at": "timestamp",
+        "old_price": "money",
+        "new_price": "money",
+        "currency": "text",
+        "effective_at": "timestamp",
     },
     "case.opened": {},
     "case.agent_replied": {"agent": "text"},
@@ -123,16 +129,28 @@ def event_from_row(source: str, row: Mapping[str, Any]) -> Event:
     try:
         occurred_at = parse_timestamp(row["occurred_at"])
     except (ValueError, TypeError):
-        return Event(source=source, id=row["id"], type=event_type, subject_id=row["subject_id"],
-                     occurred_at=as_utc(datetime(1970, 1, 1)),
-                     problem=f"occurred_at {row['occurred_at']!r} is not a timestamp")
+        return Event(
+            source=source,
+            id=row["id"],
+            type=event_type,
+            subject_id=row["subject_id"],
+            occurred_at=as_utc(datetime(1970, 1, 1)),
+            problem=f"occurred_at {row['occurred_at']!r} is not a timestamp",
+        )
     if problem is None:
         try:
             data = typed_data(event_type, data)
         except ValueError as exc:
             problem = str(exc)
-    return Event(source=source, id=row["id"], type=event_type, subject_id=row["subject_id"],
-                 occurred_at=occurred_at, data=MappingProxyType(data), problem=problem)
+    return Event(
+        source=source,
+        id=row["id"],
+        type=event_type,
+        subject_id=row["subject_id"],
+        occurred_at=occurred_at,
+        data=MappingProxyType(data),
+        problem=problem,
+    )
 
 
 def _select(conn: sa.Connection, source: str) -> sa.Select[Any]:
@@ -142,8 +160,11 @@ def _select(conn: sa.Connection, source: str) -> sa.Select[Any]:
     occurred = sa.cast(table.c.occurred_at, sa.Text) if as_text else table.c.occurred_at
     data = sa.cast(table.c.data, sa.Text)
     return sa.select(
-        table.c.id, table.c.type, table.c[subject_column].label("subject_id"),
-        occurred.label("occurred_at"), data.label("data"),
+        table.c.id,
+        table.c.type,
+        table.c[subject_column].label("subject_id"),
+        occurred.label("occurred_at"),
+        data.label("data"),
     )
 
 
@@ -160,7 +181,7 @@ def read_ids(conn: sa.Connection, source: str, ids: Iterable[int]) -> list[Event
     wanted = list(ids)
     found: list[Event] = []
     for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
+        chunk = wanted[start : start + 500]
         query = _select(conn, source).where(table.c.id.in_(chunk))
         found.extend(event_from_row(source, row) for row in conn.execute(query).mappings())
     return sorted(found, key=lambda event: event.id)

@@ -32,16 +32,27 @@ def status(conn: sa.Connection, now: datetime) -> Status:
     n = NOTIFICATIONS
     by_state = {state.value: 0 for state in State}
     by_rule: dict[str, dict[str, int]] = {}
-    for rule, state, count in conn.execute(sa.select(n.c.rule, n.c.state, sa.func.count()).group_by(n.c.rule, n.c.state)):
+    for rule, state, count in conn.execute(
+        sa.select(n.c.rule, n.c.state, sa.func.count()).group_by(n.c.rule, n.c.state)
+    ):
         by_state[state] = by_state.get(state, 0) + count
         by_rule.setdefault(rule, {})[state] = count
-    oldest = conn.execute(sa.select(sa.func.min(n.c.due_at)).where(
-        n.c.state.in_([State.QUEUED, State.RETRYING]), n.c.due_at <= now)).scalar()
-    recent = conn.execute(sa.select(sa.func.count()).where(
-        n.c.state == State.SENT, n.c.sent_at >= now - timedelta(minutes=1))).scalar_one()
+    oldest = conn.execute(
+        sa.select(sa.func.min(n.c.due_at)).where(
+            n.c.state.in_([State.QUEUED, State.RETRYING]), n.c.due_at <= now
+        )
+    ).scalar()
+    recent = conn.execute(
+        sa.select(sa.func.count()).where(n.c.state == State.SENT, n.c.sent_at >= now - timedelta(minutes=1))
+    ).scalar_one()
     published = {row.key: row.value for row in conn.execute(sa.select(STATE.c.key, STATE.c.value))}
-    return Status(by_state=by_state, by_rule=by_rule, oldest_queued_due=as_utc(oldest) if oldest else None,
-                  sent_last_minute=recent, published=published)
+    return Status(
+        by_state=by_state,
+        by_rule=by_rule,
+        oldest_queued_due=as_utc(oldest) if oldest else None,
+        sent_last_minute=recent,
+        published=published,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,8 +81,13 @@ class HistoryEntry:
         return data
 
 
-def history(conn: sa.Connection, *, order: int | None = None, case: int | None = None,
-            customer_email: str | None = None) -> list[HistoryEntry]:
+def history(
+    conn: sa.Connection,
+    *,
+    order: int | None = None,
+    case: int | None = None,
+    customer_email: str | None = None,
+) -> list[HistoryEntry]:
     """Every notification about an order, a case or a customer, oldest first."""
     n = NOTIFICATIONS
     query = sa.select(n).order_by(n.c.due_at, n.c.id)
@@ -81,7 +97,9 @@ def history(conn: sa.Connection, *, order: int | None = None, case: int | None =
         query = query.where(n.c.thread == f"case:{case}")
     elif customer_email is not None:
         ids = sa.select(CUSTOMERS.c.id).where(sa.func.lower(CUSTOMERS.c.email) == customer_email.lower())
-        query = query.where(sa.or_(n.c.customer_id.in_(ids), sa.func.lower(n.c.recipient) == customer_email.lower()))
+        query = query.where(
+            sa.or_(n.c.customer_id.in_(ids), sa.func.lower(n.c.recipient) == customer_email.lower())
+        )
     rows = list(conn.execute(query).mappings())
     attempts = _attempts(conn, [row["id"] for row in rows])
     return [_entry(row, attempts.get(row["id"], [])) for row in rows]
@@ -90,18 +108,37 @@ def history(conn: sa.Connection, *, order: int | None = None, case: int | None =
 def _attempts(conn: sa.Connection, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     found: dict[int, list[dict[str, Any]]] = {}
     for start in range(0, len(ids), 500):
-        query = sa.select(ATTEMPTS).where(ATTEMPTS.c.notification_id.in_(ids[start:start + 500])).order_by(ATTEMPTS.c.id)
+        query = (
+            sa.select(ATTEMPTS)
+            .where(ATTEMPTS.c.notification_id.in_(ids[start : start + 500]))
+            .order_by(ATTEMPTS.c.id)
+        )
         for row in conn.execute(query).mappings():
             found.setdefault(row["notification_id"], []).append(
-                {"at": as_utc(row["at"]), "outcome": row["outcome"], "code": row["code"], "reply": row["reply"]})
+                {
+                    "at": as_utc(row["at"]),
+                    "outcome": row["outcome"],
+                    "code": row["code"],
+                    "reply": row["reply"],
+                }
+            )
     return found
 
 
 def _entry(row: Any, attempts: list[dict[str, Any]]) -> HistoryEntry:
     return HistoryEntry(
-        id=row["id"], rule=row["rule"], event=f"{row['event_type']} #{row['event_id']}", thread=row["thread"],
-        recipient=row["recipient"], state=row["state"], reason=row["reason"], detail=row["detail"],
-        due_at=as_utc(row["due_at"]), sent_at=as_utc(row["sent_at"]) if row["sent_at"] else None,
-        subject=row["subject"], message_id=row["message_id"],
+        id=row["id"],
+        rule=row["rule"],
+        event=f"{row['event_type']} #{row['event_id']}",
+        thread=row["thread"],
+        recipient=row["recipient"],
+        state=row["state"],
+        reason=row["reason"],
+        detail=row["detail"],
+        due_at=as_utc(row["due_at"]),
+        sent_at=as_utc(row["sent_at"]) if row["sent_at"] else None,
+        subject=row["subject"],
+        message_id=row["message_id"],
         smtp_reply=f"{row['smtp_code']} {row['smtp_reply']}" if row["smtp_code"] else row["smtp_reply"],
-        attempts=attempts)
+        attempts=attempts,
+    )

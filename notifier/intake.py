@@ -57,15 +57,28 @@ def plan_batch(conn: sa.Connection, batch: list[Event], rules: RuleSet, now: dat
 def _log_plans(plans: list[Planned]) -> None:
     for plan in plans:
         if plan.reason is None:
-            log.info("planned %s for %s #%s to %s, due %s", plan.rule.name, plan.event.type,
-                     plan.event.id, plan.recipient, plan.due_at.isoformat(timespec="seconds"))
+            log.info(
+                "planned %s for %s #%s to %s, due %s",
+                plan.rule.name,
+                plan.event.type,
+                plan.event.id,
+                plan.recipient,
+                plan.due_at.isoformat(timespec="seconds"),
+            )
         else:
-            log.info("skipped %s for %s #%s: %s (%s)", plan.rule.name, plan.event.type,
-                     plan.event.id, plan.reason.value, plan.detail)
+            log.info(
+                "skipped %s for %s #%s: %s (%s)",
+                plan.rule.name,
+                plan.event.type,
+                plan.event.id,
+                plan.reason.value,
+                plan.detail,
+            )
 
 
-def intake_batch(engine: Engine, source: str, rules: RuleSet, *, now: datetime, batch_size: int,
-                 gap_timeout: timedelta) -> tuple[int, int, bool]:
+def intake_batch(
+    engine: Engine, source: str, rules: RuleSet, *, now: datetime, batch_size: int, gap_timeout: timedelta
+) -> tuple[int, int, bool]:
     """Evaluate one batch of one source. Returns (events, planned, more_to_read)."""
     with engine.begin() as conn:
         position = store.lock_cursor(conn, source, now)
@@ -74,26 +87,34 @@ def intake_batch(engine: Engine, source: str, rules: RuleSet, *, now: datetime, 
         fresh = event_rows.read_after(conn, source, position, batch_size)
         plans = plan_batch(conn, filled + fresh, rules, now)
         planned = store.insert_notifications(conn, [plan.row(now) for plan in plans])
-        store.advance_cursor(conn, source, position=fresh[-1].id if fresh else position,
-                             new_gaps=event_rows.missing_ids(position, fresh),
-                             closed_gaps=[event.id for event in filled], now=now)
+        store.advance_cursor(
+            conn,
+            source,
+            position=fresh[-1].id if fresh else position,
+            new_gaps=event_rows.missing_ids(position, fresh),
+            closed_gaps=[event.id for event in filled],
+            now=now,
+        )
         expired = store.expire_gaps(conn, source, now - gap_timeout)
     if expired:
-        log.warning("%s events: %d id(s) never appeared within %s; taken as rolled back",
-                    source, expired, gap_timeout)
+        log.warning(
+            "%s events: %d id(s) never appeared within %s; taken as rolled back", source, expired, gap_timeout
+        )
     _log_plans(plans)
     return len(filled) + len(fresh), planned, len(fresh) == batch_size
 
 
-def intake(engine: Engine, rules: RuleSet, *, clock: Callable[[], datetime], batch_size: int,
-           gap_timeout: timedelta) -> IntakeResult:
+def intake(
+    engine: Engine, rules: RuleSet, *, clock: Callable[[], datetime], batch_size: int, gap_timeout: timedelta
+) -> IntakeResult:
     """Evaluate every new event of every source, a batch at a time, until none is left."""
     total_events = total_planned = 0
     for source in EVENT_SOURCES:
         more = True
         while more:
-            count, planned, more = intake_batch(engine, source, rules, now=clock(),
-                                                batch_size=batch_size, gap_timeout=gap_timeout)
+            count, planned, more = intake_batch(
+                engine, source, rules, now=clock(), batch_size=batch_size, gap_timeout=gap_timeout
+            )
             total_events += count
             total_planned += planned
     return IntakeResult(total_events, total_planned)

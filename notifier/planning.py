@@ -39,15 +39,27 @@ class Planned:
     def row(self, now: datetime) -> dict[str, Any]:
         """The notifier_notifications row for this plan."""
         return {
-            "key": self.key, "rule": self.rule.name, "template": self.rule.template,
-            "category": self.rule.category.value, "source": self.event.source,
-            "event_id": self.event.id, "event_type": self.event.type,
-            "event_occurred_at": self.event.occurred_at, "thread": self.event.thread,
-            "subject_id": self.event.subject_id, "customer_id": self.customer_id,
-            "recipient": self.recipient, "state": self.state.value,
-            "reason": self.reason.value if self.reason else None, "detail": self.detail,
-            "due_at": self.due_at, "expires_at": self.expires_at, "next_attempt_at": self.due_at,
-            "attempts": 0, "created_at": now, "updated_at": now,
+            "key": self.key,
+            "rule": self.rule.name,
+            "template": self.rule.template,
+            "category": self.rule.category.value,
+            "source": self.event.source,
+            "event_id": self.event.id,
+            "event_type": self.event.type,
+            "event_occurred_at": self.event.occurred_at,
+            "thread": self.event.thread,
+            "subject_id": self.event.subject_id,
+            "customer_id": self.customer_id,
+            "recipient": self.recipient,
+            "state": self.state.value,
+            "reason": self.reason.value if self.reason else None,
+            "detail": self.detail,
+            "due_at": self.due_at,
+            "expires_at": self.expires_at,
+            "next_attempt_at": self.due_at,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
         }
 
 
@@ -65,16 +77,32 @@ def due_time(rule: Rule, event: Event, context: Mapping[str, Any]) -> datetime:
     return event.occurred_at + rule.wait
 
 
-def plan_event(event: Event, subject: Subject, rules: RuleSet, *, brand: Mapping[str, str],
-               now: datetime, customer: dict[str, Any] | None = None) -> list[Planned]:
+def plan_event(
+    event: Event,
+    subject: Subject,
+    rules: RuleSet,
+    *,
+    brand: Mapping[str, str],
+    now: datetime,
+    customer: dict[str, Any] | None = None,
+) -> list[Planned]:
     """Every enabled rule on this event type -> a Planned (queued or skipped)."""
-    return [plan_rule(rule, event, subject, rules, brand=brand, now=now, customer=customer)
-            for rule in rules.enabled_on(event.type)]
+    return [
+        plan_rule(rule, event, subject, rules, brand=brand, now=now, customer=customer)
+        for rule in rules.enabled_on(event.type)
+    ]
 
 
-def plan_rule(rule: Rule, event: Event, subject: Subject, rules: RuleSet, *,
-              brand: Mapping[str, str], now: datetime,
-              customer: dict[str, Any] | None = None) -> Planned:
+def plan_rule(
+    rule: Rule,
+    event: Event,
+    subject: Subject,
+    rules: RuleSet,
+    *,
+    brand: Mapping[str, str],
+    now: datetime,
+    customer: dict[str, Any] | None = None,
+) -> Planned:
     """One rule against one event (and, for fan-out, one customer)."""
     person = customer or subject.customer
     key = notification_key(rule, event, customer["id"] if customer else None)
@@ -82,10 +110,18 @@ def plan_rule(rule: Rule, event: Event, subject: Subject, rules: RuleSet, *,
 
     def skip(reason: Reason, detail: str, due: datetime | None = None) -> Planned:
         due = due or event.occurred_at
-        return Planned(key=key, rule=rule, event=event, due_at=due, expires_at=expires_at(due, max_age),
-                       state=State.SKIPPED, reason=reason, detail=detail,
-                       customer_id=person["id"] if person else None,
-                       recipient=rule.to or (person["email"] if person else None))
+        return Planned(
+            key=key,
+            rule=rule,
+            event=event,
+            due_at=due,
+            expires_at=expires_at(due, max_age),
+            state=State.SKIPPED,
+            reason=reason,
+            detail=detail,
+            customer_id=person["id"] if person else None,
+            recipient=rule.to or (person["email"] if person else None),
+        )
 
     if event.problem:
         return skip(Reason.BAD_EVENT, f"event {event.type} #{event.id}: {event.problem}")
@@ -104,6 +140,16 @@ def plan_rule(rule: Rule, event: Event, subject: Subject, rules: RuleSet, *,
     except InvalidAddress as exc:
         return skip(Reason.INVALID_ADDRESS, f"recipient address: {exc}", due)
     if rule.category is Category.MARKETING and rule.to is None and not (person or {}).get("marketing_opt_in"):
-        return skip(Reason.NOT_OPTED_IN, f"customer {person and person['id']} has not opted in to marketing mail", due)
-    return Planned(key=key, rule=rule, event=event, due_at=due, expires_at=expires_at(due, max_age),
-                   state=State.QUEUED, customer_id=person["id"] if person else None, recipient=recipient)
+        return skip(
+            Reason.NOT_OPTED_IN, f"customer {person and person['id']} has not opted in to marketing mail", due
+        )
+    return Planned(
+        key=key,
+        rule=rule,
+        event=event,
+        due_at=due,
+        expires_at=expires_at(due, max_age),
+        state=State.QUEUED,
+        customer_id=person["id"] if person else None,
+        recipient=recipient,
+    )

@@ -39,14 +39,28 @@ class Category(StrEnum):
 
 DEFAULT_MAX_AGE = {Category.TRANSACTIONAL: timedelta(days=2), Category.MARKETING: timedelta(days=7)}
 DEFAULT_RESPONSE_TIMES = {
-    "urgent": timedelta(hours=1), "high": timedelta(hours=4),
-    "normal": timedelta(days=1), "low": timedelta(days=3),
+    "urgent": timedelta(hours=1),
+    "high": timedelta(hours=4),
+    "normal": timedelta(days=1),
+    "low": timedelta(days=3),
 }
 TOP_KEYS = ("version", "defaults", "rules")
 DEFAULT_KEYS = ("from", "quiet_hours", "max_age", "response_times")
 RULE_KEYS = (
-    "name", "description", "on", "when", "unless", "after", "delay", "send_at", "audience",
-    "category", "enabled", "template", "to", "max_age",
+    "name",
+    "description",
+    "on",
+    "when",
+    "unless",
+    "after",
+    "delay",
+    "send_at",
+    "audience",
+    "category",
+    "enabled",
+    "template",
+    "to",
+    "max_age",
 )
 AUDIENCE_KEYS = ("ordered_product_within",)
 
@@ -71,8 +85,7 @@ class Defaults:
     from_header: str
     quiet_hours: QuietHours | None = None
     max_age: Mapping[Category, timedelta] = field(default_factory=lambda: dict(DEFAULT_MAX_AGE))
-    response_times: Mapping[str, timedelta] = field(
-        default_factory=lambda: dict(DEFAULT_RESPONSE_TIMES))
+    response_times: Mapping[str, timedelta] = field(default_factory=lambda: dict(DEFAULT_RESPONSE_TIMES))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,8 +166,9 @@ class _Reader:
     def check_keys(self, node: CommentedMap, allowed: tuple[str, ...], where: str) -> None:
         for key in node:
             if key not in allowed:
-                self.fail(self.key_line(node, key),
-                          f"unknown key {key!r} in {where}; allowed: {', '.join(allowed)}")
+                self.fail(
+                    self.key_line(node, key), f"unknown key {key!r} in {where}; allowed: {', '.join(allowed)}"
+                )
 
     def duration(self, node: Any, key: str) -> timedelta | None:
         if key not in node or node[key] is None:
@@ -176,8 +190,10 @@ def _clock(text: Any) -> time:
 
 def _read_defaults(reader: _Reader, node: Any, top: CommentedMap) -> Defaults:
     if not isinstance(node, CommentedMap):
-        reader.fail(reader.key_line(top, "defaults") if "defaults" in top else 1,
-                    "'defaults' must be a mapping with at least 'from'")
+        reader.fail(
+            reader.key_line(top, "defaults") if "defaults" in top else 1,
+            "'defaults' must be a mapping with at least 'from'",
+        )
         return Defaults(from_header="notifier <notifier@localhost>")
     reader.check_keys(node, DEFAULT_KEYS, "defaults")
     from_header = str(node.get("from") or "")
@@ -192,8 +208,9 @@ def _read_defaults(reader: _Reader, node: Any, top: CommentedMap) -> Defaults:
         from_header=from_header or "notifier <notifier@localhost>",
         quiet_hours=_read_quiet_hours(reader, node),
         max_age=_read_durations(reader, node, "max_age", DEFAULT_MAX_AGE, tuple(Category)),
-        response_times=_read_durations(reader, node, "response_times", DEFAULT_RESPONSE_TIMES,
-                                       tuple(DEFAULT_RESPONSE_TIMES)),
+        response_times=_read_durations(
+            reader, node, "response_times", DEFAULT_RESPONSE_TIMES, tuple(DEFAULT_RESPONSE_TIMES)
+        ),
     )
 
 
@@ -203,7 +220,7 @@ def _read_quiet_hours(reader: _Reader, node: CommentedMap) -> QuietHours | None:
         return None
     line = reader.key_line(node, "quiet_hours")
     if not isinstance(value, CommentedMap) or set(value) != {"start", "end"}:
-        reader.fail(line, "quiet_hours must be { start: \"21:00\", end: \"08:00\" }")
+        reader.fail(line, 'quiet_hours must be { start: "21:00", end: "08:00" }')
         return None
     try:
         return QuietHours(_clock(value["start"]), _clock(value["end"]))
@@ -212,8 +229,9 @@ def _read_quiet_hours(reader: _Reader, node: CommentedMap) -> QuietHours | None:
         return None
 
 
-def _read_durations(reader: _Reader, node: CommentedMap, key: str, default: Mapping[Any, timedelta],
-                    allowed: tuple[str, ...]) -> dict[Any, timedelta]:
+def _read_durations(
+    reader: _Reader, node: CommentedMap, key: str, default: Mapping[Any, timedelta], allowed: tuple[str, ...]
+) -> dict[Any, timedelta]:
     result = dict(default)
     value = node.get(key)
     if value is None:
@@ -230,8 +248,13 @@ def _read_durations(reader: _Reader, node: CommentedMap, key: str, default: Mapp
     return result
 
 
-def _read_rule(reader: _Reader, node: Any, index: int, template_exists: Callable[[str], bool],
-               check_context: Callable[[str], Mapping[str, Any]] | None) -> Rule | None:
+def _read_rule(
+    reader: _Reader,
+    node: Any,
+    index: int,
+    template_exists: Callable[[str], bool],
+    check_context: Callable[[str], Mapping[str, Any]] | None,
+) -> Rule | None:
     if not isinstance(node, CommentedMap):
         reader.fail(None, f"rule {index + 1} must be a mapping with name, on and template")
         return None
@@ -245,21 +268,30 @@ def _read_rule(reader: _Reader, node: Any, index: int, template_exists: Callable
             reader.fail(line, f"{label} needs '{required}'")
     on = str(node.get("on") or "")
     if on and on not in VOCABULARY:
-        reader.fail(reader.key_line(node, "on"),
-                    f"{label}: unknown event {on!r}; known events: {', '.join(VOCABULARY)}")
+        reader.fail(
+            reader.key_line(node, "on"),
+            f"{label}: unknown event {on!r}; known events: {', '.join(VOCABULARY)}",
+        )
     template = str(node.get("template") or "")
     if template and not template_exists(template):
-        reader.fail(reader.key_line(node, "template"),
-                    f"{label}: template {template!r} not found (expected templates/{template}/en.html "
-                    f"and en.subject.txt)")
+        reader.fail(
+            reader.key_line(node, "template"),
+            f"{label}: template {template!r} not found (expected templates/{template}/en.html "
+            f"and en.subject.txt)",
+        )
     rule_fields = _read_rule_fields(reader, node, label, on, check_context)
     if len(reader.problems) > count:
         return None
     return Rule(name=name, on=on, template=template, line=line, **rule_fields)
 
 
-def _read_rule_fields(reader: _Reader, node: CommentedMap, label: str, on: str,
-                      check_context: Callable[[str], Mapping[str, Any]] | None) -> dict[str, Any]:
+def _read_rule_fields(
+    reader: _Reader,
+    node: CommentedMap,
+    label: str,
+    on: str,
+    check_context: Callable[[str], Mapping[str, Any]] | None,
+) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "after": reader.duration(node, "after"),
         "delay": reader.duration(node, "delay"),
@@ -292,8 +324,14 @@ def _read_unless(reader: _Reader, node: CommentedMap, label: str, on: str) -> tu
     return tuple(str(name) for name in names)
 
 
-def _read_expression(reader: _Reader, node: CommentedMap, key: str, label: str, on: str,
-                     check_context: Callable[[str], Mapping[str, Any]] | None) -> Any:
+def _read_expression(
+    reader: _Reader,
+    node: CommentedMap,
+    key: str,
+    label: str,
+    on: str,
+    check_context: Callable[[str], Mapping[str, Any]] | None,
+) -> Any:
     if node.get(key) is None:
         return None
     line = reader.key_line(node, key)
@@ -332,8 +370,10 @@ def _read_category(reader: _Reader, node: CommentedMap, label: str) -> Category:
     try:
         return Category(str(value))
     except ValueError:
-        reader.fail(reader.key_line(node, "category"),
-                    f"{label}: category {value!r} must be transactional or marketing")
+        reader.fail(
+            reader.key_line(node, "category"),
+            f"{label}: category {value!r} must be transactional or marketing",
+        )
         return Category.TRANSACTIONAL
 
 
@@ -356,8 +396,9 @@ def _read_to(reader: _Reader, node: CommentedMap, label: str) -> str | None:
         return None
 
 
-def _check_timing_combination(reader: _Reader, node: CommentedMap, label: str,
-                              fields: dict[str, Any]) -> None:
+def _check_timing_combination(
+    reader: _Reader, node: CommentedMap, label: str, fields: dict[str, Any]
+) -> None:
     line = reader.line_of(node)
     timing = [key for key in ("delay", "after", "send_at") if node.get(key) is not None]
     if len(timing) > 1:
@@ -381,9 +422,13 @@ def _parse_yaml(path: Path, text: str) -> Any:
         raise RulesError([Problem(str(path), None, f"YAML: {exc}")]) from exc
 
 
-def load_rules(path: Path, *, template_exists: Callable[[str], bool],
-               check_context: Callable[[str], Mapping[str, Any]] | None = None,
-               text: str | None = None) -> RuleSet:
+def load_rules(
+    path: Path,
+    *,
+    template_exists: Callable[[str], bool],
+    check_context: Callable[[str], Mapping[str, Any]] | None = None,
+    text: str | None = None,
+) -> RuleSet:
     """Read and validate a rules file; raise RulesError listing every problem.
 
     `template_exists` says whether a template name is present; `check_context(event_type)`
@@ -396,25 +441,40 @@ def load_rules(path: Path, *, template_exists: Callable[[str], bool],
     document = _parse_yaml(path, text)
     reader = _Reader(str(path))
     if not isinstance(document, CommentedMap):
-        raise RulesError([Problem(str(path), 1, "the file must be a mapping with version, defaults and rules")])
+        raise RulesError(
+            [Problem(str(path), 1, "the file must be a mapping with version, defaults and rules")]
+        )
     reader.check_keys(document, TOP_KEYS, "the top level")
     if document.get("version") != 1:
-        reader.fail(reader.key_line(document, "version") if "version" in document else 1,
-                    f"version must be 1 (found {document.get('version')!r})")
+        reader.fail(
+            reader.key_line(document, "version") if "version" in document else 1,
+            f"version must be 1 (found {document.get('version')!r})",
+        )
     defaults = _read_defaults(reader, document.get("defaults"), document)
     rules = _read_rules(reader, document, template_exists, check_context)
     if reader.problems:
         raise RulesError(reader.problems)
-    return RuleSet(version=1, defaults=defaults, rules=tuple(rules), path=str(path),
-                   digest=hashlib.sha256(text.encode()).hexdigest()[:12])
+    return RuleSet(
+        version=1,
+        defaults=defaults,
+        rules=tuple(rules),
+        path=str(path),
+        digest=hashlib.sha256(text.encode()).hexdigest()[:12],
+    )
 
 
-def _read_rules(reader: _Reader, document: CommentedMap, template_exists: Callable[[str], bool],
-                check_context: Callable[[str], Mapping[str, Any]] | None) -> list[Rule]:
+def _read_rules(
+    reader: _Reader,
+    document: CommentedMap,
+    template_exists: Callable[[str], bool],
+    check_context: Callable[[str], Mapping[str, Any]] | None,
+) -> list[Rule]:
     nodes = document.get("rules")
     if not isinstance(nodes, CommentedSeq):
-        reader.fail(reader.key_line(document, "rules") if "rules" in document else 1,
-                    "'rules' must be a list of rules")
+        reader.fail(
+            reader.key_line(document, "rules") if "rules" in document else 1,
+            "'rules' must be a list of rules",
+        )
         return []
     rules: list[Rule] = []
     seen: dict[str, int] = {}

@@ -33,10 +33,14 @@ def _insert(conn: sa.Connection, table: sa.Table) -> Any:
 
 # --- event cursors -------------------------------------------------------------------------
 
+
 def lock_cursor(conn: sa.Connection, source: str, now: datetime) -> int:
     """The source's position, locked for this transaction (one evaluator per source)."""
-    conn.execute(_insert(conn, CURSORS).values(source=source, position=0, updated_at=now)
-                 .on_conflict_do_nothing(index_elements=["source"]))
+    conn.execute(
+        _insert(conn, CURSORS)
+        .values(source=source, position=0, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["source"])
+    )
     query = sa.select(CURSORS.c.position).where(CURSORS.c.source == source)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
@@ -48,18 +52,27 @@ def open_gaps(conn: sa.Connection, source: str) -> dict[int, datetime]:
     return {row.event_id: row.noticed_at for row in rows}
 
 
-def advance_cursor(conn: sa.Connection, source: str, *, position: int, new_gaps: Sequence[int],
-                   closed_gaps: Iterable[int], now: datetime) -> None:
+def advance_cursor(
+    conn: sa.Connection,
+    source: str,
+    *,
+    position: int,
+    new_gaps: Sequence[int],
+    closed_gaps: Iterable[int],
+    now: datetime,
+) -> None:
     """Move the cursor, remember ids skipped over, forget gaps that were filled."""
-    conn.execute(CURSORS.update().where(CURSORS.c.source == source)
-                 .values(position=position, updated_at=now))
+    conn.execute(CURSORS.update().where(CURSORS.c.source == source).values(position=position, updated_at=now))
     closed = list(closed_gaps)
     for start in range(0, len(closed), 500):
-        conn.execute(GAPS.delete().where(GAPS.c.source == source,
-                                         GAPS.c.event_id.in_(closed[start:start + 500])))
+        conn.execute(
+            GAPS.delete().where(GAPS.c.source == source, GAPS.c.event_id.in_(closed[start : start + 500]))
+        )
     if new_gaps:
-        conn.execute(_insert(conn, GAPS).on_conflict_do_nothing(),
-                     [{"source": source, "event_id": i, "noticed_at": now} for i in new_gaps])
+        conn.execute(
+            _insert(conn, GAPS).on_conflict_do_nothing(),
+            [{"source": source, "event_id": i, "noticed_at": now} for i in new_gaps],
+        )
 
 
 def expire_gaps(conn: sa.Connection, source: str, older_than: datetime) -> int:
@@ -69,6 +82,7 @@ def expire_gaps(conn: sa.Connection, source: str, older_than: datetime) -> int:
 
 
 # --- the outbox ----------------------------------------------------------------------------
+
 
 def insert_notifications(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> int:
     """Insert planned notifications; a key already present is left alone (idempotent)."""
@@ -115,8 +129,9 @@ class Claimed:
 _CLAIM_COLUMNS = [NOTIFICATIONS.c[name] for name in Claimed.__slots__]  # type: ignore[attr-defined]
 
 
-def claim_due(conn: sa.Connection, *, now: datetime, limit: int, worker: str,
-              lease: timedelta) -> list[Claimed]:
+def claim_due(
+    conn: sa.Connection, *, now: datetime, limit: int, worker: str, lease: timedelta
+) -> list[Claimed]:
     """Take up to `limit` due notifications, oldest first, and lease them to `worker`.
 
     A notification waits while an earlier one of its thread (same order or case) is being
@@ -126,7 +141,8 @@ def claim_due(conn: sa.Connection, *, now: datetime, limit: int, worker: str,
     n = NOTIFICATIONS.alias("n")
     p = NOTIFICATIONS.alias("p")
     earlier_blocking = sa.exists().where(
-        p.c.thread == n.c.thread, p.c.id != n.c.id,
+        p.c.thread == n.c.thread,
+        p.c.id != n.c.id,
         sa.or_(p.c.due_at < n.c.due_at, sa.and_(p.c.due_at == n.c.due_at, p.c.id < n.c.id)),
         sa.or_(
             sa.and_(p.c.state == State.SENDING, p.c.lease_until > now),
@@ -137,15 +153,17 @@ def claim_due(conn: sa.Connection, *, now: datetime, limit: int, worker: str,
         sa.and_(n.c.state.in_([State.QUEUED, State.RETRYING]), n.c.next_attempt_at <= now),
         sa.and_(n.c.state == State.SENDING, n.c.lease_until < now),
     )
-    query = (sa.select(n.c.id).where(due, ~earlier_blocking)
-             .order_by(n.c.next_attempt_at, n.c.id).limit(limit))
+    query = sa.select(n.c.id).where(due, ~earlier_blocking).order_by(n.c.next_attempt_at, n.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(of=n, skip_locked=True)
     ids = list(conn.execute(query).scalars())
     if not ids:
         return []
-    conn.execute(NOTIFICATIONS.update().where(NOTIFICATIONS.c.id.in_(ids)).values(
-        state=State.SENDING, lease_owner=worker, lease_until=now + lease, updated_at=now))
+    conn.execute(
+        NOTIFICATIONS.update()
+        .where(NOTIFICATIONS.c.id.in_(ids))
+        .values(state=State.SENDING, lease_owner=worker, lease_until=now + lease, updated_at=now)
+    )
     rows = conn.execute(sa.select(*_CLAIM_COLUMNS).where(NOTIFICATIONS.c.id.in_(ids))).mappings()
     claimed = [Claimed.from_row(row) for row in rows]
     return sorted(claimed, key=lambda c: (c.due_at, c.event_id, c.id))
@@ -170,40 +188,59 @@ def record_attempts(conn: sa.Connection, attempts: Sequence[dict[str, Any]]) -> 
 def release(conn: sa.Connection, ids: Sequence[int], now: datetime) -> None:
     """Hand claimed notifications back untouched (SMTP stalled, or shutting down)."""
     if ids:
-        conn.execute(NOTIFICATIONS.update().where(NOTIFICATIONS.c.id.in_(list(ids)),
-                                                  NOTIFICATIONS.c.state == State.SENDING)
-                     .values(state=State.QUEUED, lease_owner=None, lease_until=None, updated_at=now))
+        conn.execute(
+            NOTIFICATIONS.update()
+            .where(NOTIFICATIONS.c.id.in_(list(ids)), NOTIFICATIONS.c.state == State.SENDING)
+            .values(state=State.QUEUED, lease_owner=None, lease_until=None, updated_at=now)
+        )
 
 
 def requeue_failed(conn: sa.Connection, ids: Sequence[int], now: datetime) -> int:
     """Put failed notifications back in the queue to go at once (`notifier retry`)."""
     result = conn.execute(
-        NOTIFICATIONS.update().where(NOTIFICATIONS.c.id.in_(list(ids)), NOTIFICATIONS.c.state == State.FAILED)
-        .values(state=State.QUEUED, next_attempt_at=now, due_at=now, expires_at=None, attempts=0,
-                first_failure_at=None, reason=None, detail=None, updated_at=now))
+        NOTIFICATIONS.update()
+        .where(NOTIFICATIONS.c.id.in_(list(ids)), NOTIFICATIONS.c.state == State.FAILED)
+        .values(
+            state=State.QUEUED,
+            next_attempt_at=now,
+            due_at=now,
+            expires_at=None,
+            attempts=0,
+            first_failure_at=None,
+            reason=None,
+            detail=None,
+            updated_at=now,
+        )
+    )
     return result.rowcount or 0
 
 
 # --- published state and suppressions --------------------------------------------------------
 
+
 def publish(conn: sa.Connection, values: dict[str, str], now: datetime) -> None:
     """Set small facts for `status` (rules in force, last reload, SMTP health)."""
     for key, value in values.items():
         statement = _insert(conn, STATE).values(key=key, value=value, updated_at=now)
-        conn.execute(statement.on_conflict_do_update(
-            index_elements=["key"], set_={"value": value, "updated_at": now}))
+        conn.execute(
+            statement.on_conflict_do_update(index_elements=["key"], set_={"value": value, "updated_at": now})
+        )
 
 
 def suppress(conn: sa.Connection, address: str, reason: str, now: datetime) -> None:
-    conn.execute(_insert(conn, SUPPRESSIONS).values(address=address.lower(), reason=reason, created_at=now)
-                 .on_conflict_do_nothing(index_elements=["address"]))
+    conn.execute(
+        _insert(conn, SUPPRESSIONS)
+        .values(address=address.lower(), reason=reason, created_at=now)
+        .on_conflict_do_nothing(index_elements=["address"])
+    )
 
 
 def suppressed(conn: sa.Connection, addresses: Iterable[str]) -> set[str]:
     wanted = sorted({a.lower() for a in addresses if a})
     found: set[str] = set()
     for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
-        found.update(conn.execute(sa.select(SUPPRESSIONS.c.address)
-                                  .where(SUPPRESSIONS.c.address.in_(chunk))).scalars())
+        chunk = wanted[start : start + 500]
+        found.update(
+            conn.execute(sa.select(SUPPRESSIONS.c.address).where(SUPPRESSIONS.c.address.in_(chunk))).scalars()
+        )
     return found

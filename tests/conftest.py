@@ -109,7 +109,13 @@ def shop(engine: sa.Engine) -> Shop:
 @pytest.fixture
 def settings(db_url: str, project: Path, smtp_server: FaultySmtpServer) -> Settings:  # noqa: F811
     """Settings pointing at the test database, the test SMTP server and a copy of the rules."""
-    return replace(Settings(), database_url=Secret(db_url), smtp_url=Secret(smtp_server.url),
-                   rules=project / "rules.yaml", templates=project / "templates",
-                   secret_key=Secret("test-secret"), smtp_timeout=timedelta(seconds=2),
-                   retry_backoff=timedelta(seconds=60))
+    return replace(
+        Settings(),
+        database_url=Secret(db_url),
+        smtp_url=Secret(smtp_server.url),
+        rules=project / "rules.yaml",
+        templates=project / "templates",
+        secret_key=Secret("test-secret"),
+        smtp_timeout=timedelta(seconds=2),
+        retry_backoff=timedelta(seconds=60),
+    )

@@ -41,8 +41,9 @@ def _placed_orders(shop: Shop, count: int) -> list[int]:
     return orders
 
 
-def test_every_event_planned_once_across_batches_and_reruns(engine: sa.Engine, shop: Shop,
-                                                            project: Path) -> None:
+def test_every_event_planned_once_across_batches_and_reruns(
+    engine: sa.Engine, shop: Shop, project: Path
+) -> None:
     orders = _placed_orders(shop, 25)
     rules = _rules(project)
     first = intake(engine, rules, clock=lambda: NOW, batch_size=7, gap_timeout=timedelta(minutes=10))
@@ -71,31 +72,46 @@ def test_restart_resumes_after_the_cursor(engine: sa.Engine, shop: Shop, project
     assert f"order-confirmation:order:{4}" in _keys(engine)
 
 
-def test_missing_ids_are_remembered_and_read_when_they_appear(engine: sa.Engine, shop: Shop,
-                                                             project: Path) -> None:
+def test_missing_ids_are_remembered_and_read_when_they_appear(
+    engine: sa.Engine, shop: Shop, project: Path
+) -> None:
     customer = shop.customer()
     orders = [shop.order(customer) for _ in range(3)]
     with engine.begin() as conn:
         for event_id, order in ((1, orders[0]), (2, orders[1])):
-            conn.execute(sa.insert(ORDER_EVENTS).values(id=event_id, order_id=order, type="placed",
-                                                        occurred_at=ts("2026-02-10 09:00")))
-        conn.execute(sa.insert(ORDER_EVENTS).values(id=5, order_id=orders[1], type="cancelled",
-                                                    occurred_at=ts("2026-02-10 09:05")))
+            conn.execute(
+                sa.insert(ORDER_EVENTS).values(
+                    id=event_id, order_id=order, type="placed", occurred_at=ts("2026-02-10 09:00")
+                )
+            )
+        conn.execute(
+            sa.insert(ORDER_EVENTS).values(
+                id=5, order_id=orders[1], type="cancelled", occurred_at=ts("2026-02-10 09:05")
+            )
+        )
     rules = _rules(project)
     intake(engine, rules, clock=lambda: NOW, batch_size=100, gap_timeout=timedelta(minutes=10))
     with engine.connect() as conn:
         assert set(store.open_gaps(conn, "order")) == {3, 4}
     with engine.begin() as conn:  # the row with id 3 commits late
-        conn.execute(sa.insert(ORDER_EVENTS).values(id=3, order_id=orders[2], type="placed",
-                                                    occurred_at=ts("2026-02-10 09:01")))
+        conn.execute(
+            sa.insert(ORDER_EVENTS).values(
+                id=3, order_id=orders[2], type="placed", occurred_at=ts("2026-02-10 09:01")
+            )
+        )
     result = intake(engine, rules, clock=lambda: NOW, batch_size=100, gap_timeout=timedelta(minutes=10))
     assert result.events == 1
     assert "order-confirmation:order:3" in _keys(engine)
     with engine.connect() as conn:
         assert set(store.open_gaps(conn, "order")) == {4}
     # id 4 never commits: after the gap timeout it is given up, not looked for forever.
-    intake(engine, rules, clock=lambda: NOW + timedelta(minutes=11), batch_size=100,
-           gap_timeout=timedelta(minutes=10))
+    intake(
+        engine,
+        rules,
+        clock=lambda: NOW + timedelta(minutes=11),
+        batch_size=100,
+        gap_timeout=timedelta(minutes=10),
+    )
     with engine.connect() as conn:
         assert store.open_gaps(conn, "order") == {}
 
@@ -109,11 +125,14 @@ def test_missing_ids_ignores_sequence_jumps() -> None:
     assert missing_ids(10, [event(10 + MAX_GAP_RUN + 2)]) == []
 
 
-@pytest.mark.parametrize(("data", "problem"), [
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "not an object"),
-    ('{"delivered_at": "yesterday-ish"}', "delivered_at"),
-])
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "not an object"),
+        ('{"delivered_at": "yesterday-ish"}', "delivered_at"),
+    ],
+)
 def test_unreadable_event_rows_carry_their_problem(data: str, problem: str) -> None:
     row = {"id": 9, "type": "delivered", "subject_id": 1, "occurred_at": "2026-02-10 09:00:00", "data": data}
     event = event_from_row("order", row)
@@ -123,8 +142,8 @@ def test_unreadable_event_rows_carry_their_problem(data: str, problem: str) -> N
 @pytest.mark.postgres
 def test_out_of_order_commit_on_postgres_is_still_evaluated(postgres_url: str, project: Path) -> None:
     """Two real transactions: the lower id commits after the higher one was read."""
-    from tests.conftest import _fresh_postgres
     from notifier.database import init_db
+    from tests.conftest import _fresh_postgres
 
     engine = _fresh_postgres(postgres_url)
     init_db(engine)
@@ -134,11 +153,16 @@ def test_out_of_order_commit_on_postgres_is_still_evaluated(postgres_url: str, p
     rules = replace(_rules(project))
     slow = engine.connect()
     slow_tx = slow.begin()
-    slow.execute(sa.insert(ORDER_EVENTS).values(order_id=first_order, type="placed",
-                                                occurred_at=ts("2026-02-10 09:00")))
+    slow.execute(
+        sa.insert(ORDER_EVENTS).values(
+            order_id=first_order, type="placed", occurred_at=ts("2026-02-10 09:00")
+        )
+    )
     fast_id = shop.event("order", second_order, "placed", "2026-02-10 09:00")
     intake(engine, rules, clock=lambda: NOW, batch_size=100, gap_timeout=timedelta(minutes=10))
-    assert _keys(engine) == sorted([f"order-confirmation:order:{fast_id}", f"dispatch-delayed:order:{fast_id}"])
+    assert _keys(engine) == sorted(
+        [f"order-confirmation:order:{fast_id}", f"dispatch-delayed:order:{fast_id}"]
+    )
     slow_tx.commit()
     slow.close()
     result = intake(engine, rules, clock=lambda: NOW, batch_size=100, gap_timeout=timedelta(minutes=10))

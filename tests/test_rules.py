@@ -58,7 +58,11 @@ def test_spec_example_is_valid_as_written(tmp_path: Path) -> None:
     path.write_text(SPEC_EXAMPLE)
     rules = _load(path)
     assert [r.name for r in rules.rules] == [
-        "order-confirmation", "dispatch-delayed", "price-rise-warning", "big-order-thanks"]
+        "order-confirmation",
+        "dispatch-delayed",
+        "price-rise-warning",
+        "big-order-thanks",
+    ]
     delayed = rules.by_name("dispatch-delayed")
     assert delayed is not None and delayed.after == timedelta(hours=48)
     assert delayed.unless == ("order.dispatched", "order.cancelled")
@@ -80,22 +84,25 @@ def test_shipped_rules_and_templates_load_together() -> None:
     assert rules.defaults.max_age[Category.TRANSACTIONAL] == timedelta(days=2)
 
 
-@pytest.mark.parametrize(("case", "line", "words"), [
-    ("yaml_syntax", 7, "YAML"),
-    ("unknown_key", 7, "unknown key 'tempalte'"),
-    ("unknown_event", 6, "unknown event 'order.shipped'"),
-    ("missing_template", 10, "template 'welcome_aboard' not found"),
-    ("bad_expression", 7, "not a valid expression"),
-    ("unknown_name_in_expression", 7, "totl"),
-    ("bad_duration", 7, "'2 hours' is not a duration"),
-    ("unless_without_after", 5, "unless needs after"),
-    ("bad_version", 1, "version must be 1"),
-    ("duplicate_name", 8, "used twice"),
-    ("bad_category", 7, "must be transactional or marketing"),
-    ("bad_to", 7, "to:"),
-    ("unknown_default_key", 4, "unknown key 'quite_hours'"),
-    ("audience_on_order", 7, "audience only applies to product events"),
-])
+@pytest.mark.parametrize(
+    ("case", "line", "words"),
+    [
+        ("yaml_syntax", 7, "YAML"),
+        ("unknown_key", 7, "unknown key 'tempalte'"),
+        ("unknown_event", 6, "unknown event 'order.shipped'"),
+        ("missing_template", 10, "template 'welcome_aboard' not found"),
+        ("bad_expression", 7, "not a valid expression"),
+        ("unknown_name_in_expression", 7, "totl"),
+        ("bad_duration", 7, "'2 hours' is not a duration"),
+        ("unless_without_after", 5, "unless needs after"),
+        ("bad_version", 1, "version must be 1"),
+        ("duplicate_name", 8, "used twice"),
+        ("bad_category", 7, "must be transactional or marketing"),
+        ("bad_to", 7, "to:"),
+        ("unknown_default_key", 4, "unknown key 'quite_hours'"),
+        ("audience_on_order", 7, "audience only applies to product events"),
+    ],
+)
 def test_broken_rules_name_file_line_and_reason(case: str, line: int, words: str) -> None:
     path = CASES / f"{case}.yaml"
     with pytest.raises(RulesError) as caught:
@@ -106,8 +113,10 @@ def test_broken_rules_name_file_line_and_reason(case: str, line: int, words: str
 
 def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
-    path.write_text((CASES / "unknown_key.yaml").read_text() + "    delay: soon\n"
-                    "  - name: other\n    on: order.nope\n    template: order_confirmation\n")
+    path.write_text(
+        (CASES / "unknown_key.yaml").read_text() + "    delay: soon\n"
+        "  - name: other\n    on: order.nope\n    template: order_confirmation\n"
+    )
     with pytest.raises(RulesError) as caught:
         _load(path)
     found = {(p.line, p.message.split(":")[0]) for p in caught.value.problems}
@@ -116,8 +125,9 @@ def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
     assert "'soon' is not a duration" in messages and "order.nope" in messages, found
 
 
-@pytest.mark.parametrize("case", ["yaml_syntax", "unknown_key", "unknown_event", "missing_template",
-                                  "bad_expression"])
+@pytest.mark.parametrize(
+    "case", ["yaml_syntax", "unknown_key", "unknown_event", "missing_template", "bad_expression"]
+)
 def test_check_command_exits_non_zero_with_file_line_reason(case: str) -> None:
     path = CASES / f"{case}.yaml"
     result = CliRunner().invoke(app, ["--rules", str(path), "--templates", str(ROOT / "templates"), "check"])
@@ -126,8 +136,9 @@ def test_check_command_exits_non_zero_with_file_line_reason(case: str) -> None:
 
 
 def test_check_command_passes_on_shipped_files() -> None:
-    result = CliRunner().invoke(app, ["--rules", str(ROOT / "rules.yaml"),
-                                      "--templates", str(ROOT / "templates"), "check"])
+    result = CliRunner().invoke(
+        app, ["--rules", str(ROOT / "rules.yaml"), "--templates", str(ROOT / "templates"), "check"]
+    )
     assert result.exit_code == 0, result.output
     assert "OK" in result.output
     assert "order_confirmation: rendered en, zh-CN, zh-TW" in result.output

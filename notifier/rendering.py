@@ -1,0 +1,661 @@
+"""Render a message template into a subject, an HTML part and a text part.
+
+Templates are untrusted input (marketing edits them). They render in Jinja's
+immutable sandbox with StrictUndefined, autoescaping in HTML only, and every failure
+becomes a TemplateError naming the file, the line and the reason in plain words.
+
+The templates directory::
+
+    templates/
+      _layout.html                    shared HTML layout; every HTML part extends it
+      _style.css                      CSS included by the layout, inlined into each HTML part
+      _macros.html                    shared macros; import them "with context"
+      _footer.txt                     shared footer of the text parts
+      <template>/<locale>.subject.txt one line; whitespace is collapsed after rendering
+      <template>/<locale>.html        HTML part (autoescaped)
+      <template>/<locale>.txt         text part; optional, derived from the HTML when absent
+
+Names starting with "_" are shared pieces, not messages. A message exists in a locale
+when both its subject and its HTML file do. Locales are "en", "zh-CN" and "zh-TW"
+(more may be added as files); a customer's locale is normalized ("zh_TW",
+"zh-Hant-HK" -> "zh-TW"; "zh-Hans", "zh-SG" -> "zh-CN"; "en-GB" -> "en") and a
+message missing that locale falls back to "en".
+
+The context (the contract; a plain dict, nested values are dicts; every documented
+key is present, optional ones with the value None):
+
+    customer   {id, name, email, locale, timezone, marketing_opt_in}
+    order      {id, number (str), placed_at (aware, UTC), status, total (Decimal),
+               currency, ship_to_name, ship_to_address, promised_date (date | None)} | None
+    items      [{product_id, sku, name, quantity (int), unit_price, line_total (Decimal)}]
+    event      {id, type ("order.dispatched"), occurred_at (aware), data (raw dict), plus
+               every documented data key of the type, None when absent:
+               order.dispatched: carrier, tracking_number, tracking_url, eta (date);
+               order.delivered: delivered_at (aware), signed_by; order.cancelled: reason;
+               product.price_change: old_price, new_price (Decimal), currency,
+               effective_at (aware); case.agent_replied: agent; case.resolved: resolution}
+    case       {id, number (str), subject, status, priority, opened_at (aware)} | None
+    product    {id, sku, name, tags (list of str), price (Decimal), currency} | None
+    reply_by   aware datetime | None: when a person will answer a new case
+    links      {unsubscribe: str | None, not_solved: str | None}
+    brand      {name, email}
+    locale     the chosen template locale ("zh-TW"); set by Renderer.render
+    timezone   the customer's IANA zone; defaults to customer.timezone, then "UTC"
+    now        aware datetime
+
+Filters, bound to the context's locale and timezone (None renders as ""):
+
+    value|datetime(format="medium")  an aware datetime in the customer's timezone
+    value|date(format="long")        a date, or an aware datetime's date in that timezone
+    value|time(format="short")       the time of an aware datetime in that timezone
+    amount|money(currency=None)      an amount; the currency defaults to the one of
+                                     order, event or product in the context, in that order
+    text|nl2br                       line breaks as <br> in HTML, unchanged in text
+
+Formats are Babel's names ("short", "medium", "long", "full") or CLDR patterns
+("EEEE d MMMM, HH:mm"). A plain None prints as nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import unicodedata
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, tzinfo
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import css_inline
+import jinja2
+from babel import Locale, UnknownLocaleError
+from babel.core import get_global
+from babel.dates import format_date, format_datetime, format_time
+from babel.numbers import format_currency
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from markupsafe import Markup, escape
+
+from notifier.mail import Rendered
+
+__all__ = ["LOCALES", "Renderer", "TemplateError", "normalize_locale"]
+
+log = logging.getLogger(__name__)
+
+LOCALES: tuple[str, ...] = ("en", "zh-CN", "zh-TW")
+FALLBACK_LOCALE = "en"
+
+_BABEL_NAMES = {"en": "en", "zh-CN": "zh_Hans_CN", "zh-TW": "zh_Hant_TW"}
+# Local conventions Babel does not follow: Taiwan writes NT$, not a bare $.
+_SYMBOLS = {("zh_Hant_TW", "TWD"): ("$", "NT$")}
+_TRADITIONAL_REGIONS = frozenset({"tw", "hk", "mo"})
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_LOCALE_FILE = re.compile(r"(?P<locale>[A-Za-z0-9-]+)\.(?P<part>subject\.txt|html|txt)")
+_TEMPLATE_SUFFIXES = frozenset({".html", ".htm", ".txt", ".css"})
+
+
+class TemplateError(Exception):
+    """A template could not be parsed or rendered; str() is "file:line: reason"."""
+
+    def __init__(self, file: str, line: int | None, reason: str) -> None:
+        self.file = file
+        self.line = line
+        self.reason = reason
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {reason}")
+
+
+class _FilterError(ValueError):
+    """A filter got a value it cannot format; the message says which and why."""
+
+
+def normalize_locale(value: str | None) -> str:
+    """Return the template locale code for a customer's locale.
+
+    Chinese maps to "zh-TW" (Traditional script, or Taiwan, Hong Kong, Macau) or
+    "zh-CN" (everything else); any other language to its lower-case code ("en-GB" ->
+    "en", "fr_FR" -> "fr"); nothing usable to "en". Whether a template has that
+    locale is Renderer.choose_locale's business.
+    """
+    return _candidates(value)[-1]
+
+
+def _candidates(value: str | None) -> list[str]:
+    """Template locales worth trying for a customer locale, most specific first."""
+    if not value:
+        return [FALLBACK_LOCALE]
+    base = value.strip().split(".")[0].split("@")[0]
+    parts = [part.lower() for part in re.split(r"[-_]", base) if part]
+    if not parts or not re.fullmatch(r"[a-z]{2,3}", parts[0]):
+        return [FALLBACK_LOCALE]
+    language, subtags = parts[0], parts[1:]
+    regions = [tag for tag in subtags if re.fullmatch(r"[a-z]{2}|[0-9]{3}", tag)]
+    specific = [f"{language}-{regions[0].upper()}"] if regions else []
+    if language != "zh":
+        return [*specific, language]
+    if "hant" in subtags:
+        chinese = "zh-TW"
+    elif "hans" in subtags:
+        chinese = "zh-CN"
+    else:
+        chinese = "zh-TW" if set(regions) & _TRADITIONAL_REGIONS else "zh-CN"
+    return [code for code in specific if code != chinese] + [chinese]
+
+
+class Renderer:
+    """Renders message templates from one directory; one instance serves all customers."""
+
+    def __init__(self, templates_dir: Path) -> None:
+        self._shown = Path(templates_dir)
+        self._root = Path(os.path.abspath(templates_dir))
+        self._env = ImmutableSandboxedEnvironment(
+            loader=jinja2.FileSystemLoader(str(self._root)),
+            undefined=jinja2.StrictUndefined,
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("html", "htm"), default_for_string=False, default=False
+            ),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=True,
+            keep_trailing_newline=True,
+            finalize=_finalize,
+        )
+        self._env.filters.update(
+            datetime=_datetime_filter,
+            date=_date_filter,
+            time=_time_filter,
+            money=_money_filter,
+            nl2br=_nl2br_filter,
+        )
+        self._inliner = css_inline.CSSInliner(
+            keep_style_tags=False,
+            keep_link_tags=False,
+            keep_at_rules=True,
+            load_remote_stylesheets=False,
+            minify_css=True,
+        )
+
+    def template_names(self) -> list[str]:
+        """Message templates present: folders whose names do not start with "_" or "."."""
+        try:
+            entries = list(os.scandir(self._root))
+        except OSError:
+            return []
+        return sorted(
+            entry.name
+            for entry in entries
+            if entry.is_dir() and _NAME.fullmatch(entry.name) and not entry.name.startswith("_")
+        )
+
+    def locales_of(self, template: str) -> list[str]:
+        """Locales in which the template has at least a subject and an HTML part."""
+        return _complete_locales(self._files(template))
+
+    def has_template(self, template: str) -> bool:
+        return bool(self.locales_of(template))
+
+    def choose_locale(self, template: str, wanted: str | None) -> str:
+        """The customer's locale if the template has it, else "en"."""
+        return _pick(self.locales_of(template), wanted)
+
+    def render(self, template: str, locale: str | None, context: Mapping[str, Any]) -> Rendered:
+        """Render one message in the customer's locale (or "en"); TemplateError on any failure."""
+        files = self._files(template)
+        available = _complete_locales(files)
+        if not available:
+            raise TemplateError(self._display(template), None, f"there is no message template {template!r}")
+        chosen = _pick(available, locale)
+        values = dict(context)
+        values["locale"] = chosen
+        if not values.get("timezone"):
+            customer = values.get("customer")
+            zone = customer.get("timezone") if isinstance(customer, Mapping) else None
+            values["timezone"] = zone or "UTC"
+        base = f"{template}/{chosen}"
+
+        subject = _one_line(self._render_file(f"{base}.subject.txt", values))
+        if not subject:
+            raise TemplateError(self._display(f"{base}.subject.txt"), None, "the subject is empty")
+        source = self._render_file(f"{base}.html", values)
+        try:
+            html = self._inliner.inline(source)
+        except (css_inline.InlineError, ValueError) as exc:
+            raise TemplateError(self._display(f"{base}.html"), None, f"CSS: {exc}") from exc
+        if f"{chosen}.txt" in files:
+            text = _tidy_text(self._render_file(f"{base}.txt", values))
+        else:
+            text = html_to_text(html)
+        return Rendered(subject=subject, html=html, text=text)
+
+    def check_syntax(self) -> list[TemplateError]:
+        """Compile every template file without rendering; also report incomplete messages."""
+        errors: list[TemplateError] = []
+        for path in sorted(self._root.rglob("*")):
+            relative = path.relative_to(self._root)
+            if (
+                path.suffix not in _TEMPLATE_SUFFIXES
+                or any(part.startswith(".") for part in relative.parts)
+                or not path.is_file()
+            ):
+                continue
+            name = relative.as_posix()
+            try:
+                self._env.get_template(name)
+            except Exception as exc:
+                errors.append(self._error(exc, name))
+        for template in self.template_names():
+            errors.extend(self._check_parts(template))
+        return errors
+
+    # -- internals ---------------------------------------------------------------
+
+    def _check_parts(self, template: str) -> list[TemplateError]:
+        files = self._files(template)
+        complete = set(self.locales_of(template))
+        errors = []
+        partial = {m["locale"] for name in files if (m := _LOCALE_FILE.fullmatch(name))}
+        for code in sorted(partial - complete):
+            missing = f"{code}.html" if f"{code}.subject.txt" in files else f"{code}.subject.txt"
+            errors.append(TemplateError(self._display(f"{template}/{missing}"), None, "file is missing"))
+        if FALLBACK_LOCALE not in complete:
+            errors.append(
+                TemplateError(
+                    self._display(template),
+                    None,
+                    "no 'en' version (en.subject.txt and en.html), which every other locale falls back to",
+                )
+            )
+        return errors
+
+    def _files(self, template: str) -> frozenset[str]:
+        if not _valid_template_name(template):
+            return frozenset()
+        try:
+            return frozenset(entry.name for entry in os.scandir(self._root / template))
+        except OSError:
+            return frozenset()
+
+    def _render_file(self, name: str, values: dict[str, Any]) -> str:
+        try:
+            return self._env.get_template(name).render(values)
+        except Exception as exc:
+            raise self._error(exc, name) from exc
+
+    def _display(self, name: str) -> str:
+        return (self._shown / name).as_posix()
+
+    def _error(self, exc: Exception, name: str) -> TemplateError:
+        """Turn any failure while loading or rendering `name` into a TemplateError."""
+        if isinstance(exc, TemplateError):
+            return exc
+        file, line = name, None
+        if isinstance(exc, jinja2.TemplateSyntaxError):
+            file = self._relative(exc.filename) or exc.name or name
+            line = exc.lineno
+            reason = f"syntax error: {exc.message}"
+        else:
+            position = self._template_position(exc)
+            if position:
+                file, line = position
+            reason = _explain(exc, self._source_line(file, line))
+        if file != name:
+            reason += f" (while rendering {name})"
+        return TemplateError(self._display(file), line, reason)
+
+    def _template_position(self, exc: BaseException) -> tuple[str, int] | None:
+        """The innermost template frame of the traceback (Jinja rewrites it to template lines)."""
+        found = None
+        tb = exc.__traceback__
+        while tb is not None:
+            relative = self._relative(tb.tb_frame.f_code.co_filename)
+            if relative:
+                found = (relative, tb.tb_lineno)
+            tb = tb.tb_next
+        return found
+
+    def _relative(self, filename: str | None) -> str | None:
+        if not filename:
+            return None
+        path = os.path.normpath(filename)
+        root = str(self._root)
+        if not path.startswith(root + os.sep):
+            return None
+        return Path(os.path.relpath(path, root)).as_posix()
+
+    def _source_line(self, name: str, line: int | None) -> str:
+        if not line:
+            return ""
+        try:
+            lines = (self._root / name).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            return ""
+        return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def _complete_locales(files: frozenset[str]) -> list[str]:
+    found = {
+        match["locale"]
+        for name in files
+        if (match := _LOCALE_FILE.fullmatch(name)) and match["part"] == "html"
+    }
+    present = {code for code in found if f"{code}.subject.txt" in files}
+    return [code for code in LOCALES if code in present] + sorted(present - set(LOCALES))
+
+
+def _pick(available: list[str], wanted: str | None) -> str:
+    for code in _candidates(wanted):
+        if code in available:
+            return code
+    return FALLBACK_LOCALE
+
+
+def _valid_template_name(template: str) -> bool:
+    return bool(_NAME.fullmatch(template)) and not template.startswith("_") and ".." not in template
+
+
+def _explain(exc: Exception, source_line: str) -> str:
+    """A plain-words reason for a rendering failure."""
+    if isinstance(exc, SecurityError):
+        return f"not allowed in a template: {exc}".rstrip(".")
+    if isinstance(exc, jinja2.UndefinedError):
+        message = str(exc)
+        match = re.fullmatch(r"'.+? object' has no (attribute|element) (.+)", message)
+        if match:
+            key = re.escape(match[2].strip("'\""))
+            owner = re.search(rf"([A-Za-z_][\w.]*)\s*(?:\.\s*{key}\b|\[\s*['\"]{key}['\"]\s*\])", source_line)
+            if owner:
+                return f"'{owner[1]}' has no {match[1]} {match[2]}"
+        return message
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return f"no template named {exc.name!r}"
+    if isinstance(exc, _FilterError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _finalize(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _one_line(value: str) -> str:
+    cleaned = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in value)
+    return " ".join(cleaned.split())
+
+
+def _tidy_text(value: str) -> str:
+    lines = [line.rstrip() for line in value.replace("\r\n", "\n").split("\n")]
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
+    return text + "\n" if text else ""
+
+
+# -- filters ------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def _babel_locale(code: str) -> Locale:
+    try:
+        return Locale.parse(_BABEL_NAMES.get(code, code.replace("-", "_")))
+    except (ValueError, TypeError, UnknownLocaleError):
+        return Locale.parse("en")
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        log.warning("unknown timezone %r; showing times in UTC", name)
+        return UTC
+
+
+def _bound(ctx: Context, filter_name: str) -> tuple[Locale, tzinfo]:
+    code = ctx.get("locale")
+    if not isinstance(code, str):
+        raise _FilterError(
+            f"the {filter_name} filter cannot see 'locale': import macros"
+            ' "with context" (e.g. {% import "_macros.html" as m with context %})'
+        )
+    zone = ctx.get("timezone")
+    return _babel_locale(code), _zone(zone) if isinstance(zone, str) and zone else UTC
+
+
+def _aware(value: Any, filter_name: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise _FilterError(f"{filter_name}: {value!r} is not a date and time") from None
+    if not isinstance(value, datetime):
+        raise _FilterError(f"{filter_name} expects a date and time, got {type(value).__name__} {value!r}")
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@jinja2.pass_context
+def _datetime_filter(ctx: Context, value: Any, format: str = "medium") -> str:
+    if value is None:
+        return ""
+    babel_locale, zone = _bound(ctx, "datetime")
+    return format_datetime(_aware(value, "datetime"), format, tzinfo=zone, locale=babel_locale)
+
+
+@jinja2.pass_context
+def _date_filter(ctx: Context, value: Any, format: str = "long") -> str:
+    if value is None:
+        return ""
+    babel_locale, zone = _bound(ctx, "date")
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        value = date.fromisoformat(value)
+    if isinstance(value, datetime) or not isinstance(value, date):
+        value = _aware(value, "date").astimezone(zone).date()
+    return format_date(value, format, locale=babel_locale)
+
+
+@jinja2.pass_context
+def _time_filter(ctx: Context, value: Any, format: str = "short") -> str:
+    if value is None:
+        return ""
+    babel_locale, zone = _bound(ctx, "time")
+    if isinstance(value, time):
+        return format_time(value, format, locale=babel_locale)
+    return format_time(_aware(value, "time"), format, tzinfo=zone, locale=babel_locale)
+
+
+@jinja2.pass_context
+def _money_filter(ctx: Context, amount: Any, currency: str | None = None) -> str:
+    if amount is None:
+        return ""
+    babel_locale, _ = _bound(ctx, "money")
+    code = currency or _context_currency(ctx)
+    try:
+        value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
+    except InvalidOperation:
+        raise _FilterError(f"money: {amount!r} is not an amount") from None
+    return _format_money(value, code.upper(), str(babel_locale))
+
+
+def _context_currency(ctx: Context) -> str:
+    for key in ("order", "event", "product"):
+        holder = ctx.get(key)
+        if isinstance(holder, Mapping) and isinstance(holder.get("currency"), str):
+            return holder["currency"]
+    raise _FilterError("money needs a currency here: write amount|money('USD')")
+
+
+@lru_cache(maxsize=4096)
+def _format_money(value: Decimal, currency: str, locale_name: str) -> str:
+    """Cached: Babel takes ~40 µs per amount, and a message repeats the same few amounts."""
+    babel_locale = Locale.parse(locale_name)
+    try:
+        text = format_currency(value, currency, locale=babel_locale)
+    except (ValueError, KeyError) as exc:
+        raise _FilterError(f"money: cannot format {value} {currency}: {exc}") from None
+    symbol = _SYMBOLS.get((locale_name, currency))
+    if symbol and symbol[1] not in text:
+        text = text.replace(symbol[0], symbol[1], 1)
+    if value == value.to_integral_value() and _cash_digits(currency) == 0:
+        decimal_sign = babel_locale.number_symbols["latn"]["decimal"]
+        text = re.sub(re.escape(decimal_sign) + r"0+(?!\d)", "", text)
+    return text
+
+
+@lru_cache(maxsize=64)
+def _cash_digits(currency: str) -> int:
+    fractions = get_global("currency_fractions")
+    return int(fractions.get(currency, fractions["DEFAULT"])[2])
+
+
+@jinja2.pass_eval_context
+def _nl2br_filter(eval_ctx: Any, value: Any) -> str:
+    text = "" if value is None else str(value)
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if eval_ctx.autoescape:
+        return Markup("<br>\n").join(escape(line) for line in lines)
+    return "\n".join(lines)
+
+
+# -- HTML -> text --------------------------------------------------------------------
+
+_SKIPPED = frozenset({"head", "style", "script", "title", "template", "noscript"})
+_VOID = frozenset({"br", "img", "hr", "meta", "link", "input", "col", "area", "base", "wbr", "source"})
+_PARAGRAPHS = frozenset(
+    {"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "blockquote", "pre", "dl"}
+)
+_BLOCKS = _PARAGRAPHS | {
+    "div", "tr", "li", "section", "header", "footer", "article", "center", "dt", "dd",
+    "address", "tbody", "thead", "tfoot", "body",
+}  # fmt: skip
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden|mso-hide\s*:\s*all", re.I)
+
+
+def html_to_text(html: str) -> str:
+    """A readable plain-text version of an HTML message: paragraphs, line breaks,
+    links as "text (url)", list items as "- item", table rows one per line."""
+    parser = _TextWriter()
+    parser.feed(html)
+    parser.close()
+    return _tidy_text(parser.text())
+
+
+class _TextWriter(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self._out: list[str] = []
+        self._open: list[tuple[str, bool]] = []  # (tag, hides its content)
+        self._hidden = 0
+        self._breaks = 0  # pending line breaks before the next text
+        self._space = ""  # pending separator before the next text
+        self._links: list[tuple[str, int]] = []  # (href, index in _out where its text starts)
+        self._lists: list[list[int]] = []  # per open list: [ordered (0/1), counter]
+        self._cells = 0
+        self._pre = 0
+
+    def text(self) -> str:
+        return "".join(self._out)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        hides = (
+            tag in _SKIPPED
+            or "hidden" in attributes
+            or attributes.get("aria-hidden") == "true"
+            or bool(_HIDDEN_STYLE.search(attributes.get("style") or ""))
+        )
+        if tag not in _VOID:
+            self._open.append((tag, hides))
+            self._hidden += hides
+        if self._hidden or hides:
+            return
+        if tag in _BLOCKS:
+            self._break(2 if tag in _PARAGRAPHS else 1)
+        if tag == "br":
+            self._breaks = min(self._breaks + 1, 2)
+        elif tag == "hr":
+            self._write("-" * 20)
+            self._break(2)
+        elif tag == "img" and attributes.get("alt"):
+            self._write(attributes["alt"] or "")
+        elif tag == "a":
+            self._links.append((attributes.get("href") or "", len(self._out)))
+        elif tag in ("ul", "ol"):
+            self._lists.append([tag == "ol", 0])
+        elif tag == "li":
+            marker = "- "
+            if self._lists and self._lists[-1][0]:
+                self._lists[-1][1] += 1
+                marker = f"{self._lists[-1][1]}. "
+            self._write(marker)
+            self._space = ""
+        elif tag == "tr":
+            self._cells = 0
+        elif tag in ("td", "th"):
+            if self._cells:
+                self._space = "  "
+            self._cells += 1
+        elif tag == "pre":
+            self._pre += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if not any(open_tag == tag for open_tag, _ in self._open):
+            return
+        while self._open:
+            open_tag, hides = self._open.pop()
+            was_hidden = self._hidden > 0
+            self._hidden -= hides
+            if not was_hidden:
+                self._close(open_tag)
+            if open_tag == tag:
+                break
+
+    def _close(self, tag: str) -> None:
+        if tag == "a" and self._links:
+            href, start = self._links.pop()
+            label = "".join(self._out[start:]).strip()
+            target = href
+            if href.lower().startswith("mailto:"):
+                target = href[len("mailto:") :].split("?")[0]
+            if not target or href.startswith("#") or href.lower().startswith("javascript:"):
+                pass
+            elif not label:
+                self._write(target)
+            elif target != label:
+                self._space = " "
+                self._write(f"({target})")
+        elif tag in ("ul", "ol") and self._lists:
+            self._lists.pop()
+        elif tag == "pre":
+            self._pre -= 1
+        if tag in _BLOCKS:
+            self._break(2 if tag in _PARAGRAPHS else 1)
+
+    def handle_data(self, data: str) -> None:
+        if self._hidden:
+            return
+        if self._pre:
+            self._write(data)
+            return
+        collapsed = re.sub(r"\s+", " ", data)
+        if collapsed.startswith(" ") and not self._space:
+            self._space = " "
+        words = collapsed.strip()
+        if words:
+            self._write(words)
+            if collapsed.endswith(" "):
+                self._space = " "
+
+    def _break(self, count: int) -> None:
+        self._breaks = max(self._breaks, count)
+
+    def _write(self, text: str) -> None:
+        if self._out:
+            if self._breaks:
+                self._out.append("\n" * self._breaks)
+            elif self._space and not self._out[-1][-1:].isspace():
+                self._out.append(self._space)
+        self._breaks = 0
+        self._space = ""
+        self._out.append(text)

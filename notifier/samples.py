@@ -1,0 +1,277 @@
+"""Sample template contexts: one complete, realistic context per trigger and locale.
+
+`notifier check` renders every template with them, `notifier preview` and the preview
+gallery show them, and rules.py checks `when` expressions against them. Each context
+follows the contract in rendering.py: every documented key is present (optional ones
+filled in, so a preview shows every line a template can print).
+
+The sample story: a Valentine's order placed on Monday 9 February 2026, dispatched on
+Thursday, delivered on Friday at 11:02 local time; a case opened the following Monday;
+a rose price rise announced in January. Times are set in the customer's own timezone.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+__all__ = ["SAMPLE_TRIGGER_OF_TEMPLATE", "TRIGGERS", "sample_context"]
+
+TRIGGERS: tuple[str, ...] = (
+    "order.placed",
+    "order.dispatched",
+    "order.delivered",
+    "order.cancelled",
+    "product.price_change",
+    "case.opened",
+    "case.agent_replied",
+    "case.customer_replied",
+    "case.resolved",
+    "case.reopened",
+)
+
+# The trigger of each shipped template, for previewing a template no rule names.
+SAMPLE_TRIGGER_OF_TEMPLATE: dict[str, str] = {
+    "order_confirmation": "order.placed",
+    "order_dispatched": "order.dispatched",
+    "order_delivered": "order.delivered",
+    "dispatch_delayed": "order.placed",
+    "price_change_warning": "product.price_change",
+    "case_received": "case.opened",
+    "case_follow_up": "case.resolved",
+}
+
+# Per locale: the people, places, goods and prices of the sample story.
+_PEOPLE: dict[str, dict[str, Any]] = {
+    "en": {
+        "customer": "Ms Lin",
+        "email": "mei.lin@example.com",
+        "timezone": "Europe/London",
+        "currency": "GBP",
+        "ship_to_name": "Alex Morgan",
+        "ship_to_address": "Flat 3, 12 Rose Lane\nLondon N1 7AB\nUnited Kingdom",
+        "signed_by": "A. Morgan",
+        "carrier": "DPD",
+        "tracking_number": "15501234567890",
+        "items": [
+            ("ROSE-RED-12", "Red roses, a dozen", 1, "45.00"),
+            ("CARD-VAL", "Valentine's card", 2, "3.50"),
+            ("VASE-GLASS", "Clear glass vase", 1, "18.00"),
+        ],
+        "prices": ("45.00", "59.00"),
+        "case_subject": "The roses arrived with broken stems",
+        "agent": "Sam",
+        "resolution": "We sent a replacement bouquet on 17 February.",
+        "cancel_reason": "The address could not be reached.",
+    },
+    "zh-CN": {
+        "customer": "王芳",
+        "email": "wang.fang@example.com",
+        "timezone": "Asia/Shanghai",
+        "currency": "CNY",
+        "ship_to_name": "李娜",
+        "ship_to_address": "上海市徐汇区天钥桥路 100 号 5 楼 502 室",
+        "signed_by": "李娜",
+        "carrier": "顺丰速运",
+        "tracking_number": "SF1402345678901",
+        "items": [
+            ("ROSE-RED-12", "12 朵红玫瑰", 1, "268.00"),
+            ("CARD-VAL", "情人节贺卡", 2, "15.00"),
+            ("VASE-GLASS", "透明玻璃花瓶", 1, "89.00"),
+        ],
+        "prices": ("268.00", "328.00"),
+        "case_subject": "玫瑰送到时花茎折断了",
+        "agent": "小陈",
+        "resolution": "我们已于 2 月 17 日补发一束新的花束。",
+        "cancel_reason": "收货地址无法送达。",
+    },
+    "zh-TW": {
+        "customer": "林美玲",
+        "email": "meiling.lin@example.com",
+        "timezone": "Asia/Taipei",
+        "currency": "TWD",
+        "ship_to_name": "陳志明",
+        "ship_to_address": "台北市大安區仁愛路四段 100 號 5 樓",
+        "signed_by": "陳志明",
+        "carrier": "黑貓宅急便",
+        "tracking_number": "9012-3456-7890",
+        "items": [
+            ("ROSE-RED-12", "12 朵紅玫瑰", 1, "1280"),
+            ("CARD-VAL", "情人節卡片", 2, "60"),
+            ("VASE-GLASS", "透明玻璃花瓶", 1, "450"),
+        ],
+        "prices": ("1280", "1580"),
+        "case_subject": "玫瑰送達時花莖斷了",
+        "agent": "小陳",
+        "resolution": "我們已於 2 月 17 日補寄一束新的花束。",
+        "cancel_reason": "收件地址無法送達。",
+    },
+}
+
+_BRAND = {"name": "Blossom & Co", "email": "care@blossom.example"}
+_LINKS = {
+    "unsubscribe": "http://127.0.0.1:8025/unsubscribe/sample-token",
+    "not_solved": "http://127.0.0.1:8025/not-solved/sample-token",
+}
+
+
+def sample_context(trigger: str, locale: str = "en") -> dict[str, Any]:
+    """A complete template context for one trigger, in "en", "zh-CN" or "zh-TW"
+    (other locales get the English sample with their `locale` set)."""
+    if trigger not in TRIGGERS:
+        known = ", ".join(TRIGGERS)
+        raise ValueError(f"no sample for trigger {trigger!r}; known triggers: {known}")
+    people = _PEOPLE.get(locale, _PEOPLE["en"])
+    zone = ZoneInfo(people["timezone"])
+
+    def at(day: int, hour: int, minute: int, month: int = 2) -> datetime:
+        """A moment of the story, given in the customer's local time, stored in UTC."""
+        return datetime(2026, month, day, hour, minute, tzinfo=zone).astimezone(UTC)
+
+    currency = people["currency"]
+    items = [
+        {
+            "product_id": 100 + index,
+            "sku": sku,
+            "name": name,
+            "quantity": quantity,
+            "unit_price": Decimal(price),
+            "line_total": Decimal(price) * quantity,
+        }
+        for index, (sku, name, quantity, price) in enumerate(people["items"], start=1)
+    ]
+    order = {
+        "id": 1042,
+        "number": "1042",
+        "placed_at": at(9, 9, 15),
+        "status": "placed",
+        "total": sum((item["line_total"] for item in items), Decimal(0)),
+        "currency": currency,
+        "ship_to_name": people["ship_to_name"],
+        "ship_to_address": people["ship_to_address"],
+        "promised_date": date(2026, 2, 13),
+    }
+    case = {
+        "id": 2087,
+        "number": "2087",
+        "subject": people["case_subject"],
+        "status": "open",
+        "priority": "normal",
+        "opened_at": at(16, 16, 40),
+    }
+    old_price, new_price = (Decimal(price) for price in people["prices"])
+    product = {
+        "id": 101,
+        "sku": "ROSE-RED-12",
+        "name": people["items"][0][1],
+        "tags": ["roses", "valentine"],
+        "price": old_price,
+        "currency": currency,
+    }
+
+    source, _ = trigger.split(".", 1)
+    occurred_at, data, values, now_after = _event(trigger, people, at, order, old_price, new_price)
+    if trigger == "order.dispatched":
+        order["status"] = "dispatched"
+    elif trigger == "order.delivered":
+        order["status"] = "delivered"
+    elif trigger == "order.cancelled":
+        order["status"] = "cancelled"
+    elif trigger == "case.resolved":
+        case["status"] = "resolved"
+
+    customer = {
+        "id": 7,
+        "name": people["customer"],
+        "email": people["email"],
+        "locale": locale,
+        "timezone": people["timezone"],
+        "marketing_opt_in": True,
+    }
+    event = {
+        "id": 5001,
+        "type": trigger,
+        "occurred_at": occurred_at,
+        "data": data,
+        **values,
+    }
+    has_order = source in ("order", "case")
+    return {
+        "customer": customer,
+        "order": order if has_order else None,
+        "items": items if has_order else [],
+        "event": event,
+        "case": case if source == "case" else None,
+        "product": product if source == "product" else None,
+        "reply_by": at(17, 10, 0) if trigger == "case.opened" else None,
+        "links": dict(_LINKS),
+        "brand": dict(_BRAND),
+        "locale": locale,
+        "timezone": people["timezone"],
+        "now": occurred_at + now_after,
+    }
+
+
+def _event(
+    trigger: str,
+    people: dict[str, Any],
+    at: Any,
+    order: dict[str, Any],
+    old_price: Decimal,
+    new_price: Decimal,
+) -> tuple[datetime, dict[str, Any], dict[str, Any], timedelta]:
+    """(occurred_at, raw data as stored, documented keys as the contract types them,
+    how long after the event the sample "now" is)."""
+    minute = timedelta(minutes=1)
+    if trigger == "order.placed":
+        return order["placed_at"], {}, {}, minute
+    if trigger == "order.dispatched":
+        url = f"https://track.example.com/{people['tracking_number']}"
+        raw = {
+            "carrier": people["carrier"],
+            "tracking_number": people["tracking_number"],
+            "tracking_url": url,
+            "eta": "2026-02-13",
+        }
+        return at(12, 7, 40), raw, {**raw, "eta": date(2026, 2, 13)}, minute
+    if trigger == "order.delivered":
+        delivered_at = at(13, 11, 2)
+        raw = {"delivered_at": _stored(delivered_at), "signed_by": people["signed_by"]}
+        return delivered_at, raw, {**raw, "delivered_at": delivered_at}, minute
+    if trigger == "order.cancelled":
+        raw = {"reason": people["cancel_reason"]}
+        return at(10, 14, 5), raw, raw, minute
+    if trigger == "product.price_change":
+        effective_at = at(1, 0, 0, month=2)
+        raw = {
+            "old_price": str(old_price),
+            "new_price": str(new_price),
+            "currency": people["currency"],
+            "effective_at": _stored(effective_at),
+        }
+        values = {
+            "old_price": old_price,
+            "new_price": new_price,
+            "currency": people["currency"],
+            "effective_at": effective_at,
+        }
+        # Announced on 5 January; the warning goes out 21 days before the change.
+        return at(5, 10, 0, month=1), raw, values, timedelta(days=6, hours=1)
+    if trigger == "case.opened":
+        return at(16, 16, 40), {}, {}, minute
+    if trigger == "case.agent_replied":
+        raw = {"agent": people["agent"]}
+        return at(17, 9, 30), raw, raw, minute
+    if trigger == "case.customer_replied":
+        return at(17, 12, 10), {}, {}, minute
+    if trigger == "case.resolved":
+        raw = {"resolution": people["resolution"]}
+        return at(18, 15, 0), raw, raw, timedelta(days=3)
+    return at(22, 9, 0), {}, {}, minute  # case.reopened
+
+
+def _stored(moment: datetime) -> str:
+    """A timestamp as the order system stores it: UTC text."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,728 @@
+"""notifier.sending and notifier.catcher, against a real SMTP server (no mocks)."""
+
+# The smtp_server fixture is imported below and then named as a test argument, which
+# ruff reads as redefining the import.
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import random
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from aiosmtplib import (
+    SMTPAuthenticationError,
+    SMTPConnectError,
+    SMTPConnectResponseError,
+    SMTPConnectTimeoutError,
+    SMTPDataError,
+    SMTPException,
+    SMTPHeloError,
+    SMTPNotSupported,
+    SMTPReadTimeoutError,
+    SMTPRecipientRefused,
+    SMTPRecipientsRefused,
+    SMTPResponseException,
+    SMTPSenderRefused,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+
+from notifier.catcher import MailCatcher, eml_name
+from notifier.sending import (
+    Outcome,
+    Sender,
+    SendResult,
+    ServerUnusable,
+    SmtpConfig,
+    backoff,
+    classify,
+)
+from tests.conftest_smtp import smtp_server  # noqa: F401
+from tests.smtp_server import DEFAULT_TEXT, FaultySmtpServer, free_port
+
+SHOP = "orders@flowers.test"
+CUSTOMER = "lin@example.test"
+MESSAGE = (
+    b"From: Flowers <orders@flowers.test>\r\n"
+    b"To: Ms Lin <lin@example.test>\r\n"
+    b"Subject: Your flowers were delivered\r\n"
+    b"Message-ID: <order-42.delivered@flowers.test>\r\n"
+    b"\r\n"
+    b"Delivered at 11:02, signed for by Ms Lin.\r\n"
+)
+SHORT = 0.5  # seconds: the timeout for tests where the server goes quiet
+
+
+def send_one(config: SmtpConfig, *, rcpt_to: str = CUSTOMER) -> SendResult:
+    async def run() -> SendResult:
+        async with Sender(config) as sender:
+            return await sender.send(mail_from=SHOP, rcpt_to=rcpt_to, message=MESSAGE)
+
+    return asyncio.run(run())
+
+
+def send_many(config: SmtpConfig, recipients: list[str]) -> list[SendResult]:
+    """Send one after another over one Sender."""
+
+    async def run() -> list[SendResult]:
+        async with Sender(config) as sender:
+            return [await sender.send(mail_from=SHOP, rcpt_to=rcpt, message=MESSAGE) for rcpt in recipients]
+
+    return asyncio.run(run())
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 1.0) -> bool:
+    """The server runs in its own thread; give it a moment to catch up."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+# -- the happy path and the pool ---------------------------------------------------------
+
+
+def test_a_message_is_handed_over_intact(smtp_server: FaultySmtpServer) -> None:
+    result = send_one(smtp_server.smtp_config())
+
+    assert result.outcome is Outcome.SENT
+    assert result.code == 250
+    assert result.reply == "2.0.0 Message accepted"
+    [received] = smtp_server.messages
+    assert received.mail_from == SHOP
+    assert received.rcpt_tos == (CUSTOMER,)
+    assert received.message_id == "<order-42.delivered@flowers.test>"
+    assert received.data == MESSAGE
+
+
+def test_many_sends_share_a_few_connections(smtp_server: FaultySmtpServer) -> None:
+    config = smtp_server.smtp_config(connections=2)
+
+    async def run() -> list[SendResult]:
+        async with Sender(config) as sender:
+            return await asyncio.gather(
+                *(
+                    sender.send(mail_from=SHOP, rcpt_to=f"c{n}@example.test", message=MESSAGE)
+                    for n in range(100)
+                )
+            )
+
+    results = asyncio.run(run())
+
+    assert [r.outcome for r in results] == [Outcome.SENT] * 100
+    assert len(smtp_server.messages) == 100
+    assert smtp_server.connections_opened <= 2
+    assert {m.connection for m in smtp_server.messages} <= {1, 2}
+
+
+def test_one_after_another_use_one_connection(smtp_server: FaultySmtpServer) -> None:
+    results = send_many(smtp_server.smtp_config(), [f"c{n}@example.test" for n in range(10)])
+
+    assert {r.outcome for r in results} == {Outcome.SENT}
+    assert smtp_server.connections_opened == 1
+
+
+def test_closing_the_sender_quits_every_connection(smtp_server: FaultySmtpServer) -> None:
+    send_many(smtp_server.smtp_config(), [CUSTOMER, CUSTOMER])
+
+    assert wait_until(lambda: smtp_server.connections_open == 0)
+
+
+def test_a_closed_sender_refuses_to_send(smtp_server: FaultySmtpServer) -> None:
+    async def run() -> None:
+        sender = Sender(smtp_server.smtp_config())
+        async with sender:
+            pass
+        await sender.send(mail_from=SHOP, rcpt_to=CUSTOMER, message=MESSAGE)
+
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(run())
+
+
+# -- refusals ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "step", "outcome"),
+    [
+        (421, "RCPT", Outcome.TRANSIENT),
+        (450, "RCPT", Outcome.TRANSIENT),
+        (451, "RCPT", Outcome.TRANSIENT),
+        (452, "RCPT", Outcome.TRANSIENT),
+        (550, "RCPT", Outcome.PERMANENT),
+        (553, "RCPT", Outcome.PERMANENT),
+        (451, "MAIL", Outcome.TRANSIENT),
+        (553, "MAIL", Outcome.PERMANENT),
+        (451, "DATA", Outcome.TRANSIENT),
+        (552, "DATA", Outcome.PERMANENT),
+        (554, "DATA", Outcome.PERMANENT),
+    ],
+)
+def test_refusals_are_classified_by_code(
+    smtp_server: FaultySmtpServer, code: int, step: str, outcome: Outcome
+) -> None:
+    smtp_server.fail(code, on=step)  # type: ignore[arg-type]
+
+    result = send_one(smtp_server.smtp_config())
+
+    assert result == SendResult(outcome=outcome, code=code, reply=DEFAULT_TEXT[code])
+    assert smtp_server.messages == []
+
+
+def test_the_servers_own_words_are_kept(smtp_server: FaultySmtpServer) -> None:
+    smtp_server.fail(550, "5.1.1 <lin@example.test>: Recipient address rejected: User unknown")
+
+    result = send_one(smtp_server.smtp_config())
+
+    assert result.reply == "5.1.1 <lin@example.test>: Recipient address rejected: User unknown"
+
+
+def test_a_refusal_leaves_the_connection_usable(smtp_server: FaultySmtpServer) -> None:
+    smtp_server.fail(550)
+
+    results = send_many(smtp_server.smtp_config(), [CUSTOMER, CUSTOMER])
+
+    assert [r.outcome for r in results] == [Outcome.PERMANENT, Outcome.SENT]
+    assert smtp_server.connections_opened == 1
+
+
+def test_after_421_the_next_message_goes_on_a_new_connection(
+    smtp_server: FaultySmtpServer,
+) -> None:
+    smtp_server.fail(421)
+
+    results = send_many(smtp_server.smtp_config(), [CUSTOMER, CUSTOMER])
+
+    assert [r.outcome for r in results] == [Outcome.TRANSIENT, Outcome.SENT]
+    assert smtp_server.connections_opened == 2
+
+
+def test_a_refusal_for_one_recipient_does_not_touch_others(
+    smtp_server: FaultySmtpServer,
+) -> None:
+    smtp_server.fail(550, recipient="gone@example.test", times=None)
+
+    results = send_many(smtp_server.smtp_config(), ["gone@example.test", CUSTOMER, "gone@example.test"])
+
+    assert [r.outcome for r in results] == [Outcome.PERMANENT, Outcome.SENT, Outcome.PERMANENT]
+    assert [m.rcpt_tos for m in smtp_server.messages] == [(CUSTOMER,)]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "lin@example.test\r\nRCPT TO:<someone@else.test>",
+        "lin@example.test, mei@example.test",  # aiosmtplib alone would send to lin only
+        "Ms Lin <lin@example.test>",
+        "not an address",
+        "",
+    ],
+)
+def test_an_address_that_is_not_a_plain_mailbox_is_permanent(
+    smtp_server: FaultySmtpServer, address: str
+) -> None:
+    result = send_one(smtp_server.smtp_config(), rcpt_to=address)
+
+    assert result.outcome is Outcome.PERMANENT
+    assert "is not a plain address" in result.reply
+    assert smtp_server.messages == []
+    assert smtp_server.connections_opened == 0
+
+
+def test_a_non_ascii_address_goes_with_smtputf8(smtp_server: FaultySmtpServer) -> None:
+    result = send_one(smtp_server.smtp_config(), rcpt_to="林美玲@例子.test")
+
+    assert result.outcome is Outcome.SENT
+    assert smtp_server.messages[0].rcpt_tos == ("林美玲@例子.test",)
+
+
+# -- connections that break ----------------------------------------------------------------
+
+
+def test_a_connection_dropped_during_data_is_transient_and_replaced(
+    smtp_server: FaultySmtpServer,
+) -> None:
+    smtp_server.drop(on="DATA")
+
+    results = send_many(smtp_server.smtp_config(), [CUSTOMER, CUSTOMER])
+
+    assert results[0].outcome is Outcome.TRANSIENT
+    assert results[0].code is None
+    assert "dropped the connection" in results[0].reply
+    assert results[1].outcome is Outcome.SENT
+    assert smtp_server.connections_opened == 2
+    assert len(smtp_server.messages) == 1
+
+
+def test_a_server_that_stops_answering_is_transient_within_the_timeout(
+    smtp_server: FaultySmtpServer,
+) -> None:
+    smtp_server.hang(on="DATA")
+    started = time.monotonic()
+
+    async def run() -> tuple[SendResult, float, SendResult]:
+        async with Sender(smtp_server.smtp_config(timeout=SHORT)) as sender:
+            hung = await sender.send(mail_from=SHOP, rcpt_to=CUSTOMER, message=MESSAGE)
+            waited = time.monotonic() - started
+            after = await sender.send(mail_from=SHOP, rcpt_to=CUSTOMER, message=MESSAGE)
+            return hung, waited, after
+
+    hung, waited, after = asyncio.run(run())
+
+    assert hung.outcome is Outcome.TRANSIENT
+    assert "no reply" in hung.reply
+    assert SHORT <= waited < SHORT + 0.5
+    assert after.outcome is Outcome.SENT
+    assert smtp_server.connections_opened == 2
+
+
+def test_a_server_that_never_greets_stalls(smtp_server: FaultySmtpServer) -> None:
+    smtp_server.hang(on="connect")
+
+    result = send_one(smtp_server.smtp_config(timeout=SHORT))
+
+    assert result.outcome is Outcome.STALLED
+    assert result.reply == f"no greeting from 127.0.0.1:{smtp_server.port} in time"
+
+
+def test_nothing_listening_stalls() -> None:
+    port = free_port()
+
+    result = send_one(SmtpConfig(host="127.0.0.1", port=port, timeout=SHORT))
+
+    assert result == SendResult(
+        outcome=Outcome.STALLED, code=None, reply=f"connection refused by 127.0.0.1:{port}"
+    )
+
+
+def test_a_restarted_server_is_used_again_without_blaming_a_message(
+    smtp_server: FaultySmtpServer,
+) -> None:
+    async def run() -> list[SendResult]:
+        async with Sender(smtp_server.smtp_config(timeout=SHORT)) as sender:
+            results = [await sender.send(mail_from=SHOP, rcpt_to=CUSTOMER, message=MESSAGE)]
+            smtp_server.stop()
+            results.append(await sender.send(mail_from=SHOP, rcpt_to=CUSTOMER, message=MESSAGE))
+            results.append(await sender.check())
+            smtp_server.start()
+            results.append(await sender.check())
+            results.append(await sender.send(mail_from=SHOP, rcpt_to=CUSTOMER, message=MESSAGE))
+            return results
+
+    sent, while_down, check_down, check_up, sent_again = asyncio.run(run())
+
+    assert sent.outcome is Outcome.SENT
+    # The pooled connection the server closed is noticed, not used and failed on.
+    assert while_down.outcome is Outcome.STALLED
+    assert "connection refused" in while_down.reply
+    assert check_down.outcome is Outcome.STALLED
+    assert check_up.outcome is Outcome.SENT
+    assert sent_again.outcome is Outcome.SENT
+    assert len(smtp_server.messages) == 2
+
+
+def test_a_server_restarted_between_sends_costs_no_message(
+    smtp_server: FaultySmtpServer,
+) -> None:
+    async def run() -> list[SendResult]:
+        async with Sender(smtp_server.smtp_config(timeout=SHORT)) as sender:
+            first = await sender.send(mail_from=SHOP, rcpt_to=CUSTOMER, message=MESSAGE)
+            smtp_server.stop()
+            smtp_server.start()
+            second = await sender.send(mail_from=SHOP, rcpt_to=CUSTOMER, message=MESSAGE)
+            return [first, second]
+
+    results = asyncio.run(run())
+
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.SENT]
+    assert smtp_server.connections_opened == 1  # counted since the restart
+
+
+# -- login and TLS -------------------------------------------------------------------------
+
+
+def test_a_good_login_sends(smtp_server: FaultySmtpServer) -> None:
+    smtp_server.require_auth("shop", "s3cret")
+
+    result = send_one(smtp_server.smtp_config(username="shop", password="s3cret"))
+
+    assert result.outcome is Outcome.SENT
+    assert len(smtp_server.messages) == 1
+
+
+def test_a_refused_login_stalls_and_says_why(smtp_server: FaultySmtpServer) -> None:
+    smtp_server.require_auth("shop", "s3cret")
+
+    result = send_one(smtp_server.smtp_config(username="shop", password="wrong-pass"))
+
+    assert result.outcome is Outcome.STALLED
+    assert result.code == 535
+    assert result.reply == (
+        f"AUTH with 127.0.0.1:{smtp_server.port} failed (535 5.7.8 Authentication credentials invalid)"
+    )
+    assert smtp_server.messages == []
+
+
+def test_a_missing_login_stalls_rather_than_failing_each_message(
+    smtp_server: FaultySmtpServer,
+) -> None:
+    smtp_server.require_auth("shop", "s3cret")
+
+    result = send_one(smtp_server.smtp_config())
+
+    assert result.outcome is Outcome.STALLED
+    assert result.code == 530
+
+
+def test_starttls_asked_for_but_not_offered_stalls(smtp_server: FaultySmtpServer) -> None:
+    result = send_one(smtp_server.smtp_config(starttls=True))
+
+    assert result.outcome is Outcome.STALLED
+    assert "STARTTLS" in result.reply
+    assert smtp_server.messages == []
+
+
+def test_starttls_offered_but_not_asked_for_is_not_used(tls_context: ssl.SSLContext) -> None:
+    # The certificate is self-signed: had the client upgraded on its own, it would fail.
+    with FaultySmtpServer(tls_context=tls_context) as server:
+        result = send_one(server.smtp_config())
+
+    assert result.outcome is Outcome.SENT
+
+
+@pytest.fixture(scope="module")
+def tls_context(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    """A server-side TLS context with a fresh self-signed certificate."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+@pytest.mark.parametrize("implicit_tls", [False, True], ids=["starttls", "smtps"])
+def test_tls_with_login_sends(tls_context: ssl.SSLContext, implicit_tls: bool) -> None:
+    with FaultySmtpServer(tls_context=tls_context, implicit_tls=implicit_tls) as server:
+        server.require_auth("shop", "s3cret")
+        scheme = "smtps" if implicit_tls else "smtp"
+        query = "verify=false" if implicit_tls else "starttls=true&verify=false"
+        url = f"{scheme}://shop:s3cret@127.0.0.1:{server.port}?{query}"
+
+        result = send_one(SmtpConfig.from_url(url, timeout=SHORT))
+
+        assert result.outcome is Outcome.SENT
+        assert len(server.messages) == 1
+
+
+@pytest.mark.parametrize("implicit_tls", [False, True], ids=["starttls", "smtps"])
+def test_an_untrusted_certificate_stalls(tls_context: ssl.SSLContext, implicit_tls: bool) -> None:
+    with FaultySmtpServer(tls_context=tls_context, implicit_tls=implicit_tls) as server:
+        config = server.smtp_config(implicit_tls=implicit_tls, starttls=not implicit_tls, timeout=SHORT)
+
+        result = send_one(config)
+
+        assert result.outcome is Outcome.STALLED
+        assert "certificate verify failed" in result.reply
+        assert server.messages == []
+
+
+# -- the classification table --------------------------------------------------------------
+
+TABLE: list[tuple[BaseException, Outcome, int | None]] = [
+    # One refused recipient, however aiosmtplib wraps it: by its code.
+    (SMTPRecipientsRefused([SMTPRecipientRefused(550, "No such user", CUSTOMER)]),
+     Outcome.PERMANENT, 550),
+    (SMTPRecipientsRefused([SMTPRecipientRefused(452, "Mailbox full", CUSTOMER)]),
+     Outcome.TRANSIENT, 452),
+    (SMTPRecipientsRefused([]), Outcome.PERMANENT, None),
+    (SMTPRecipientRefused(421, "Closing", CUSTOMER), Outcome.TRANSIENT, 421),
+    (SMTPRecipientRefused(451, "Later", CUSTOMER), Outcome.TRANSIENT, 451),
+    (SMTPRecipientRefused(553, "Not allowed", CUSTOMER), Outcome.PERMANENT, 553),
+    (SMTPSenderRefused(553, "Sender rejected", SHOP), Outcome.PERMANENT, 553),
+    (SMTPSenderRefused(530, "Authentication required", SHOP), Outcome.STALLED, 530),
+    (SMTPDataError(554, "Rejected as spam"), Outcome.PERMANENT, 554),
+    (SMTPDataError(451, "Later"), Outcome.TRANSIENT, 451),
+    (SMTPResponseException(-1, "Malformed SMTP response line"), Outcome.TRANSIENT, -1),
+    # Subclasses of SMTPResponseException that must not be judged by their code.
+    (SMTPAuthenticationError(535, "Credentials invalid"), Outcome.STALLED, 535),
+    (SMTPAuthenticationError(454, "Temporary auth failure"), Outcome.STALLED, 454),
+    (SMTPConnectResponseError(421, "Too many connections"), Outcome.STALLED, 421),
+    (SMTPConnectResponseError(554, "No SMTP service here"), Outcome.STALLED, 554),
+    (SMTPHeloError(501, "Bad HELO"), Outcome.STALLED, 501),
+    # A connect timeout is a timeout too, but the server is unreachable: STALLED.
+    (SMTPConnectTimeoutError("Timed out connecting"), Outcome.STALLED, None),
+    (SMTPConnectError("Error connecting"), Outcome.STALLED, None),
+    (SMTPReadTimeoutError("Timed out waiting for server response"), Outcome.TRANSIENT, None),
+    (SMTPTimeoutError("Timed out while upgrading transport"), Outcome.TRANSIENT, None),
+    (SMTPServerDisconnected("Connection lost"), Outcome.TRANSIENT, None),
+    (SMTPNotSupported("SMTPUTF8 is not supported by this server"), Outcome.PERMANENT, None),
+    (SMTPException("SMTP STARTTLS extension not supported by server."), Outcome.STALLED, None),
+    (SMTPException("The SMTP AUTH extension is not supported"), Outcome.STALLED, None),
+    # Plain Python errors; several are subclasses of one another.
+    (ssl.SSLCertVerificationError("certificate verify failed"), Outcome.STALLED, None),
+    (ssl.SSLError("wrong version number"), Outcome.STALLED, None),
+    (TimeoutError(), Outcome.TRANSIENT, None),
+    (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), Outcome.STALLED, None),
+    (ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), Outcome.TRANSIENT, None),
+    (BrokenPipeError(errno.EPIPE, "Broken pipe"), Outcome.TRANSIENT, None),
+    (OSError(errno.ENETUNREACH, "Network is unreachable"), Outcome.STALLED, None),
+    (socket.gaierror(socket.EAI_NONAME, "Name or service not known"), Outcome.STALLED, None),
+    (ValueError("Address contains a prohibited control character"), Outcome.PERMANENT, None),
+    (RuntimeError("something unforeseen"), Outcome.TRANSIENT, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("exc", "outcome", "code"), TABLE, ids=[f"{type(e).__name__}-{o}" for e, o, _ in TABLE]
+)
+def test_classify(exc: BaseException, outcome: Outcome, code: int | None) -> None:
+    result = classify(exc)
+
+    assert (result.outcome, result.code) == (outcome, code)
+    assert result.reply
+
+
+def test_classify_keeps_the_servers_text_on_one_line() -> None:
+    result = classify(SMTPDataError(554, "5.7.1 Rejected\n5.7.1 see https://help.test"))
+
+    assert result.reply == "5.7.1 Rejected 5.7.1 see https://help.test"
+
+
+def test_any_failure_while_connecting_stalls_with_the_cause_code() -> None:
+    error = ServerUnusable(step="NOOP", address="mail.example:25")
+    error.__cause__ = SMTPResponseException(421, "4.3.2 Shutting down")
+
+    result = classify(error)
+
+    assert result == SendResult(
+        outcome=Outcome.STALLED,
+        code=421,
+        reply="NOOP with mail.example:25 failed (421 4.3.2 Shutting down)",
+    )
+
+
+def test_a_refused_connection_is_said_in_plain_words() -> None:
+    cause = SMTPConnectError("Error connecting to mail.example on port 25: [Errno 111]")
+    cause.__cause__ = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+    error = ServerUnusable(step="connect", address="mail.example:25")
+    error.__cause__ = cause
+
+    assert classify(error).reply == "connection refused by mail.example:25"
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("smtp://localhost:25", SmtpConfig(host="localhost", port=25)),
+        ("smtp://mail.example", SmtpConfig(host="mail.example", port=25)),
+        ("smtp://mail.example:2525/", SmtpConfig(host="mail.example", port=2525)),
+        (
+            "smtp://user:pass@mail.example:587?starttls=true",
+            SmtpConfig(host="mail.example", port=587, username="user", password="pass", starttls=True),
+        ),
+        ("smtps://mail.example:465", SmtpConfig(host="mail.example", port=465, implicit_tls=True)),
+        ("smtps://mail.example", SmtpConfig(host="mail.example", port=465, implicit_tls=True)),
+        (
+            "SMTP://relay.test?verify=false&timeout=10",
+            SmtpConfig(host="relay.test", port=25, validate_certs=False, timeout=10.0),
+        ),
+        ("smtp://relay.test?timeout=2m", SmtpConfig(host="relay.test", port=25, timeout=120.0)),
+        (
+            "smtp://shop%40flowers.test:p%40ss%3Aw%2Frd@relay.test:587?starttls=yes",
+            SmtpConfig(
+                host="relay.test",
+                port=587,
+                username="shop@flowers.test",
+                password="p@ss:w/rd",
+                starttls=True,
+            ),
+        ),
+        ("smtp://[::1]:2525", SmtpConfig(host="::1", port=2525)),
+    ],
+)
+def test_from_url(url: str, expected: SmtpConfig) -> None:
+    assert SmtpConfig.from_url(url) == expected
+
+
+def test_from_url_takes_pool_size_and_timeout_from_settings() -> None:
+    config = SmtpConfig.from_url("smtp://relay.test", connections=8, timeout=5.0)
+
+    assert (config.connections, config.timeout) == (8, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://mail.example", "must start with smtp:// or smtps://, not 'http'"),
+        ("mail.example:25", "must start with smtp:// or smtps://"),
+        ("smtp://mail.example?tls=yes", "option 'tls' is not known"),
+        ("smtp://mail.example?starttls=maybe", "must be true or false"),
+        ("smtp://mail.example?starttls=true&starttls=false", "given twice"),
+        ("smtp://mail.example?timeout=soon", "timeout='soon' is not a number of seconds"),
+        ("smtp://mail.example?timeout=0", "more than 0 seconds"),
+        ("smtps://mail.example?starttls=true", "starttls=true does not apply"),
+        ("smtp://mail.example:99999", "port that is not a number"),
+        ("smtp://mail.example:0", "not between 1 and 65535"),
+        ("smtp://", "names no host"),
+        ("smtp://mail.example/inbox", "must not have a path"),
+    ],
+)
+def test_from_url_refuses_with_a_reason(url: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason.replace("?", r"\?")):
+        SmtpConfig.from_url(url)
+
+
+def test_the_password_is_never_shown() -> None:
+    config = SmtpConfig.from_url("smtp://shop:hunter2-secret@relay.test:587?starttls=true")
+
+    for shown in (repr(config), str(config), f"{config}", config.redacted_url()):
+        assert "hunter2-secret" not in shown
+    assert "password=<secret>" in repr(config)
+    assert config.redacted_url() == "smtp://shop:***@relay.test:587?starttls=true"
+
+
+def test_the_redacted_url_reads_back_to_the_same_server() -> None:
+    config = SmtpConfig.from_url("smtps://a%40b:pw@[::1]:2465?verify=false&timeout=7", timeout=9)
+
+    again = SmtpConfig.from_url(config.redacted_url())
+
+    assert config.redacted_url() == "smtps://a%40b:***@[::1]:2465?verify=false&timeout=7"
+    assert again.password == "***"
+    assert again == SmtpConfig(
+        host="::1", port=2465, username="a@b", password="***", implicit_tls=True,
+        validate_certs=False, timeout=7.0,
+    )  # fmt: skip
+
+
+def test_a_config_without_password_shows_none() -> None:
+    config = SmtpConfig(host="localhost", port=25)
+
+    assert "password=None" in repr(config)
+    assert config.redacted_url() == "smtp://localhost:25"
+
+
+# -- back-off ------------------------------------------------------------------------------
+
+
+def test_backoff_doubles_within_the_jitter() -> None:
+    rng = random.Random(7)
+
+    waits = [backoff(n, first=60, rng=rng) for n in range(1, 7)]
+
+    for n, wait in enumerate(waits, start=1):
+        assert 0.8 * 60 * 2 ** (n - 1) <= wait <= 1.2 * 60 * 2 ** (n - 1)
+    assert waits == sorted(waits)
+    assert len(set(waits)) == len(waits)
+
+
+def test_backoff_is_jittered_and_repeatable_with_a_seed() -> None:
+    first = [backoff(3, first=60, rng=random.Random(seed)) for seed in range(20)]
+    again = [backoff(3, first=60, rng=random.Random(seed)) for seed in range(20)]
+
+    assert first == again
+    assert len(set(first)) > 10  # not all the same wait
+
+
+@given(attempt=st.integers(1, 5000), seed=st.integers(0, 2**32))
+def test_backoff_never_passes_the_cap(attempt: int, seed: int) -> None:
+    wait = backoff(attempt, first=60, cap=3600, rng=random.Random(seed))
+
+    assert 0.8 * min(3600, 60 * 2 ** min(attempt - 1, 10)) <= wait <= 3600
+
+
+@given(attempt=st.integers(1, 12), seed_a=st.integers(0, 2**32), seed_b=st.integers(0, 2**32))
+def test_backoff_grows_whatever_the_jitter(attempt: int, seed_a: int, seed_b: int) -> None:
+    now = backoff(attempt, first=1, cap=1e9, rng=random.Random(seed_a))
+    later = backoff(attempt + 1, first=1, cap=1e9, rng=random.Random(seed_b))
+
+    assert later > now
+
+
+@pytest.mark.parametrize(("attempt", "first"), [(0, 60.0), (1, 0.0), (1, 7200.0)])
+def test_backoff_refuses_nonsense(attempt: int, first: float) -> None:
+    with pytest.raises(ValueError):
+        backoff(attempt, first=first)
+
+
+# -- the mail catcher ----------------------------------------------------------------------
+
+
+def test_the_catcher_keeps_and_saves_every_message(tmp_path: Path) -> None:
+    encoded = b"Subject: =?utf-8?q?Ihre_Blumen_wurden_zugestellt_=E2=80=94_11:02?="
+    message = MESSAGE.replace(b"Subject: Your flowers were delivered", encoded)
+
+    with MailCatcher(out_dir=tmp_path / "outbox") as catcher:
+        assert catcher.port != 0
+        assert catcher.url == f"smtp://127.0.0.1:{catcher.port}"
+
+        async def run() -> list[SendResult]:
+            async with Sender(SmtpConfig.from_url(catcher.url)) as sender:
+                return [
+                    await sender.send(mail_from=SHOP, rcpt_to=CUSTOMER, message=body)
+                    for body in (message, MESSAGE)
+                ]
+
+        results = asyncio.run(run())
+
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.SENT]
+    first, second = catcher.messages
+    assert first.subject == "Ihre Blumen wurden zugestellt — 11:02"
+    assert first.message_id == "<order-42.delivered@flowers.test>"
+    assert (first.mail_from, first.rcpt_tos) == (SHOP, (CUSTOMER,))
+    assert second.data == MESSAGE
+    files = sorted((tmp_path / "outbox").iterdir())
+    assert [f.name for f in files] == [
+        "0001-ihre-blumen-wurden-zugestellt-11-02.eml",
+        "0002-your-flowers-were-delivered.eml",
+    ]
+    assert files[1].read_bytes() == MESSAGE
+
+
+def test_the_catcher_without_a_folder_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    with MailCatcher() as catcher:
+        result = send_one(SmtpConfig.from_url(catcher.url))
+
+    assert result.outcome is Outcome.SENT
+    assert len(catcher.messages) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("number", "subject", "name"),
+    [
+        (1, "Your order has shipped!", "0001-your-order-has-shipped.eml"),
+        (12, "../../etc/passwd", "0012-etc-passwd.eml"),
+        (3, "", "0003-no-subject.eml"),
+        (4, "您的订单已发货", "0004-您的订单已发货.eml"),
+        (5, "x" * 200, "0005-" + "x" * 60 + ".eml"),
+    ],
+)
+def test_eml_names_are_safe(number: int, subject: str, name: str) -> None:
+    assert eml_name(number, subject) == name
