@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from notifier.tables import Attempt, Cursor, Gap, Notification, State, StateEntry, Suppression
+from notifier.tables import Attempt, Cursor, Feedback, Gap, Notification, State, StateEntry, Suppression
 from notifier.timing import as_utc
 
 NOTIFICATIONS: sa.Table = Notification.__table__  # type: ignore[attr-defined]
@@ -24,6 +24,7 @@ CURSORS: sa.Table = Cursor.__table__  # type: ignore[attr-defined]
 GAPS: sa.Table = Gap.__table__  # type: ignore[attr-defined]
 STATE: sa.Table = StateEntry.__table__  # type: ignore[attr-defined]
 SUPPRESSIONS: sa.Table = Suppression.__table__  # type: ignore[attr-defined]
+FEEDBACK: sa.Table = Feedback.__table__  # type: ignore[attr-defined]
 
 
 def _insert(conn: sa.Connection, table: sa.Table) -> Any:
@@ -244,3 +245,10 @@ def suppressed(conn: sa.Connection, addresses: Iterable[str]) -> set[str]:
             conn.execute(sa.select(SUPPRESSIONS.c.address).where(SUPPRESSIONS.c.address.in_(chunk))).scalars()
         )
     return found
+
+
+def record_feedback(conn: sa.Connection, case_id: int, kind: str, now: datetime,
+                    data: str | None = None) -> int:
+    """Keep what a customer told us about a case; intake turns it into a `case.<kind>` event."""
+    result = conn.execute(FEEDBACK.insert().values(case_id=case_id, type=kind, occurred_at=now, data=data))
+    return int(result.inserted_primary_key[0])

@@ -131,6 +131,22 @@ class Suppression(SQLModel, table=True):
     created_at: datetime = _ts(nullable=False)
 
 
+class Feedback(SQLModel, table=True):
+    """What a customer told us through a link in an email ("not solved").
+
+    notifier never writes to the order system's tables; intake reads these rows as events
+    (`case.not_solved`), so rules route them like any other event.
+    """
+
+    __tablename__ = "notifier_feedback"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: int | None = Field(default=None, primary_key=True, sa_column_kwargs={"autoincrement": True})
+    case_id: int = Field(index=True)
+    type: str  # not_solved
+    occurred_at: datetime = _ts(nullable=False)
+    data: str | None = None  # JSON text: what the customer wrote, if anything
+
+
 class StateEntry(SQLModel, table=True):
     """Small facts the daemon publishes for `status`: rules in force, last reload, SMTP health."""
 
@@ -142,5 +158,5 @@ class StateEntry(SQLModel, table=True):
 
 NOTIFIER_TABLES = tuple(
     model.__table__  # type: ignore[attr-defined]
-    for model in (Notification, Attempt, Cursor, Gap, Suppression, StateEntry)
+    for model in (Notification, Attempt, Cursor, Gap, Suppression, Feedback, StateEntry)
 )
