@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -24,7 +25,7 @@ from notifier.config import LiveConfig
 from notifier.context import Subject, load_customers, load_subjects, template_context
 from notifier.events import Event
 from notifier.intake import brand_of
-from notifier.mail import Envelope, build_message, make_message_id, parse_from
+from notifier.mail import Envelope, InvalidAddress, build_message, make_message_id, parse_from
 from notifier.rendering import TemplateError
 from notifier.rules import Category, Rule, RuleSet
 from notifier.schema import EVENT_SOURCES
@@ -32,7 +33,7 @@ from notifier.sending import Outcome, Sender, SendResult, backoff
 from notifier.settings import Settings
 from notifier.store import Claimed
 from notifier.tables import Reason, State
-from notifier.timing import utcnow
+from notifier.timing import quiet_hours_end, utcnow
 
 log = logging.getLogger("notifier.dispatch")
 
@@ -57,6 +58,7 @@ class Decided:
     state: State
     reason: Reason
     detail: str
+    until: datetime | None = None  # for a deferral (state QUEUED): when to try again
 
 
 @dataclass(slots=True)
@@ -67,6 +69,7 @@ class BatchResult:
     skipped: int = 0
     retrying: int = 0
     released: int = 0
+    deferred: int = 0  # waiting for quiet hours to end
 
 
 class Dispatcher:
@@ -120,6 +123,7 @@ class Dispatcher:
         decided: list[Decided] = []
         with self.engine.connect() as conn:
             wanted = self._still_wanted(conn, claimed, rules, now, decided)
+            wanted = self._outside_quiet_hours(conn, wanted, rules, now, decided)
             to_render = [c for c in wanted if c.message is None]
             built = self._render_all(conn, to_render, rules, now, decided) if to_render else {}
             conn.rollback()
@@ -187,6 +191,34 @@ class Dispatcher:
                 )
         return None
 
+    def _outside_quiet_hours(
+        self, conn: sa.Connection, items: list[Claimed], rules: RuleSet, now: datetime, decided: list[Decided]
+    ) -> list[Claimed]:
+        """Marketing mail inside the customer's quiet hours waits for them to end (never dropped)."""
+        quiet = rules.defaults.quiet_hours
+        marketing = [i for i in items if i.category == Category.MARKETING and i.customer_id is not None]
+        if quiet is None or not marketing:
+            return items
+        people = load_customers(conn, {i.customer_id for i in marketing if i.customer_id is not None})
+        waiting: set[int] = set()
+        for item in marketing:
+            zone = _zone(people.get(item.customer_id or 0, {}).get("timezone"))
+            until = quiet_hours_end(now, zone, quiet.start, quiet.end)
+            if until is not None:
+                waiting.add(item.id)
+                local_end = until.astimezone(zone)
+                detail = f"quiet hours in {zone} until {local_end:%H:%M} local ({until:%Y-%m-%d %H:%M} UTC)"
+                decided.append(
+                    Decided(
+                        claimed=item,
+                        state=State.QUEUED,
+                        reason=Reason.QUIET_HOURS,
+                        detail=detail,
+                        until=until,
+                    )
+                )
+        return [i for i in items if i.id not in waiting]
+
     def _render_all(
         self, conn: sa.Connection, items: list[Claimed], rules: RuleSet, now: datetime, decided: list[Decided]
     ) -> dict[int, tuple[bytes, dict[str, Any]]]:
@@ -214,6 +246,10 @@ class Dispatcher:
                 log.error("not sending %s #%s: template failed: %s", item.rule, item.id, exc)
                 decided.append(
                     Decided(claimed=item, state=State.FAILED, reason=Reason.RENDER_FAILED, detail=str(exc))
+                )
+            except InvalidAddress as exc:
+                decided.append(
+                    Decided(claimed=item, state=State.SKIPPED, reason=Reason.INVALID_ADDRESS, detail=str(exc))
                 )
         return built
 
@@ -355,9 +391,13 @@ class Dispatcher:
         attempts: list[dict[str, Any]] = []
         bounces: list[str] = []
         for item in decided:
-            changes.append(_closed(item.claimed, item.state, item.reason, item.detail, now))
+            change = _closed(item.claimed, item.state, item.reason, item.detail, now)
+            if item.until is not None:
+                change["next_attempt_at"] = item.until
+            changes.append(change)
             summary.skipped += item.state is State.SKIPPED
             summary.failed += item.state is State.FAILED
+            summary.deferred += item.state is State.QUEUED
             _log_decision(item)
         for item in ready:
             result = results.get(item.claimed.id)
@@ -538,8 +578,15 @@ def _closed(item: Claimed, state: State, reason: Reason, detail: str, now: datet
     }
 
 
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
 def _log_decision(item: Decided) -> None:
-    verb = "skipped" if item.state is State.SKIPPED else "failed"
+    verb = {State.SKIPPED: "skipped", State.FAILED: "failed"}.get(item.state, "deferred")
     log.info(
         "%s %s #%s to %s: %s (%s)",
         verb,

@@ -42,6 +42,7 @@ class Reason(StrEnum):
     SUPPRESSED = "suppressed"  # the address unsubscribed or bounced
     NO_SECRET_KEY = "no_secret_key"  # marketing mail needs NOTIFIER_SECRET_KEY for its links
     RULE_GONE = "rule_gone"  # the rule was removed or disabled before the message fell due
+    QUIET_HOURS = "quiet_hours"  # (queued) marketing mail waiting for the customer's morning
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Field:  # type: ignore[valid-type]

@@ -7,7 +7,7 @@ freezegun tests, `check` and `history` can all reuse it.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -62,3 +62,23 @@ def is_expired(due_at: datetime, max_age: timedelta | None, now: datetime) -> bo
     """True when sending now would be more than `max_age` after the message fell due."""
     limit = expires_at(due_at, max_age)
     return limit is not None and now > limit
+
+
+def quiet_hours_end(moment: datetime, zone: tzinfo, start: time, end: time) -> datetime | None:
+    """When `moment` falls inside the quiet hours of `zone`, the UTC moment they end; else None.
+
+    Quiet hours may span midnight (21:00-08:00). The end is computed on the local calendar and
+    converted back with the offset in force then, so a DST change overnight moves it correctly.
+    """
+    if start == end:
+        return None
+    local = moment.astimezone(zone)
+    clock = local.time().replace(tzinfo=None)
+    spans_midnight = start > end
+    inside = (clock >= start or clock < end) if spans_midnight else (start <= clock < end)
+    if not inside:
+        return None
+    end_day = local.date() + timedelta(days=1) if spans_midnight and clock >= start else local.date()
+    ends = datetime.combine(end_day, end, tzinfo=zone)
+    # A wall time skipped by DST (rare for an end of quiet hours) resolves forward, never back.
+    return max(ends.astimezone(UTC), moment)
