@@ -2,7 +2,11 @@
 
 Templates are untrusted input (marketing edits them). They render in Jinja's
 immutable sandbox with StrictUndefined, autoescaping in HTML only, and every failure
-becomes a TemplateError naming the file, the line and the reason in plain words.
+(syntax, undefined name, sandbox refusal, filter error) becomes a TemplateError naming
+the file, the line and the reason in plain words. The immutable sandbox also refuses
+calls that change lists and dicts (`items.append`, `customer.update`), so a template
+cannot alter the context its caller shares; `{% set %}` and `namespace()` still work.
+Edited files are picked up at the next render (Jinja's auto_reload).
 
 The templates directory::
 
@@ -49,7 +53,9 @@ Filters, bound to the context's locale and timezone (None renders as ""):
     value|date(format="long")        a date, or an aware datetime's date in that timezone
     value|time(format="short")       the time of an aware datetime in that timezone
     amount|money(currency=None)      an amount; the currency defaults to the one of
-                                     order, event or product in the context, in that order
+                                     order, event or product in the context, in that order.
+                                     zh-TW writes TWD as NT$; whole amounts of currencies
+                                     paid without cents (TWD) drop the ".00"
     text|nl2br                       line breaks as <br> in HTML, unchanged in text
 
 Formats are Babel's names ("short", "medium", "long", "full") or CLDR patterns
@@ -83,7 +89,7 @@ from markupsafe import Markup, escape
 
 from notifier.mail import Rendered
 
-__all__ = ["LOCALES", "Renderer", "TemplateError", "normalize_locale"]
+__all__ = ["LOCALES", "Renderer", "TemplateError", "html_to_text", "normalize_locale"]
 
 log = logging.getLogger(__name__)
 

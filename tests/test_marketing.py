@@ -51,7 +51,7 @@ def test_marketing_waits_for_the_end_of_quiet_hours(
     _delivered(shop, at="2026-02-10 13:30")  # 21:30 in Taipei
     with freeze_time("2026-02-10 14:00", real_asyncio=True):  # 22:00 in Taipei
         code, result = run(settings)
-    assert code == 0
+    assert code == 0 and result.sent == 1
     [offer] = notifications(engine, rule="delivered-offer")
     assert offer["state"] == "queued" and offer["reason"] == "quiet_hours"
     assert "08:00 local" in offer["detail"]
