@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from notifier import events as event_rows
 from notifier import store
+from notifier.audience import plan_audience
 from notifier.context import Subject, load_subjects
 from notifier.events import Event
 from notifier.mail import parse_from
@@ -38,20 +39,30 @@ def brand_of(rules: RuleSet) -> dict[str, str]:
     return {"name": name or email, "email": email}
 
 
-def plan_batch(conn: sa.Connection, batch: list[Event], rules: RuleSet, now: datetime) -> list[Planned]:
-    """Plans for a batch of events; only event types some rule names are looked at."""
+def plan_batch(
+    conn: sa.Connection, batch: list[Event], rules: RuleSet, now: datetime
+) -> tuple[list[Planned], int]:
+    """Plans for a batch of events, and how many audience notifications were stored.
+
+    Only event types some rule names are looked at. Rules with an `audience:` fan out in
+    the database as they go (plan_audience); the other plans come back to be stored.
+    """
     wanted = [event for event in batch if rules.enabled_on(event.type)]
     if not wanted:
-        return []
+        return [], 0
     subjects = load_subjects(conn, {(e.source, e.subject_id) for e in wanted if not e.problem})
     brand = brand_of(rules)
     plans: list[Planned] = []
+    fanned_out = 0
     for event in wanted:
         subject = subjects.get((event.source, event.subject_id))
         if subject is None:
             subject = Subject(problem=f"{event.source} {event.subject_id} could not be loaded")
         plans.extend(plan_event(event, subject, rules, brand=brand, now=now))
-    return plans
+        for rule in rules.enabled_on(event.type):
+            if rule.audience is not None:
+                fanned_out += plan_audience(conn, rule, event, rules, subject=subject, brand=brand, now=now)
+    return plans, fanned_out
 
 
 def _log_plans(plans: list[Planned]) -> None:
@@ -85,8 +96,8 @@ def intake_batch(
         gaps = store.open_gaps(conn, source)
         filled = event_rows.read_ids(conn, source, gaps) if gaps else []
         fresh = event_rows.read_after(conn, source, position, batch_size)
-        plans = plan_batch(conn, filled + fresh, rules, now)
-        planned = store.insert_notifications(conn, [plan.row(now) for plan in plans])
+        plans, fanned_out = plan_batch(conn, filled + fresh, rules, now)
+        planned = fanned_out + store.insert_notifications(conn, [plan.row(now) for plan in plans])
         store.advance_cursor(
             conn,
             source,

@@ -86,10 +86,14 @@ def plan_event(
     now: datetime,
     customer: dict[str, Any] | None = None,
 ) -> list[Planned]:
-    """Every enabled rule on this event type -> a Planned (queued or skipped)."""
+    """Every enabled rule on this event type -> a Planned (queued or skipped).
+
+    Rules with an `audience:` are not planned here: they fan out in the database
+    (audience.plan_audience)."""
     return [
         plan_rule(rule, event, subject, rules, brand=brand, now=now, customer=customer)
         for rule in rules.enabled_on(event.type)
+        if rule.audience is None
     ]
 
 

@@ -319,10 +319,53 @@ def _connection_survives(exc: BaseException) -> bool:
     return isinstance(exc, ValueError)  # an address refused before anything was sent
 
 
-@dataclass(frozen=True, slots=True)
-class _Idle:
+@dataclass(slots=True, eq=False)
+class _Connection:
+    """One open SMTP connection, and its transport, which aiosmtplib forgets on close."""
+
     smtp: SMTP
-    since: float
+    transport: asyncio.BaseTransport | None
+    idle_since: float = 0.0
+
+    def discard(self) -> None:
+        """Close at once. A TLS connection closed politely waits for the server's own
+        goodbye, which can outlive the event loop and leave the socket open."""
+        if isinstance(self.transport, asyncio.Transport):
+            self.transport.abort()
+        self.smtp.close()
+
+    async def quit(self) -> None:
+        """Say QUIT (a courtesy: bounded, errors ignored), then close."""
+        try:
+            if self.smtp.is_connected:
+                timeout = min(self.smtp.timeout or _QUIT_TIMEOUT, _QUIT_TIMEOUT)
+                await self.smtp.execute_command(b"QUIT", timeout=timeout)
+        except (SMTPException, OSError):
+            pass  # the connection is going away either way
+        finally:
+            self.discard()
+
+    async def still_open(self) -> bool:
+        """Whether this idle connection can be trusted with the next message."""
+        if not self.smtp.is_connected or self._spoke_unprompted():
+            return False
+        if time.monotonic() - self.idle_since < _PROBE_AFTER_IDLE:
+            return True
+        try:
+            await self.smtp.noop()
+        except (SMTPException, OSError):
+            return False
+        return True
+
+    def _spoke_unprompted(self) -> bool:
+        # An SMTP server only speaks unasked when it is going away (EOF, perhaps after
+        # a 421), and the event loop may not have read that yet; looking at the socket
+        # itself catches a restarted server before a message is sent into the void.
+        sock = self.smtp.get_transport_info("socket")
+        if sock is None:
+            return False
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable)
 
 
 class Sender:
@@ -333,14 +376,14 @@ class Sender:
 
     At most `config.connections` sends run at once, each on its own connection; a
     connection is opened only when no idle one is left, and is put back after a send
-    unless it failed or was dropped.
+    unless it failed or was dropped. One Sender belongs to one event loop.
     """
 
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
         self._slots = asyncio.Semaphore(config.connections)
         # Last in, first out: the warmest connection is reused and spare ones age out.
-        self._idle: asyncio.LifoQueue[_Idle] = asyncio.LifoQueue()
+        self._idle: asyncio.LifoQueue[_Connection] = asyncio.LifoQueue()
         self._closed = False
 
     async def __aenter__(self) -> Sender:
@@ -352,33 +395,33 @@ class Sender:
     async def close(self) -> None:
         """QUIT and close every pooled connection; later sends are refused."""
         self._closed = True
-        idle: list[_Idle] = []
+        idle: list[_Connection] = []
         while not self._idle.empty():
             idle.append(self._idle.get_nowait())
-        await asyncio.gather(*(_quit(item.smtp) for item in idle))
+        await asyncio.gather(*(connection.quit() for connection in idle))
 
     async def send(self, *, mail_from: str, rcpt_to: str, message: bytes) -> SendResult:
         """Hand one message to the server for one recipient; never raises for SMTP trouble."""
         if self._closed:
             raise RuntimeError("this Sender is closed")
         async with self._slots:
-            smtp: SMTP | None = None
+            connection: _Connection | None = None
             try:
                 options = _mail_options(mail_from, rcpt_to)
-                smtp = await self._take()
-                _, reply = await smtp.sendmail(mail_from, [rcpt_to], message, mail_options=options)
+                connection = await self._take()
+                _, reply = await connection.smtp.sendmail(mail_from, [rcpt_to], message, mail_options=options)
             except _EXPECTED as exc:
-                if smtp is not None and _connection_survives(exc):
-                    self._give_back(smtp)
-                elif smtp is not None:
-                    smtp.close()
+                if connection is not None and _connection_survives(exc):
+                    self._give_back(connection)
+                elif connection is not None:
+                    connection.discard()
                 return classify(exc)
             except BaseException:
                 # Cancelled (or a bug) half-way: the conversation state is unknown.
-                if smtp is not None:
-                    smtp.close()
+                if connection is not None:
+                    connection.discard()
                 raise
-            self._give_back(smtp)
+            self._give_back(connection)
             return _result(Outcome.SENT, 250, reply)
 
     async def check(self) -> SendResult:
@@ -388,32 +431,33 @@ class Sender:
         """
         async with self._slots:
             try:
-                smtp = await self._open()
+                connection = await self._open()
             except ServerUnusable as exc:
                 return classify(exc)
             try:
-                response = await smtp.noop()
+                response = await connection.smtp.noop()
             except (SMTPException, OSError) as exc:
-                smtp.close()
+                connection.discard()
                 return classify(_unusable("NOOP", self.config, exc))
-            await _quit(smtp)
+            await connection.quit()
             return _result(Outcome.SENT, response.code, response.message)
 
-    async def _take(self) -> SMTP:
+    async def _take(self) -> _Connection:
         while not self._idle.empty():
-            idle = self._idle.get_nowait()
-            if await _still_open(idle):
-                return idle.smtp
-            idle.smtp.close()
+            connection = self._idle.get_nowait()
+            if await connection.still_open():
+                return connection
+            connection.discard()
         return await self._open()
 
-    def _give_back(self, smtp: SMTP) -> None:
-        if smtp.is_connected and not self._closed:
-            self._idle.put_nowait(_Idle(smtp, time.monotonic()))
-        elif smtp.is_connected:
-            smtp.close()
+    def _give_back(self, connection: _Connection) -> None:
+        if connection.smtp.is_connected and not self._closed:
+            connection.idle_since = time.monotonic()
+            self._idle.put_nowait(connection)
+        else:
+            connection.discard()
 
-    async def _open(self) -> SMTP:
+    async def _open(self) -> _Connection:
         """A new connection, TLS and AUTH done; ServerUnusable (with the cause) if not."""
         config = self.config
         smtp = SMTP(
@@ -440,9 +484,9 @@ class Sender:
                 step = "AUTH"
                 await smtp.login(config.username, config.password or "")
         except (SMTPException, OSError) as exc:
-            smtp.close()
+            _Connection(smtp, smtp.transport).discard()
             raise _unusable(step, config, exc) from exc
-        return smtp
+        return _Connection(smtp, smtp.transport)
 
 
 def _mail_options(mail_from: str, rcpt_to: str) -> list[str]:
@@ -462,42 +506,6 @@ def _unusable(step: str, config: SmtpConfig, cause: BaseException) -> ServerUnus
     error = ServerUnusable(step=step, address=config.address)
     error.__cause__ = cause
     return error
-
-
-async def _still_open(idle: _Idle) -> bool:
-    if not idle.smtp.is_connected or _spoke_unprompted(idle.smtp):
-        return False
-    if time.monotonic() - idle.since < _PROBE_AFTER_IDLE:
-        return True
-    try:
-        await idle.smtp.noop()
-    except (SMTPException, OSError):
-        return False
-    return True
-
-
-def _spoke_unprompted(smtp: SMTP) -> bool:
-    """Whether the server sent anything to an idle connection.
-
-    An SMTP server only speaks unasked when it is going away (EOF, or a 421 before
-    it), and the event loop may not have read that yet; looking at the socket itself
-    catches a server restart before a message is sent into the void.
-    """
-    sock = smtp.get_transport_info("socket")
-    if sock is None:
-        return False
-    readable, _, _ = select.select([sock], [], [], 0)
-    return bool(readable)
-
-
-async def _quit(smtp: SMTP) -> None:
-    try:
-        if smtp.is_connected:
-            await smtp.quit(timeout=min(smtp.timeout or _QUIT_TIMEOUT, _QUIT_TIMEOUT))
-    except (SMTPException, OSError):
-        pass  # the connection is going away either way
-    finally:
-        smtp.close()
 
 
 def backoff(attempt: int, *, first: float, cap: float = 3600.0, rng: random.Random | None = None) -> float:
