@@ -15,13 +15,12 @@ import sqlalchemy as sa
 from notifier.config import load_checked
 from notifier.context import Subject, load_subjects, template_context
 from notifier.errors import Problem, RulesError
-from notifier.events import Event, read_ids
+from notifier.events import SOURCES, Event, read_ids
 from notifier.intake import brand_of
 from notifier.mail import Rendered
 from notifier.rendering import LOCALES, TemplateError
 from notifier.rules import RuleSet
 from notifier.samples import SAMPLE_TRIGGER_OF_TEMPLATE, sample_context
-from notifier.schema import EVENT_SOURCES
 from notifier.settings import Settings
 from notifier.timing import utcnow
 
@@ -128,7 +127,7 @@ def _real_context(
 
 
 def _latest_event(conn: sa.Connection, trigger: str, source: str, subject_id: int) -> Event | None:
-    table, column = EVENT_SOURCES[source]
+    table, column = SOURCES[source]
     if not trigger.startswith(source + "."):
         return None
     query = (

@@ -54,7 +54,7 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    for noisy in ("apscheduler", "mail.log"):  # the scheduler's and aiosmtpd's chatter
+X
         logging.getLogger(noisy).setLevel(logging.WARNING if verbose < 2 else logging.DEBUG)
 
 
@@ -279,6 +279,17 @@ def _print_entry(entry: Any) -> None:
     if entry.subject:
         why = f'"{entry.subject}" - {why}'
     console.print(f"{'':22}{why}", markup=False, highlight=False)
+
+
+@app.command("web")
+def web_command(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8025,
+) -> None:
+    """Serve the links in emails (one-click unsubscribe, "not solved") and the preview pages."""
+    from notifier.web import serve
+
+    serve(_settings(), host, port)
 
 
 def main() -> None:

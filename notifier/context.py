@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
-from notifier.events import Event, parse_timestamp
+from notifier.events import Event, kind_of, parse_timestamp
 from notifier.schema import Case, Customer, Order, OrderItem, Product
 
 CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
@@ -143,7 +143,8 @@ def _items(conn: sa.Connection, order_ids: Iterable[int]) -> dict[int, list[dict
 
 def load_subjects(conn: sa.Connection, refs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Subject]:
     """(source, subject id) pairs -> Subjects, loaded with a few queries per table."""
-    refs = set(refs)
+    asked = set(refs)
+    refs = {(kind_of(source), subject_id) for source, subject_id in asked}
     cases = {r["id"]: _case(r) for r in _rows(conn, CASES, "id", [i for s, i in refs if s == "case"])}
     order_ids = {i for s, i in refs if s == "order"} | {
         c["order_id"] for c in cases.values() if c["order_id"]
@@ -155,7 +156,10 @@ def load_subjects(conn: sa.Connection, refs: Iterable[tuple[str, int]]) -> dict[
     products = {
         r["id"]: _product(r) for r in _rows(conn, PRODUCTS, "id", [i for s, i in refs if s == "product"])
     }
-    return {ref: _subject(ref, orders, items, cases, customers, products) for ref in refs}
+    return {
+        (source, subject_id): _subject((kind_of(source), subject_id), orders, items, cases, customers, products)
+        for source, subject_id in asked
+    }
 
 
 def _subject(

@@ -7,14 +7,18 @@ later wants to write would otherwise fail at once with "database is locked".
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from notifier import schema, tables
 from notifier.errors import ConfigError
+from notifier.migrations.env_names import VERSION_TABLE
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -68,10 +72,44 @@ def is_postgres(engine: Engine | sa.Connection) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+FIRST_REVISION = "0001"
+
+
+def _alembic(connection: sa.Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The revision of notifier's own tables, or None before `init-db`."""
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(VERSION_TABLE):
+            return None
+        return conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+
+
 def init_db(engine: Engine) -> list[str]:
-    """Create the integration and notifier tables that are missing; return their names."""
-    existing = set(sa.inspect(engine).get_table_names()) | set(sa.inspect(engine).get_view_names())
-    wanted = [*schema.INTEGRATION_TABLES, *tables.NOTIFIER_TABLES]
-    missing = [table for table in wanted if table.name not in existing]
+    """Create the integration tables that are missing, and create or upgrade notifier's own
+    tables to the newest revision. Returns the names of the tables it created."""
+    before = _existing(engine)
+    missing = [table for table in schema.INTEGRATION_TABLES if table.name not in before]
     SQLModel.metadata.create_all(engine, tables=missing)
-    return [table.name for table in missing]
+    with engine.begin() as conn:
+        config = _alembic(conn)
+        if "notifier_notifications" in before and VERSION_TABLE not in before:
+            # Made by a notifier that predates migrations: those tables are revision 0001.
+            command.stamp(config, FIRST_REVISION)
+        command.upgrade(config, "head")
+    return [name for name in _table_order() if name not in before and name in _existing(engine)]
+
+
+def _existing(engine: Engine) -> set[str]:
+    inspector = sa.inspect(engine)
+    return set(inspector.get_table_names()) | set(inspector.get_view_names())
+
+
+def _table_order() -> list[str]:
+    return [t.name for t in (*schema.INTEGRATION_TABLES, *tables.NOTIFIER_TABLES)]

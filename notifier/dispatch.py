@@ -28,7 +28,6 @@ from notifier.intake import brand_of
 from notifier.mail import Envelope, InvalidAddress, build_message, make_message_id, parse_from
 from notifier.rendering import TemplateError
 from notifier.rules import Category, Rule, RuleSet
-from notifier.schema import EVENT_SOURCES
 from notifier.sending import Outcome, Sender, SendResult, backoff
 from notifier.settings import Settings
 from notifier.store import Claimed
@@ -272,7 +271,9 @@ class Dispatcher:
             now=now,
             reply_by=self._reply_by(subject, rules),
         )
-        locale = self.config.renderer.choose_locale(item.template, context["locale"])
+        rule = rules.by_name(item.rule)
+        wanted = rule.locale if rule is not None and rule.locale else context["locale"]
+        locale = self.config.renderer.choose_locale(item.template, wanted)
         rendered = self.config.renderer.render(item.template, locale, context)
         customer = person or subject.customer or {}
         to_name = customer.get("name") if item.recipient == customer.get("email") else None
@@ -526,7 +527,7 @@ class Dispatcher:
 
 def unless_event(conn: sa.Connection, item: Claimed, rule: Rule) -> Event | None:
     """The first `unless:` event for the same order or case at or after the trigger."""
-    table, column = EVENT_SOURCES[item.source]
+    table, column = event_rows.SOURCES[item.source]
     short_types = [name.split(".", 1)[1] for name in rule.unless]
     ids = conn.execute(
         sa.select(table.c.id).where(

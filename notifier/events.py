@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from notifier.schema import EVENT_SOURCES
+from notifier.tables import Feedback
 from notifier.timing import as_utc
 
 # The event vocabulary (SPEC §2): each event's documented data keys and their kinds.
@@ -43,7 +44,21 @@ VOCABULARY: dict[str, dict[str, str]] = {
     "case.customer_replied": {},
     "case.resolved": {"resolution": "text"},
     "case.reopened": {},
+    "case.not_solved": {"comment": "text"},  # a customer clicked "not solved" (notifier_feedback)
 }
+
+# Where each source's events live: the order system's three event tables, and notifier's
+# own feedback table (what customers told us through links), read as `case.*` events.
+SOURCES: dict[str, tuple[sa.Table, str]] = {
+    **EVENT_SOURCES,
+    "feedback": (Feedback.__table__, "case_id"),  # type: ignore[attr-defined]
+}
+_KIND = {"feedback": "case"}
+
+
+def kind_of(source: str) -> str:
+    """What a source's events are about: 'order', 'case' or 'product'."""
+    return _KIND.get(source, source)
 
 # Largest run of missing ids remembered as gaps; a bigger jump is a sequence jump, not commits.
 MAX_GAP_RUN = 1000
@@ -64,7 +79,7 @@ class Event:
     @property
     def thread(self) -> str:
         """Messages about one order (or case) go out in event order."""
-        return f"{self.source}:{self.subject_id}"
+        return f"{kind_of(self.source)}:{self.subject_id}"
 
 
 def parse_timestamp(value: Any) -> datetime:
@@ -124,7 +139,7 @@ def _parse_data(raw: Any) -> tuple[dict[str, Any], str | None]:
 
 def event_from_row(source: str, row: Mapping[str, Any]) -> Event:
     """A database row -> Event; a row that cannot be used keeps its problem in words."""
-    event_type = f"{source}.{row['type']}"
+    event_type = f"{kind_of(source)}.{row['type']}"
     data, problem = _parse_data(row["data"])
     try:
         occurred_at = parse_timestamp(row["occurred_at"])
@@ -154,7 +169,7 @@ def event_from_row(source: str, row: Mapping[str, Any]) -> Event:
 
 
 def _select(conn: sa.Connection, source: str) -> sa.Select[Any]:
-    table, subject_column = EVENT_SOURCES[source]
+    table, subject_column = SOURCES[source]
     as_text = conn.dialect.name == "sqlite"
     # Text in SQLite so that one bad row cannot break the batch; native types elsewhere.
     occurred = sa.cast(table.c.occurred_at, sa.Text) if as_text else table.c.occurred_at
@@ -170,14 +185,14 @@ def _select(conn: sa.Connection, source: str) -> sa.Select[Any]:
 
 def read_after(conn: sa.Connection, source: str, position: int, limit: int) -> list[Event]:
     """Up to `limit` events with id > position, in id order."""
-    table, _ = EVENT_SOURCES[source]
+    table, _ = SOURCES[source]
     query = _select(conn, source).where(table.c.id > position).order_by(table.c.id).limit(limit)
     return [event_from_row(source, row) for row in conn.execute(query).mappings()]
 
 
 def read_ids(conn: sa.Connection, source: str, ids: Iterable[int]) -> list[Event]:
     """The events with these ids that exist now (gaps that have since committed)."""
-    table, _ = EVENT_SOURCES[source]
+    table, _ = SOURCES[source]
     wanted = list(ids)
     found: list[Event] = []
     for start in range(0, len(wanted), 500):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from notifier.conditions import ExpressionError
@@ -69,11 +69,16 @@ def notification_key(rule: Rule, event: Event, customer_id: int | None = None) -
     return base if customer_id is None else f"{base}:{customer_id}"
 
 
-def due_time(rule: Rule, event: Event, context: Mapping[str, Any]) -> datetime:
+def due_time(
+    rule: Rule, event: Event, context: Mapping[str, Any], response_times: Mapping[str, timedelta] | None = None
+) -> datetime:
     """When the message falls due: the event's time, plus delay/after, or send_at (never
     before the event itself: a send_at already past means at once)."""
     if rule.send_at is not None:
         return max(rule.send_at.moment(context), event.occurred_at)
+    if rule.after_response_time and response_times is not None:
+        priority = (context.get("case") or {}).get("priority")
+        return event.occurred_at + rule.due_after(response_times, priority)
     return event.occurred_at + rule.wait
 
 
@@ -135,7 +140,7 @@ def plan_rule(
     try:
         if rule.when is not None and not rule.when.holds(context):
             return skip(Reason.CONDITION_FALSE, f"when: {rule.when.source} was false")
-        due = due_time(rule, event, context)
+        due = due_time(rule, event, context, rules.defaults.response_times)
     except ExpressionError as exc:
         return skip(Reason.CONDITION_FALSE, f"when/send_at could not be evaluated: {exc}")
     recipient = rule.to or (person["email"] if person else "")

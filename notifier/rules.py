@@ -49,6 +49,7 @@ DEFAULT_KEYS = ("from", "quiet_hours", "max_age", "response_times")
 RULE_KEYS = (
     "name",
     "description",
+    "locale",
     "on",
     "when",
     "unless",
@@ -62,6 +63,7 @@ RULE_KEYS = (
     "to",
     "max_age",
 )
+RESPONSE_TIME = "response_time"  # `after:` value: the promised reply time for the case's priority
 AUDIENCE_KEYS = ("ordered_product_within",)
 
 
@@ -105,6 +107,14 @@ class Rule:
     to: str | None = None
     max_age: timedelta | None = None
     description: str = ""
+    after_response_time: bool = False  # `after: response_time`: the case's promised reply time
+    locale: str | None = None  # a fixed language (internal notices), else the customer's
+
+    def due_after(self, response_times: Mapping[str, timedelta], priority: str | None) -> timedelta:
+        """How long after the event the message falls due (send_at aside)."""
+        if self.after_response_time:
+            return response_times.get(priority or "normal", response_times["normal"])
+        return self.wait
 
     @property
     def source(self) -> str:
@@ -292,8 +302,13 @@ def _read_rule_fields(
     on: str,
     check_context: Callable[[str], Mapping[str, Any]] | None,
 ) -> dict[str, Any]:
+    by_priority = node.get("after") == RESPONSE_TIME
+    if by_priority and not on.startswith("case."):
+        reader.fail(reader.key_line(node, "after"), f"{label}: after: response_time only applies to case events")
     fields: dict[str, Any] = {
-        "after": reader.duration(node, "after"),
+        "after": None if by_priority else reader.duration(node, "after"),
+        "after_response_time": by_priority,
+        "locale": str(node["locale"]) if node.get("locale") else None,
         "delay": reader.duration(node, "delay"),
         "max_age": reader.duration(node, "max_age"),
         "description": str(node.get("description") or ""),

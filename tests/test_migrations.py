@@ -1,0 +1,79 @@
+"""init-db: creates what is missing, upgrades notifier's own tables, harmless to repeat."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from notifier.database import _alembic, init_db, make_engine, schema_revision
+from notifier.migrations.env_names import VERSION_TABLE
+from notifier.tables import NOTIFIER_TABLES
+from tests.shop import ts
+
+
+def _empty(url: str) -> sa.Engine:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        for name in reversed(sa.inspect(conn).get_table_names()):
+            conn.execute(sa.text(f'DROP TABLE "{name}"'))
+    return engine
+
+
+def test_migrated_tables_match_the_models(db_url: str) -> None:
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "include_name": lambda name, kind, _p: (
+                    kind != "table" or (name.startswith("notifier_") and name != VERSION_TABLE)
+                )
+            },
+        )
+        ours = sa.MetaData()
+        for table in NOTIFIER_TABLES:
+            table.to_metadata(ours)
+        differences = compare_metadata(context, ours)
+    engine.dispose()
+    assert differences == [], differences
+
+
+def test_init_db_twice_is_harmless(db_url: str) -> None:
+    engine = make_engine(db_url)
+    assert init_db(engine) == []
+    assert schema_revision(engine) == "0002"
+    engine.dispose()
+
+
+def test_upgrades_a_database_made_by_the_previous_schema(db_url: str) -> None:
+    engine = _empty(db_url)
+    with engine.begin() as conn:
+        command.upgrade(_alembic(conn), "0001")
+    assert schema_revision(engine) == "0001"
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO notifier_suppressions (address, reason, created_at) VALUES (:a, 'unsubscribed', :t)"
+            ),
+            {"a": "kept@example.com", "t": ts("2026-01-01 00:00")},
+        )
+    created = init_db(engine)
+    assert "notifier_feedback" in created and "customers" in created
+    assert schema_revision(engine) == "0002"
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT address FROM notifier_suppressions")).scalars().all()
+    assert kept == ["kept@example.com"]
+    engine.dispose()
+
+
+def test_tables_made_before_migrations_are_adopted(db_url: str) -> None:
+    engine = _empty(db_url)
+    with engine.begin() as conn:
+        command.upgrade(_alembic(conn), "0001")
+        conn.execute(sa.text(f"DROP TABLE {VERSION_TABLE}"))  # as create_all would have left it
+    init_db(engine)
+    assert schema_revision(engine) == "0002"
+    assert "notifier_feedback" in sa.inspect(engine).get_table_names()
+    engine.dispose()
