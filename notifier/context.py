@@ -157,7 +157,9 @@ def load_subjects(conn: sa.Connection, refs: Iterable[tuple[str, int]]) -> dict[
         r["id"]: _product(r) for r in _rows(conn, PRODUCTS, "id", [i for s, i in refs if s == "product"])
     }
     return {
-        (source, subject_id): _subject((kind_of(source), subject_id), orders, items, cases, customers, products)
+        (source, subject_id): _subject(
+            (kind_of(source), subject_id), orders, items, cases, customers, products
+        )
         for source, subject_id in asked
     }
 

@@ -70,7 +70,10 @@ def notification_key(rule: Rule, event: Event, customer_id: int | None = None) -
 
 
 def due_time(
-    rule: Rule, event: Event, context: Mapping[str, Any], response_times: Mapping[str, timedelta] | None = None
+    rule: Rule,
+    event: Event,
+    context: Mapping[str, Any],
+    response_times: Mapping[str, timedelta] | None = None,
 ) -> datetime:
     """When the message falls due: the event's time, plus delay/after, or send_at (never
     before the event itself: a send_at already past means at once)."""

@@ -304,7 +304,9 @@ def _read_rule_fields(
 ) -> dict[str, Any]:
     by_priority = node.get("after") == RESPONSE_TIME
     if by_priority and not on.startswith("case."):
-        reader.fail(reader.key_line(node, "after"), f"{label}: after: response_time only applies to case events")
+        reader.fail(
+            reader.key_line(node, "after"), f"{label}: after: response_time only applies to case events"
+        )
     fields: dict[str, Any] = {
         "after": None if by_priority else reader.duration(node, "after"),
         "after_response_time": by_priority,
