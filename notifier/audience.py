@@ -34,6 +34,30 @@ log = logging.getLogger("notifier.audience")
 
 # What Python's str.strip() removes from an address (context.py strips customer emails).
 _BLANKS = " \t\r\n\f\v"
+# The columns of a notification row, as `Planned.row()` writes them.
+_VALUE_NAMES = (
+    "key",
+    "rule",
+    "template",
+    "category",
+    "source",
+    "event_id",
+    "event_type",
+    "event_occurred_at",
+    "thread",
+    "subject_id",
+    "customer_id",
+    "recipient",
+    "state",
+    "reason",
+    "detail",
+    "due_at",
+    "expires_at",
+    "next_attempt_at",
+    "attempts",
+    "created_at",
+    "updated_at",
+)
 
 
 def plan_audience(
@@ -65,35 +89,12 @@ def plan_audience(
     statement = _insert(conn).from_select(
         list(_VALUE_NAMES), _audience_select(conn, rule, event, due, due + rules.max_age(rule), now)
     )
-    result = conn.execute(statement.on_conflict_do_nothing(index_elements=["key"]))
+    statement = statement.on_conflict_do_nothing(index_elements=["key"])
+    # SQLAlchemy keeps an INSERT's row count only when asked (else -1 on PostgreSQL).
+    result = conn.execute(statement.execution_options(preserve_rowcount=True))
     planned = max(result.rowcount or 0, 0)
     log.info("planned %s to %d customer(s), due %s", label, planned, due.isoformat(timespec="seconds"))
     return planned
-
-
-_VALUE_NAMES = (
-    "key",
-    "rule",
-    "template",
-    "category",
-    "source",
-    "event_id",
-    "event_type",
-    "event_occurred_at",
-    "thread",
-    "subject_id",
-    "customer_id",
-    "recipient",
-    "state",
-    "reason",
-    "detail",
-    "due_at",
-    "expires_at",
-    "next_attempt_at",
-    "attempts",
-    "created_at",
-    "updated_at",
-)
 
 
 def _insert(conn: sa.Connection) -> Any:

@@ -96,16 +96,35 @@ def _print_problems(exc: RulesError) -> None:
 
 
 @app.command("init-db")
-def init_db_command() -> None:
-    """Create the integration tables and notifier's own tables where they are missing."""
-    from notifier.database import init_db, make_engine
+def init_db_command(
+    notify_trigger: Annotated[
+        bool,
+        typer.Option(
+            "--notify-trigger",
+            help="PostgreSQL: also install a trigger on the event tables that wakes running daemons "
+            "the moment an event commits (LISTEN/NOTIFY).",
+        ),
+    ] = False,
+) -> None:
+    """Create the integration tables and notifier's own tables where missing; upgrade notifier's."""
+    from notifier.database import init_db, make_engine, schema_revision
 
     settings = _settings()
-    created = init_db(make_engine(settings.database_url.reveal()))
+    engine = make_engine(settings.database_url.reveal())
+    created = init_db(engine)
     if created:
         console.print(f"created {len(created)} table(s): {', '.join(created)}")
     else:
-        console.print("all tables already exist; nothing to do")
+        console.print("all tables already exist; nothing to create")
+    console.print(f"notifier tables at revision {schema_revision(engine)}")
+    if notify_trigger:
+        if engine.dialect.name != "postgresql":
+            errors.print("--notify-trigger needs PostgreSQL; SQLite daemons poll")
+            raise typer.Exit(2)
+        from notifier.wakeup import install_trigger
+
+        console.print(f"wake-up trigger installed on {', '.join(install_trigger(engine))}")
+    engine.dispose()
 
 
 @app.command("run")

@@ -30,6 +30,7 @@ from notifier.intake import intake
 from notifier.sending import Sender, SmtpConfig
 from notifier.settings import Settings
 from notifier.timing import utcnow
+from notifier.wakeup import listen
 
 log = logging.getLogger("notifier.daemon")
 
@@ -179,18 +180,35 @@ async def run_forever(settings: Settings) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal, signum)
         running: set[asyncio.Task[CycleResult]] = set()
+        busy = asyncio.Lock()
+        again = asyncio.Event()
 
         async def tick() -> None:
+            """One cycle; if woken while one runs, run again right after it."""
             if pipeline.stopping.is_set():
                 return
-            task = asyncio.ensure_future(pipeline.cycle())
-            running.add(task)
-            try:
-                await task
-            except Exception:
-                log.exception("cycle failed; trying again in %s", settings.poll_interval)
-            finally:
-                running.discard(task)
+            if busy.locked():
+                again.set()
+                return
+            async with busy:
+                while not pipeline.stopping.is_set():
+                    again.clear()
+                    task = asyncio.ensure_future(pipeline.cycle())
+                    running.add(task)
+                    try:
+                        await task
+                    except Exception:
+                        log.exception("cycle failed; trying again in %s", settings.poll_interval)
+                    finally:
+                        running.discard(task)
+                    if not again.is_set():
+                        break
+
+        def wake() -> None:
+            if busy.locked():
+                again.set()
+            else:
+                scheduler.add_job(tick, id="wake", replace_existing=True, misfire_grace_time=None)
 
         scheduler = AsyncIOScheduler(event_loop=loop)
         interval = settings.poll_interval.total_seconds()
@@ -204,6 +222,9 @@ async def run_forever(settings: Settings) -> int:
             misfire_grace_time=max(1, int(interval * 5)),
             next_run_time=datetime.now(),
         )
+        listener = None
+        if pipeline.engine.dialect.name == "postgresql":
+            listener = asyncio.ensure_future(listen(pipeline.engine, wake, pipeline.stopping))
         scheduler.start()
         log.info(
             "notifier running as %s: rules %s (%s), polling every %s",
@@ -218,5 +239,8 @@ async def run_forever(settings: Settings) -> int:
         if running:
             await asyncio.gather(*running, return_exceptions=True)
         scheduler.shutdown(wait=False)
+        if listener is not None:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
         log.info("stopped cleanly")
         return EXIT_OK

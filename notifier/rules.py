@@ -378,6 +378,8 @@ def _read_audience(reader: _Reader, node: CommentedMap, label: str, on: str) -> 
     reader.check_keys(value, AUDIENCE_KEYS, f"{label} audience")
     if on and not on.startswith("product."):
         reader.fail(line, f"{label}: audience only applies to product events, not {on!r}")
+    if node.get("to") is not None:
+        reader.fail(line, f"{label}: audience and to cannot be used together (to sends to one address)")
     window = reader.duration(value, "ordered_product_within")
     return Audience(window) if window is not None else None
 

@@ -89,7 +89,12 @@ def insert_notifications(conn: sa.Connection, rows: Sequence[dict[str, Any]]) ->
     """Insert planned notifications; a key already present is left alone (idempotent)."""
     if not rows:
         return 0
-    statement = _insert(conn, NOTIFICATIONS).on_conflict_do_nothing(index_elements=["key"])
+    # preserve_rowcount: without it PostgreSQL reports -1 for a multi-row insert.
+    statement = (
+        _insert(conn, NOTIFICATIONS)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .execution_options(preserve_rowcount=True)
+    )
     result = conn.execute(statement, list(rows))
     return max(result.rowcount or 0, 0)
 
@@ -130,6 +135,9 @@ class Claimed:
 _CLAIM_COLUMNS = [NOTIFICATIONS.c[name] for name in Claimed.__slots__]  # type: ignore[attr-defined]
 
 
+CLAIM_LOCK = 0x6E6F7469  # an arbitrary, fixed advisory-lock key for claims ("noti")
+
+
 def claim_due(
     conn: sa.Connection, *, now: datetime, limit: int, worker: str, lease: timedelta
 ) -> list[Claimed]:
@@ -139,6 +147,11 @@ def claim_due(
     sent elsewhere or waiting to retry, so one order's emails reach SMTP in event order.
     Leases that ran out (a worker died) are claimable again.
     """
+    if conn.dialect.name == "postgresql":
+        # Claims are short; taking them one daemon at a time keeps a thread's order across
+        # daemons (a concurrent claim could otherwise take a later message of an order whose
+        # earlier one another daemon is claiming right now).
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
     n = NOTIFICATIONS.alias("n")
     p = NOTIFICATIONS.alias("p")
     earlier_blocking = sa.exists().where(
@@ -184,6 +197,22 @@ def update_notifications(conn: sa.Connection, changes: Sequence[dict[str, Any]])
 def record_attempts(conn: sa.Connection, attempts: Sequence[dict[str, Any]]) -> None:
     if attempts:
         conn.execute(ATTEMPTS.insert(), list(attempts))
+
+
+def extend_lease(conn: sa.Connection, ids: Sequence[int], worker: str, until: datetime) -> int:
+    """Keep claimed notifications reserved while a slow send is still in flight."""
+    if not ids:
+        return 0
+    result = conn.execute(
+        NOTIFICATIONS.update()
+        .where(
+            NOTIFICATIONS.c.id.in_(list(ids)),
+            NOTIFICATIONS.c.lease_owner == worker,
+            NOTIFICATIONS.c.state == State.SENDING,
+        )
+        .values(lease_until=until)
+    )
+    return result.rowcount or 0
 
 
 def release(conn: sa.Connection, ids: Sequence[int], now: datetime) -> None:
@@ -247,8 +276,9 @@ def suppressed(conn: sa.Connection, addresses: Iterable[str]) -> set[str]:
     return found
 
 
-def record_feedback(conn: sa.Connection, case_id: int, kind: str, now: datetime,
-                    data: str | None = None) -> int:
+def record_feedback(
+    conn: sa.Connection, case_id: int, kind: str, now: datetime, data: str | None = None
+) -> int:
     """Keep what a customer told us about a case; intake turns it into a `case.<kind>` event."""
     result = conn.execute(FEEDBACK.insert().values(case_id=case_id, type=kind, occurred_at=now, data=data))
     return int(result.inserted_primary_key[0])

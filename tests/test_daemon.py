@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -14,45 +11,18 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from notifier.settings import Settings
+from tests.daemons import start_daemon, wait_for
 from tests.journey import notifications, run
 from tests.shop import Shop
 from tests.smtp_server import FaultySmtpServer
 
 
-def _daemon(
-    settings: Settings, *extra: str, env: dict[str, str] | None = None, log: Path | None = None
-) -> subprocess.Popen[bytes]:
-    """The daemon in its own process; its log goes to a file (a pipe could fill and block it)."""
-    environment = {
-        **os.environ,
-        "NOTIFIER_DATABASE_URL": settings.database_url.reveal(),
-        "NOTIFIER_SMTP_URL": settings.smtp_url.reveal(),
-        "NOTIFIER_RULES": str(settings.rules),
-        "NOTIFIER_TEMPLATES": str(settings.templates),
-        "NOTIFIER_POLL_INTERVAL": "1s",
-        **(env or {}),
-    }
-    if log is None:
-        return subprocess.Popen(
-            [sys.executable, "-m", "notifier", *extra, "run"],
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-    with log.open("wb") as stderr:  # the child keeps its own copy of the file
-        return subprocess.Popen(
-            [sys.executable, "-m", "notifier", *extra, "run"],
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
+def _daemon(settings: Settings, *, env: dict[str, str] | None = None, log: Path) -> subprocess.Popen[bytes]:
+    return start_daemon(settings, log, env=env)
 
 
-def _wait_for(condition: Callable[[], bool], limit: float = 30.0) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the daemon"
-        time.sleep(0.02)
+def _wait_for(condition: Callable[[], bool], limit: float = 60.0) -> None:
+    wait_for(condition, limit, "the daemon")
 
 
 def _recent_orders(shop: Shop, count: int) -> None:
@@ -92,10 +62,12 @@ def test_sigterm_finishes_in_flight_sends_and_exits_zero(
     assert len(ids) == 400 and len(set(ids)) == 400
 
 
-def test_bad_rules_at_start_up_exit_non_zero_with_the_reason(settings: Settings) -> None:
+def test_bad_rules_at_start_up_exit_non_zero_with_the_reason(settings: Settings, tmp_path: Path) -> None:
     rules = Path(settings.rules)
     rules.write_text(rules.read_text().replace("on: order.placed", "on: order.plaised", 1))
-    daemon = _daemon(settings)
-    _, err = daemon.communicate(timeout=30)
+    log = tmp_path / "daemon.log"
+    daemon = _daemon(settings, log=log)
+    daemon.wait(timeout=30)
+    err = log.read_text()
     assert daemon.returncode == 1
-    assert f"{settings.rules}:" in err.decode() and "order.plaised" in err.decode()
+    assert f"{settings.rules}:" in err and "order.plaised" in err
