@@ -8,6 +8,7 @@ program can open.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ class LocalController(Controller):
     def _trigger_server(self) -> None:
         # aiosmtpd probes the new server on `self.port` before start() returns; with
         # port 0 that probe would go nowhere, so read back the port actually bound.
-        if self.server is not None and self.server.sockets:
+        if isinstance(self.server, asyncio.Server) and self.server.sockets:
             self.port = self.server.sockets[0].getsockname()[1]
         super()._trigger_server()
 

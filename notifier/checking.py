@@ -94,14 +94,14 @@ def preview(
     trigger = trigger_of(template, rules)
     if order is None and case is None and product is None:
         return renderer.render(template, locale, _sample(trigger, locale, rules))
-    from notifier.database import make_engine
+    from notifier.database import connect
 
     source, subject_id = (
         ("order", order)
         if order is not None
         else (("case", case) if case is not None else ("product", product))
     )
-    with make_engine(settings.database_url.reveal()).connect() as conn:
+    with connect(settings) as conn:
         context = _real_context(conn, trigger, source, int(subject_id or 0), rules, locale)
     return renderer.render(template, locale, context)
 

@@ -213,13 +213,13 @@ def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """What is queued, sent, retrying, failed; the rules file in force."""
-    from notifier.database import make_engine
+    from notifier.database import connect
     from notifier.inspection import status
     from notifier.timing import utcnow
 
     settings = _settings()
     now = utcnow()
-    with make_engine(settings.database_url.reveal()).connect() as conn:
+    with connect(settings) as conn:
         report = status(conn, now)
     if as_json:
         print(json.dumps({**report.as_dict(), "settings": settings.describe()}, indent=2))
@@ -261,14 +261,14 @@ def history_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """What a customer, order or case was sent, when, and why a rule did not send."""
-    from notifier.database import make_engine
+    from notifier.database import connect
     from notifier.inspection import history
 
     if sum(x is not None for x in (customer, order, case)) != 1:
         errors.print("give exactly one of --customer EMAIL, --order ID, --case ID")
         raise typer.Exit(2)
     settings = _settings()
-    with make_engine(settings.database_url.reveal()).connect() as conn:
+    with connect(settings) as conn:
         entries = history(conn, order=order, case=case, customer_email=customer)
     if as_json:
         print(json.dumps([entry.as_dict() for entry in entries], indent=2, ensure_ascii=False))

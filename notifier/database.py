@@ -7,8 +7,10 @@ later wants to write would otherwise fail at once with "database is locked".
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -19,6 +21,9 @@ from sqlmodel import SQLModel
 from notifier import schema, tables
 from notifier.errors import ConfigError
 from notifier.migrations.env_names import VERSION_TABLE
+
+if TYPE_CHECKING:
+    from notifier.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -66,6 +71,17 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+@contextmanager
+def connect(settings: Settings) -> Iterator[sa.Connection]:
+    """A connection for one command; the engine is disposed afterwards (no pooled leftovers)."""
+    engine = make_engine(settings.database_url.reveal())
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 def is_postgres(engine: Engine | sa.Connection) -> bool:

@@ -105,8 +105,25 @@ class Dispatcher:
         if not claimed:
             return BatchResult()
         ready, decided = await asyncio.to_thread(self._prepare, claimed, now)
-        results = await self._send(ready)
+        renewal = asyncio.ensure_future(self._keep_leases([item.claimed.id for item in ready]))
+        try:
+            results = await self._send(ready)
+        finally:
+            renewal.cancel()
         return await asyncio.to_thread(self._record, ready, decided, results)
+
+    async def _keep_leases(self, ids: list[int]) -> None:
+        """Renew the lease every third of its length while sending, so a slow SMTP server
+        never lets another daemon take over messages that are still in flight."""
+        period = max(self.settings.lease.total_seconds() / 3, 0.05)
+        while True:
+            await asyncio.sleep(period)
+            until = self.clock() + self.settings.lease
+            await asyncio.to_thread(self._extend, ids, until)
+
+    def _extend(self, ids: list[int], until: datetime) -> None:
+        with self.engine.begin() as conn:
+            store.extend_lease(conn, ids, self.worker, until)
 
     def _claim(self, now: datetime) -> list[Claimed]:
         with self.engine.begin() as conn:

@@ -18,11 +18,10 @@ from notifier import events as event_rows
 from notifier import store
 from notifier.audience import plan_audience
 from notifier.context import Subject, load_subjects
-from notifier.events import Event
+from notifier.events import SOURCES, Event
 from notifier.mail import parse_from
 from notifier.planning import Planned, plan_event
 from notifier.rules import RuleSet
-from notifier.schema import EVENT_SOURCES
 
 log = logging.getLogger("notifier.intake")
 
@@ -120,7 +119,7 @@ def intake(
 ) -> IntakeResult:
     """Evaluate every new event of every source, a batch at a time, until none is left."""
     total_events = total_planned = 0
-    for source in EVENT_SOURCES:
+    for source in SOURCES:
         more = True
         while more:
             count, planned, more = intake_batch(

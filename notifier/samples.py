@@ -6,8 +6,9 @@ follows the contract in rendering.py: every documented key is present (optional 
 filled in, so a preview shows every line a template can print).
 
 The sample story: a Valentine's order placed on Monday 9 February 2026, dispatched on
-Thursday, delivered on Friday at 11:02 local time; a case opened the following Monday;
-a rose price rise announced in January. Times are set in the customer's own timezone.
+Thursday, delivered on Friday at 11:02 local time; a case opened the following Monday, promised
+a reply by Tuesday 10:00, resolved on Wednesday and reported not solved on Saturday; a rose
+price rise announced in January. Times are set in the customer's own timezone.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ TRIGGERS: tuple[str, ...] = (
     "case.customer_replied",
     "case.resolved",
     "case.reopened",
+    "case.not_solved",
 )
 
 # The trigger of each shipped template, for previewing a template no rule names.
@@ -41,6 +43,11 @@ SAMPLE_TRIGGER_OF_TEMPLATE: dict[str, str] = {
     "price_change_warning": "product.price_change",
     "case_received": "case.opened",
     "case_follow_up": "case.resolved",
+    "case_overdue_customer": "case.opened",
+    "case_overdue_team": "case.opened",
+    "case_agent_replied": "case.agent_replied",
+    "case_resolved": "case.resolved",
+    "case_not_solved_team": "case.not_solved",
 }
 
 # Per locale: the people, places, goods and prices of the sample story.
@@ -64,6 +71,7 @@ _PEOPLE: dict[str, dict[str, Any]] = {
         "case_subject": "The roses arrived with broken stems",
         "agent": "Sam",
         "resolution": "We sent a replacement bouquet on 17 February.",
+        "comment": "The roses are still wilted.",
         "cancel_reason": "The address could not be reached.",
     },
     "zh-CN": {
@@ -85,6 +93,7 @@ _PEOPLE: dict[str, dict[str, Any]] = {
         "case_subject": "玫瑰送到时花茎折断了",
         "agent": "小陈",
         "resolution": "我们已于 2 月 17 日补发一束新的花束。",
+        "comment": "玫瑰还是蔫的。",
         "cancel_reason": "收货地址无法送达。",
     },
     "zh-TW": {
@@ -106,6 +115,7 @@ _PEOPLE: dict[str, dict[str, Any]] = {
         "case_subject": "玫瑰送達時花莖斷了",
         "agent": "小陳",
         "resolution": "我們已於 2 月 17 日補寄一束新的花束。",
+        "comment": "玫瑰還是枯萎的。",
         "cancel_reason": "收件地址無法送達。",
     },
 }
@@ -179,7 +189,7 @@ def sample_context(trigger: str, locale: str = "en") -> dict[str, Any]:
         order["status"] = "delivered"
     elif trigger == "order.cancelled":
         order["status"] = "cancelled"
-    elif trigger == "case.resolved":
+    elif trigger in ("case.resolved", "case.not_solved"):
         case["status"] = "resolved"
 
     customer = {
@@ -205,7 +215,8 @@ def sample_context(trigger: str, locale: str = "en") -> dict[str, Any]:
         "event": event,
         "case": case if source == "case" else None,
         "product": product if source == "product" else None,
-        "reply_by": at(17, 10, 0) if trigger == "case.opened" else None,
+        # When a person promised to answer the case (from its priority); every case email may show it.
+        "reply_by": at(17, 10, 0) if source == "case" else None,
         "links": dict(_LINKS),
         "brand": dict(_BRAND),
         "locale": locale,
@@ -260,7 +271,9 @@ def _event(
         # Announced on 5 January; the warning goes out 21 days before the change.
         return at(5, 10, 0, month=1), raw, values, timedelta(days=6, hours=1)
     if trigger == "case.opened":
-        return at(16, 16, 40), {}, {}, minute
+        # "Now" is just past the promised reply time (Tuesday 10:00), when the overdue
+        # notices go out; the acknowledgement, sent at once, does not show it.
+        return at(16, 16, 40), {}, {}, timedelta(hours=17, minutes=25)
     if trigger == "case.agent_replied":
         raw = {"agent": people["agent"]}
         return at(17, 9, 30), raw, raw, minute
@@ -269,6 +282,10 @@ def _event(
     if trigger == "case.resolved":
         raw = {"resolution": people["resolution"]}
         return at(18, 15, 0), raw, raw, timedelta(days=3)
+    if trigger == "case.not_solved":
+        # The customer answered the follow-up (sent 3 days after the resolution).
+        raw = {"comment": people["comment"]}
+        return at(21, 18, 20), raw, raw, minute
     return at(22, 9, 0), {}, {}, minute  # case.reopened
 
 

@@ -159,6 +159,12 @@ class _Controller(LocalController):
         return self._owner._new_connection(self)
 
 
+def _abort(connection: SMTP) -> None:
+    """Cut the connection at once, without a goodbye."""
+    if isinstance(connection.transport, asyncio.Transport):
+        connection.transport.abort()
+
+
 async def _forever() -> None:
     """Wait until cancelled: when the client gives up and closes, or the server stops."""
     await asyncio.Event().wait()
@@ -348,8 +354,8 @@ class FaultySmtpServer:
                 # Runs once the reply has been written: the client gets it, then EOF.
                 server.loop.call_soon(server.transport.close)
             return fault.reply
-        if fault.action is _Action.DROP and server.transport is not None:
-            server.transport.abort()
+        if fault.action is _Action.DROP:
+            _abort(server)
         await _forever()  # dropped: cancelled at once; hanging: when the client gives up
         raise AssertionError("unreachable")
 
@@ -396,8 +402,7 @@ class FaultySmtpServer:
         with self._lock:
             live = list(self._live)
         for connection in live:
-            if connection.transport is not None:
-                connection.transport.abort()
+            _abort(connection)
         # A few turns of the loop let each connection_lost() run and its task finish.
         for _ in range(5):
             await asyncio.sleep(0)

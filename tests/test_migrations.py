@@ -55,7 +55,8 @@ def test_upgrades_a_database_made_by_the_previous_schema(db_url: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "INSERT INTO notifier_suppressions (address, reason, created_at) VALUES (:a, 'unsubscribed', :t)"
+                "INSERT INTO notifier_suppressions (address, reason, created_at) "
+                "VALUES (:a, 'unsubscribed', :t)"
             ),
             {"a": "kept@example.com", "t": ts("2026-01-01 00:00")},
         )

@@ -21,7 +21,8 @@ from notifier.rendering import LOCALES, Renderer, TemplateError, html_to_text, n
 from notifier.samples import SAMPLE_TRIGGER_OF_TEMPLATE, TRIGGERS, sample_context
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-SHIPPED = sorted(SAMPLE_TRIGGER_OF_TEMPLATE)
+INTERNAL = {"case_overdue_team", "case_not_solved_team"}  # notices to the team, English only
+SHIPPED = sorted(set(SAMPLE_TRIGGER_OF_TEMPLATE) - INTERNAL)
 SHARED = ["_layout.html", "_style.css", "_macros.html", "_footer.txt"]
 
 # Characters whose Simplified and Traditional forms differ, as (Simplified, Traditional).
@@ -825,6 +826,7 @@ EVENT_KEYS = {
     "product.price_change": {"old_price", "new_price", "currency", "effective_at"},
     "case.agent_replied": {"agent"},
     "case.resolved": {"resolution"},
+    "case.not_solved": {"comment"},
 }
 
 

@@ -1,0 +1,136 @@
+"""Several daemons on one PostgreSQL database: every email exactly once, in order per order,
+and the survivors take over from a daemon that is killed."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import defaultdict
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from notifier.database import init_db
+from notifier.schema import OrderEvent
+from notifier.settings import Secret, Settings
+from tests.conftest import _fresh_postgres
+from tests.daemons import start_daemon, stop, wait_for
+from tests.journey import parse
+from tests.shop import Shop
+from tests.smtp_server import FaultySmtpServer
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+ORDER_EVENTS = OrderEvent.__table__  # type: ignore[attr-defined]
+STEPS = ("placed", "dispatched", "delivered")
+
+
+@pytest.fixture
+def pg_settings(postgres_url: str, settings: Settings) -> Settings:
+    engine = _fresh_postgres(postgres_url)
+    init_db(engine)
+    engine.dispose()
+    return replace(settings, database_url=Secret(postgres_url))
+
+
+def _journeys(engine: sa.Engine, orders: int) -> list[int]:
+    """`orders` orders, each placed, dispatched and delivered a second apart."""
+    shop = Shop(engine)
+    product = shop.product()
+    customers = [shop.customer(email=f"c{i}@example.com") for i in range(20)]
+    ids = [shop.order(customers[i % 20], items=[(product, 1)]) for i in range(orders)]
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    data = {
+        "placed": lambda order: None,
+        "dispatched": lambda order: {"carrier": "DHL", "tracking_number": f"T{order}"},
+        "delivered": lambda order: {"delivered_at": start.isoformat(), "signed_by": "Lin"},
+    }
+    rows = [
+        {
+            "order_id": order,
+            "type": kind,
+            "occurred_at": start + timedelta(seconds=step),
+            "data": data[kind](order),
+        }
+        for step, kind in enumerate(STEPS)
+        for order in ids
+    ]
+    with engine.begin() as conn:
+        for chunk in range(0, len(rows), 500):
+            conn.execute(sa.insert(ORDER_EVENTS), rows[chunk : chunk + 500])
+    return ids
+
+
+def _engine(settings: Settings) -> sa.Engine:
+    return sa.create_engine(settings.database_url.reveal().replace("postgresql://", "postgresql+psycopg://"))
+
+
+def _per_order(server: FaultySmtpServer) -> dict[str, list[str]]:
+    """Order number -> the kinds of email it got, in the order the server accepted them."""
+    seen: dict[str, list[str]] = defaultdict(list)
+    for message in server.messages:
+        subject = parse(message)["Subject"]
+        number = next(word for word in subject.replace(",", " ").split() if word.isdigit())
+        kind = (
+            "placed" if "confirmed" in subject else "dispatched" if "on its way" in subject else "delivered"
+        )
+        seen[number].append(kind)
+    return seen
+
+
+def test_three_daemons_send_every_email_once_and_in_order(
+    pg_settings: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
+) -> None:
+    engine = sa.create_engine(
+        pg_settings.database_url.reveal().replace("postgresql://", "postgresql+psycopg://")
+    )
+    orders = _journeys(engine, 600)
+    expected = len(orders) * len(STEPS)
+    env = {"NOTIFIER_BATCH_SIZE": "50"}
+    daemons = [start_daemon(pg_settings, tmp_path / f"d{i}.log", env=env) for i in range(3)]
+    try:
+        wait_for(lambda: len(smtp_server.messages) >= expected, limit=240)
+    finally:
+        stop(daemons)
+    engine.dispose()
+    assert all(d.returncode == 0 for d in daemons), [p.read_text()[-1500:] for p in tmp_path.glob("d*.log")]
+    ids = [m.message_id for m in smtp_server.messages]
+    assert len(ids) == expected and len(set(ids)) == expected, "every email exactly once"
+    per_order = _per_order(smtp_server)
+    assert len(per_order) == len(orders)
+    assert all(kinds == list(STEPS) for kinds in per_order.values()), "emails of one order in event order"
+    workers = {
+        line.split(" running as ")[1].split(":")[1]
+        for p in tmp_path.glob("d*.log")
+        for line in p.read_text().splitlines()
+        if " running as " in line
+    }
+    assert len(workers) == 3
+
+
+def test_survivors_take_over_from_a_killed_daemon(
+    pg_settings: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
+) -> None:
+    engine = sa.create_engine(
+        pg_settings.database_url.reveal().replace("postgresql://", "postgresql+psycopg://")
+    )
+    orders = _journeys(engine, 400)
+    expected = len(orders) * len(STEPS)
+    env = {"NOTIFIER_BATCH_SIZE": "50", "NOTIFIER_LEASE": "5s"}
+    daemons = [start_daemon(pg_settings, tmp_path / f"d{i}.log", env=env) for i in range(3)]
+    try:
+        wait_for(lambda: len(smtp_server.messages) >= expected // 4, limit=120)
+        daemons[0].send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        wait_for(lambda: len({m.message_id for m in smtp_server.messages}) >= expected, limit=120)
+        took = time.monotonic() - killed_at
+    finally:
+        stop(daemons[1:])
+        daemons[0].wait()
+    engine.dispose()
+    ids = [m.message_id for m in smtp_server.messages]
+    assert len(set(ids)) == expected, "nothing the killed daemon held was lost"
+    assert len(ids) - len(set(ids)) <= 50, "duplicates only from the killed daemon's batch in flight"
+    assert took < 60 + 5, "finished within a minute of the lease"
