@@ -9,13 +9,18 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import uvicorn
+from starlette.applications import Starlette
 
 from notifier.database import init_db, make_engine
 from notifier.settings import Secret, Settings
@@ -119,3 +124,35 @@ def settings(db_url: str, project: Path, smtp_server: FaultySmtpServer) -> Setti
         smtp_timeout=timedelta(seconds=2),
         retry_backoff=timedelta(seconds=60),
     )
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Starlette], str]]:
+    """Start apps under uvicorn on free ports in background threads; stop them cleanly."""
+    running: list[tuple[uvicorn.Server, threading.Thread, socket.socket]] = []
+
+    def start(app: Starlette) -> str:
+        # Bind first and hand uvicorn the socket, so no other process can take the port between.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", log_config=None, ws="none"
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        running.append((server, thread, sock))
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the web server did not start"
+            time.sleep(0.01)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread, sock in running:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()  # uvicorn serves on this very socket, so it is closed only now
+        assert not thread.is_alive(), "the web server did not stop"

@@ -3,16 +3,21 @@ case events, `run --once`, a real SMTP server and freezegun at each timing bound
 
 from __future__ import annotations
 
+import html
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
+import httpx
 import sqlalchemy as sa
 from freezegun import freeze_time
+from starlette.applications import Starlette
 from typer.testing import CliRunner
 
 from notifier.cli import app
 from notifier.settings import Settings
+from notifier.web import create_app
 from tests.journey import body, notifications, parse, run
 from tests.shop import Shop
 from tests.smtp_server import FaultySmtpServer
@@ -117,3 +122,33 @@ def test_follow_up_three_days_after_resolution_unless_reopened(
     follow_up = parse(new[0])
     assert str(solved) in follow_up["Subject"]
     assert "/not-solved/" in body(follow_up, "html")
+
+
+def test_not_solved_link_reaches_the_team(
+    settings: Settings,
+    shop: Shop,
+    engine: sa.Engine,
+    smtp_server: FaultySmtpServer,
+    serve: Callable[[Starlette], str],
+) -> None:
+    """The follow-up's link, clicked through a real HTTP client, becomes a notice to the team."""
+    case = _case(shop, priority="normal", opened="2026-03-02 01:00")
+    shop.event("case", case, "agent_replied", "2026-03-02 02:00")
+    shop.event("case", case, "resolved", "2026-03-02 03:00")
+    with at("2026-03-05 03:01"):
+        run(settings)
+    follow_up = parse(smtp_server.messages[-1])
+    link = re.search(r'href="([^"]*/not-solved/[^"]+)"', body(follow_up, "html"))
+    assert link is not None
+    path = urlsplit(html.unescape(link.group(1))).path
+    base = serve(create_app(settings, engine=engine))
+    with httpx.Client(base_url=base, timeout=10) as client:  # clicked today, for real
+        answer = client.post(path, data={"comment": "Still wilted <b>today</b>"})
+    assert answer.status_code == 200
+    run(settings)
+    notice = parse(smtp_server.messages[-1])
+    assert smtp_server.messages[-1].rcpt_tos == (TEAM,)
+    assert str(case) in notice["Subject"]
+    assert "Still wilted <b>today</b>" in body(notice)
+    [row] = notifications(engine, rule="case-not-solved")
+    assert row["state"] == "sent" and row["thread"] == f"case:{case}"

@@ -6,9 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -18,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from starlette.applications import Starlette
 
 from notifier import links, store
@@ -54,38 +50,6 @@ def _unsubscribe_path(address: str, secret: str = KEY) -> str:
 
 def _not_solved_path(case_id: int, secret: str = KEY) -> str:
     return links.not_solved_url("", secret, case_id)
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[[Starlette], str]]:
-    """Start apps under uvicorn on free ports in background threads; stop them cleanly."""
-    running: list[tuple[uvicorn.Server, threading.Thread, socket.socket]] = []
-
-    def start(app: Starlette) -> str:
-        # Bind first and hand uvicorn the socket, so no other process can take the port between.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", log_config=None, ws="none"
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        running.append((server, thread, sock))
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the web server did not start"
-            time.sleep(0.01)
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server, thread, sock in running:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()  # uvicorn serves on this very socket, so it is closed only now
-        assert not thread.is_alive(), "the web server did not stop"
 
 
 def _settings(db_url: str, **changes: object) -> Settings:
