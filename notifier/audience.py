@@ -82,7 +82,7 @@ def plan_audience(
         if rule.when is not None and not rule.when.holds(context):
             log.info("skipped %s: when: %s was false", label, rule.when.source)
             return 0
-        due = due_time(rule, event, context)
+        due = due_time(rule, event, context, rules)
     except ExpressionError as exc:
         log.warning("skipped %s: when/send_at could not be evaluated: %s", label, exc)
         return 0

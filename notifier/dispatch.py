@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -24,15 +23,17 @@ from notifier import links, store
 from notifier.config import LiveConfig
 from notifier.context import Subject, load_customers, load_subjects, template_context
 from notifier.events import Event
+from notifier.gates import Decided, judge
 from notifier.intake import brand_of
 from notifier.mail import Envelope, InvalidAddress, build_message, make_message_id, parse_from
+from notifier.planning import shift
 from notifier.rendering import TemplateError
-from notifier.rules import Category, Rule, RuleSet
+from notifier.rules import Category, RuleSet
 from notifier.sending import Outcome, Sender, SendResult, backoff
 from notifier.settings import Settings
 from notifier.store import Claimed
 from notifier.tables import Reason, State
-from notifier.timing import quiet_hours_end, utcnow
+from notifier.timing import utcnow
 
 log = logging.getLogger("notifier.dispatch")
 
@@ -49,17 +50,6 @@ class Ready:
     stored: dict[str, Any] = field(default_factory=dict)  # columns to save with the outcome
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Decided:
-    """A claimed notification that will not be sent now, and why."""
-
-    claimed: Claimed
-    state: State
-    reason: Reason
-    detail: str
-    until: datetime | None = None  # for a deferral (state QUEUED): when to try again
-
-
 @dataclass(slots=True)
 class BatchResult:
     claimed: int = 0
@@ -68,7 +58,7 @@ class BatchResult:
     skipped: int = 0
     retrying: int = 0
     released: int = 0
-    deferred: int = 0  # waiting for quiet hours to end
+    deferred: int = 0  # waiting: quiet hours, or held while a case is open
 
 
 class Dispatcher:
@@ -136,10 +126,10 @@ class Dispatcher:
     def _prepare(self, claimed: list[Claimed], now: datetime) -> tuple[list[Ready], list[Decided]]:
         rules = self.config.rules
         ready: list[Ready] = []
-        decided: list[Decided] = []
         with self.engine.connect() as conn:
-            wanted = self._still_wanted(conn, claimed, rules, now, decided)
-            wanted = self._outside_quiet_hours(conn, wanted, rules, now, decided)
+            wanted, decided = judge(
+                conn, claimed, rules, now=now, has_secret=self.settings.secret_key is not None
+            )
             to_render = [c for c in wanted if c.message is None]
             built = self._render_all(conn, to_render, rules, now, decided) if to_render else {}
             conn.rollback()
@@ -156,84 +146,6 @@ class Dispatcher:
     @staticmethod
     def _mail_from(rules: RuleSet) -> str:
         return parse_from(rules.defaults.from_header)[1]
-
-    def _still_wanted(
-        self,
-        conn: sa.Connection,
-        claimed: list[Claimed],
-        rules: RuleSet,
-        now: datetime,
-        decided: list[Decided],
-    ) -> list[Claimed]:
-        blocked = store.suppressed(
-            conn, [c.recipient for c in claimed if c.category == Category.MARKETING and c.recipient]
-        )
-        wanted: list[Claimed] = []
-        for item in claimed:
-            verdict = self._verdict(conn, item, rules.by_name(item.rule), now, blocked)
-            if verdict is None:
-                wanted.append(item)
-            else:
-                decided.append(
-                    Decided(claimed=item, state=State.SKIPPED, reason=verdict[0], detail=verdict[1])
-                )
-        return wanted
-
-    def _verdict(
-        self, conn: sa.Connection, item: Claimed, rule: Rule | None, now: datetime, blocked: set[str]
-    ) -> tuple[Reason, str] | None:
-        if item.resend_of is None and (rule is None or not rule.enabled):
-            return Reason.RULE_GONE, f"rule {item.rule!r} is no longer enabled in the rules file"
-        if item.expires_at is not None and now > item.expires_at:
-            late = now - item.due_at
-            return (
-                Reason.EXPIRED,
-                f"due {item.due_at:%Y-%m-%d %H:%M} UTC, {_words(late)} late; max_age passed",
-            )
-        if rule is not None and rule.unless:
-            happened = unless_event(conn, item, rule)
-            if happened is not None:
-                return (
-                    Reason.UNLESS_HAPPENED,
-                    f"{happened.type} #{happened.id} at {happened.occurred_at:%Y-%m-%d %H:%M} UTC",
-                )
-        if item.category == Category.MARKETING:
-            if item.recipient and item.recipient.lower() in blocked:
-                return Reason.SUPPRESSED, f"{item.recipient} unsubscribed or bounced"
-            if self.settings.secret_key is None:
-                return (
-                    Reason.NO_SECRET_KEY,
-                    "marketing mail needs NOTIFIER_SECRET_KEY to sign its unsubscribe link",
-                )
-        return None
-
-    def _outside_quiet_hours(
-        self, conn: sa.Connection, items: list[Claimed], rules: RuleSet, now: datetime, decided: list[Decided]
-    ) -> list[Claimed]:
-        """Marketing mail inside the customer's quiet hours waits for them to end (never dropped)."""
-        quiet = rules.defaults.quiet_hours
-        marketing = [i for i in items if i.category == Category.MARKETING and i.customer_id is not None]
-        if quiet is None or not marketing:
-            return items
-        people = load_customers(conn, {i.customer_id for i in marketing if i.customer_id is not None})
-        waiting: set[int] = set()
-        for item in marketing:
-            zone = _zone(people.get(item.customer_id or 0, {}).get("timezone"))
-            until = quiet_hours_end(now, zone, quiet.start, quiet.end)
-            if until is not None:
-                waiting.add(item.id)
-                local_end = until.astimezone(zone)
-                detail = f"quiet hours in {zone} until {local_end:%H:%M} local ({until:%Y-%m-%d %H:%M} UTC)"
-                decided.append(
-                    Decided(
-                        claimed=item,
-                        state=State.QUEUED,
-                        reason=Reason.QUIET_HOURS,
-                        detail=detail,
-                        until=until,
-                    )
-                )
-        return [i for i in items if i.id not in waiting]
 
     def _render_all(
         self, conn: sa.Connection, items: list[Claimed], rules: RuleSet, now: datetime, decided: list[Decided]
@@ -344,7 +256,7 @@ class Dispatcher:
             subject.case["priority"], rules.defaults.response_times["normal"]
         )
         opened: datetime = subject.case["opened_at"]
-        return opened + wait
+        return shift(opened, wait, rules.calendar)
 
     # --- sending -------------------------------------------------------------------------
 
@@ -542,23 +454,6 @@ class Dispatcher:
         }
 
 
-def unless_event(conn: sa.Connection, item: Claimed, rule: Rule) -> Event | None:
-    """The first `unless:` event for the same order or case at or after the trigger."""
-    table, column = event_rows.SOURCES[item.source]
-    short_types = [name.split(".", 1)[1] for name in rule.unless]
-    ids = conn.execute(
-        sa.select(table.c.id).where(
-            table.c[column] == item.subject_id, table.c.type.in_(short_types), table.c.id != item.event_id
-        )
-    ).scalars()
-    candidates = event_rows.read_ids(conn, item.source, ids)
-    trigger = event_rows.read_ids(conn, item.source, [item.event_id])
-    since = trigger[0].occurred_at if trigger else None
-    # Compared here, not in SQL: SQLite keeps timestamps as text in more than one format.
-    after = [e for e in candidates if not e.problem and (since is None or e.occurred_at >= since)]
-    return min(after, key=lambda e: (e.occurred_at, e.id)) if after else None
-
-
 def _events_for(conn: sa.Connection, items: list[Claimed]) -> dict[tuple[str, int], Event]:
     by_source: dict[str, set[int]] = {}
     for item in items:
@@ -596,13 +491,6 @@ def _closed(item: Claimed, state: State, reason: Reason, detail: str, now: datet
     }
 
 
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def _log_decision(item: Decided) -> None:
     verb = {State.SKIPPED: "skipped", State.FAILED: "failed"}.get(item.state, "deferred")
     log.info(
@@ -614,8 +502,3 @@ def _log_decision(item: Decided) -> None:
         item.reason.value,
         item.detail,
     )
-
-
-def _words(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"

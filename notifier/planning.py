@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from notifier.business import BusinessDuration, Calendar
 from notifier.conditions import ExpressionError
 from notifier.context import Subject, template_context
 from notifier.events import Event
 from notifier.mail import InvalidAddress, check_address
-from notifier.rules import Category, Rule, RuleSet
+from notifier.rules import Category, Rule, RuleSet, Wait
 from notifier.tables import Reason, State
 from notifier.timing import expires_at
 
@@ -69,20 +70,22 @@ def notification_key(rule: Rule, event: Event, customer_id: int | None = None) -
     return base if customer_id is None else f"{base}:{customer_id}"
 
 
-def due_time(
-    rule: Rule,
-    event: Event,
-    context: Mapping[str, Any],
-    response_times: Mapping[str, timedelta] | None = None,
-) -> datetime:
-    """When the message falls due: the event's time, plus delay/after, or send_at (never
-    before the event itself: a send_at already past means at once)."""
+def due_time(rule: Rule, event: Event, context: Mapping[str, Any], rules: RuleSet | None = None) -> datetime:
+    """When the message falls due: the event's time, plus delay/after (plain or business
+    time), or send_at (never before the event itself: a send_at already past means at once)."""
     if rule.send_at is not None:
         return max(rule.send_at.moment(context), event.occurred_at)
-    if rule.after_response_time and response_times is not None:
-        priority = (context.get("case") or {}).get("priority")
-        return event.occurred_at + rule.due_after(response_times, priority)
-    return event.occurred_at + rule.wait
+    wait = rule.wait
+    if rule.after_response_time and rules is not None:
+        wait = rule.due_after(rules.defaults.response_times, (context.get("case") or {}).get("priority"))
+    return shift(event.occurred_at, wait, rules.calendar if rules is not None else Calendar())
+
+
+def shift(moment: datetime, wait: Wait, calendar: Calendar) -> datetime:
+    """`moment` plus a plain duration, or plus working time on the shop's calendar."""
+    if isinstance(wait, BusinessDuration):
+        return calendar.add(moment, wait)
+    return moment + wait
 
 
 def plan_event(
@@ -143,7 +146,7 @@ def plan_rule(
     try:
         if rule.when is not None and not rule.when.holds(context):
             return skip(Reason.CONDITION_FALSE, f"when: {rule.when.source} was false")
-        due = due_time(rule, event, context, rules.defaults.response_times)
+        due = due_time(rule, event, context, rules)
     except ExpressionError as exc:
         return skip(Reason.CONDITION_FALSE, f"when/send_at could not be evaluated: {exc}")
     recipient = rule.to or (person["email"] if person else "")

@@ -19,6 +19,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from notifier.business import BusinessDuration, Calendar, calendar_from, parse_business
 from notifier.conditions import (
     Expression,
     ExpressionError,
@@ -30,6 +31,8 @@ from notifier.errors import Problem, RulesError
 from notifier.events import VOCABULARY
 from notifier.mail import InvalidAddress, check_address, parse_from
 from notifier.timing import parse_duration
+
+Wait = timedelta | BusinessDuration  # a plain duration, or working time on the calendar
 
 
 class Category(StrEnum):
@@ -44,10 +47,12 @@ DEFAULT_RESPONSE_TIMES = {
     "normal": timedelta(days=1),
     "low": timedelta(days=3),
 }
-TOP_KEYS = ("version", "defaults", "rules")
+TOP_KEYS = ("version", "defaults", "calendar", "rules")
 DEFAULT_KEYS = ("from", "quiet_hours", "max_age", "response_times")
 RULE_KEYS = (
     "name",
+    "superseded_by",
+    "hold_while",
     "description",
     "locale",
     "on",
@@ -87,7 +92,7 @@ class Defaults:
     from_header: str
     quiet_hours: QuietHours | None = None
     max_age: Mapping[Category, timedelta] = field(default_factory=lambda: dict(DEFAULT_MAX_AGE))
-    response_times: Mapping[str, timedelta] = field(default_factory=lambda: dict(DEFAULT_RESPONSE_TIMES))
+    response_times: Mapping[str, Wait] = field(default_factory=lambda: dict(DEFAULT_RESPONSE_TIMES))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,8 +103,8 @@ class Rule:
     line: int
     when: Expression | None = None
     unless: tuple[str, ...] = ()
-    after: timedelta | None = None
-    delay: timedelta | None = None
+    after: Wait | None = None
+    delay: Wait | None = None
     send_at: SendAt | None = None
     audience: Audience | None = None
     category: Category = Category.TRANSACTIONAL
@@ -109,8 +114,10 @@ class Rule:
     description: str = ""
     after_response_time: bool = False  # `after: response_time`: the case's promised reply time
     locale: str | None = None  # a fixed language (internal notices), else the customer's
+    superseded_by: tuple[str, ...] = ()  # skip if one of these events is known when it would go
+    hold_while: str | None = None  # "case.open": wait while the customer has an open case
 
-    def due_after(self, response_times: Mapping[str, timedelta], priority: str | None) -> timedelta:
+    def due_after(self, response_times: Mapping[str, Wait], priority: str | None) -> Wait:
         """How long after the event the message falls due (send_at aside)."""
         if self.after_response_time:
             return response_times.get(priority or "normal", response_times["normal"])
@@ -121,7 +128,7 @@ class Rule:
         return self.on.split(".", 1)[0]
 
     @property
-    def wait(self) -> timedelta:
+    def wait(self) -> Wait:
         """How long after the event the message falls due (send_at aside)."""
         return self.after or self.delay or timedelta(0)
 
@@ -133,6 +140,7 @@ class RuleSet:
     rules: tuple[Rule, ...]
     path: str
     digest: str  # sha256 of the file, shown by `status`
+    calendar: Calendar = field(default_factory=Calendar)  # for "2 business days"
 
     def enabled_on(self, event_type: str) -> tuple[Rule, ...]:
         return tuple(rule for rule in self.rules if rule.enabled and rule.on == event_type)
@@ -189,6 +197,12 @@ class _Reader:
             self.fail(self.key_line(node, key), f"{key}: {exc}")
             return None
 
+    def wait(self, node: Any, key: str) -> Wait | None:
+        """A duration, or working time against the calendar ('2 business days')."""
+        if key in node and (business := parse_business(node[key])) is not None:
+            return business
+        return self.duration(node, key)
+
 
 def _clock(text: Any) -> time:
     try:
@@ -240,8 +254,8 @@ def _read_quiet_hours(reader: _Reader, node: CommentedMap) -> QuietHours | None:
 
 
 def _read_durations(
-    reader: _Reader, node: CommentedMap, key: str, default: Mapping[Any, timedelta], allowed: tuple[str, ...]
-) -> dict[Any, timedelta]:
+    reader: _Reader, node: CommentedMap, key: str, default: Mapping[Any, Any], allowed: tuple[str, ...]
+) -> dict[Any, Any]:
     result = dict(default)
     value = node.get(key)
     if value is None:
@@ -252,7 +266,7 @@ def _read_durations(
     reader.check_keys(value, allowed, f"defaults.{key}")
     for name in value:
         if name in allowed:
-            parsed = reader.duration(value, name)
+            parsed = reader.wait(value, name) if key == "response_times" else reader.duration(value, name)
             if parsed is not None:
                 result[type(next(iter(default)))(name)] = parsed
     return result
@@ -308,14 +322,16 @@ def _read_rule_fields(
             reader.key_line(node, "after"), f"{label}: after: response_time only applies to case events"
         )
     fields: dict[str, Any] = {
-        "after": None if by_priority else reader.duration(node, "after"),
+        "after": None if by_priority else reader.wait(node, "after"),
         "after_response_time": by_priority,
         "locale": str(node["locale"]) if node.get("locale") else None,
-        "delay": reader.duration(node, "delay"),
+        "delay": reader.wait(node, "delay"),
         "max_age": reader.duration(node, "max_age"),
         "description": str(node.get("description") or ""),
     }
     fields["unless"] = _read_unless(reader, node, label, on)
+    fields["superseded_by"] = _read_events(reader, node, "superseded_by", label, on)
+    fields["hold_while"] = _read_hold(reader, node, label)
     fields["when"] = _read_expression(reader, node, "when", label, on, check_context)
     fields["send_at"] = _read_expression(reader, node, "send_at", label, on, check_context)
     fields["audience"] = _read_audience(reader, node, label, on)
@@ -327,18 +343,39 @@ def _read_rule_fields(
 
 
 def _read_unless(reader: _Reader, node: CommentedMap, label: str, on: str) -> tuple[str, ...]:
-    value = node.get("unless")
+    return _read_events(reader, node, "unless", label, on)
+
+
+def _read_events(reader: _Reader, node: CommentedMap, key: str, label: str, on: str) -> tuple[str, ...]:
+    """A list of event types about the same order or case as `on`."""
+    value = node.get(key)
     if value is None:
         return ()
     names = list(value) if isinstance(value, CommentedSeq | list) else [value]
-    line = reader.key_line(node, "unless")
+    line = reader.key_line(node, key)
     source = on.split(".", 1)[0]
     for name in names:
         if name not in VOCABULARY:
-            reader.fail(line, f"{label}: unless names unknown event {name!r}")
+            reader.fail(line, f"{label}: {key} names unknown event {name!r}")
         elif on and name.split(".", 1)[0] != source:
-            reader.fail(line, f"{label}: unless event {name!r} is not about the same {source} as {on!r}")
+            reader.fail(line, f"{label}: {key} event {name!r} is not about the same {source} as {on!r}")
     return tuple(str(name) for name in names)
+
+
+HOLDS = ("case.open",)
+
+
+def _read_hold(reader: _Reader, node: CommentedMap, label: str) -> str | None:
+    value = node.get("hold_while")
+    if value is None:
+        return None
+    if value not in HOLDS:
+        reader.fail(
+            reader.key_line(node, "hold_while"),
+            f"{label}: hold_while {value!r} is not known; use one of: {', '.join(HOLDS)}",
+        )
+        return None
+    return str(value)
 
 
 def _read_expression(
@@ -470,6 +507,7 @@ def load_rules(
             f"version must be 1 (found {document.get('version')!r})",
         )
     defaults = _read_defaults(reader, document.get("defaults"), document)
+    calendar = _read_calendar(reader, document)
     rules = _read_rules(reader, document, template_exists, check_context)
     if reader.problems:
         raise RulesError(reader.problems)
@@ -479,7 +517,32 @@ def load_rules(
         rules=tuple(rules),
         path=str(path),
         digest=hashlib.sha256(text.encode()).hexdigest()[:12],
+        calendar=calendar,
     )
+
+
+def _read_calendar(reader: _Reader, document: CommentedMap) -> Calendar:
+    value = document.get("calendar")
+    if value is None:
+        return Calendar()
+    line = reader.key_line(document, "calendar")
+    if not isinstance(value, CommentedMap):
+        reader.fail(line, "calendar must be a mapping (timezone, working_days, opening_hours, ...)")
+        return Calendar()
+    try:
+        return calendar_from(_plain(value))
+    except ValueError as exc:
+        reader.fail(line, str(exc))
+        return Calendar()
+
+
+def _plain(value: Any) -> Any:
+    """ruamel's commented containers -> plain dicts and lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _read_rules(

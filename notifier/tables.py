@@ -43,6 +43,8 @@ class Reason(StrEnum):
     NO_SECRET_KEY = "no_secret_key"  # marketing mail needs NOTIFIER_SECRET_KEY for its links
     RULE_GONE = "rule_gone"  # the rule was removed or disabled before the message fell due
     QUIET_HOURS = "quiet_hours"  # (queued) marketing mail waiting for the customer's morning
+    HELD = "held"  # (queued) marketing mail waiting while the customer has an open case
+    SUPERSEDED = "superseded"  # a later event made the message stale (superseded_by)
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Field:  # type: ignore[valid-type]
