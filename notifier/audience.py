@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from notifier.conditions import ExpressionError
-from notifier.context import CUSTOMERS, ITEMS, ORDERS, Subject, template_context
+from notifier.context import CUSTOMERS, ITEMS, ORDERS, PRODUCTS, Subject, template_context
 from notifier.events import Event
 from notifier.planning import due_time
 from notifier.rules import Category, Rule, RuleSet
@@ -128,6 +128,24 @@ def _placed_within(conn: sa.Connection, start: datetime, end: datetime) -> Any:
     return placed.between(_moment(start), _moment(end))
 
 
+def _bought(conn: sa.Connection, rule: Rule, event: Event) -> list[Any]:
+    """What the customer must have ordered, and when: the event's product (product events), or
+    anything — or a product with one of the rule's tags — in the window (calendar rules)."""
+    audience = rule.audience
+    assert audience is not None
+    if audience.ordered_product_within is not None:
+        since = event.occurred_at - audience.ordered_product_within
+        return [ITEMS.c.product_id == event.subject_id, _placed_within(conn, since, event.occurred_at)]
+    assert audience.ordered_within is not None
+    conditions = [_placed_within(conn, event.occurred_at - audience.ordered_within, event.occurred_at)]
+    if audience.product_tags:
+        # tags are comma-separated text: match whole tags, not substrings ("rose" is not "roses").
+        wrapped = _text(",") + sa.func.replace(PRODUCTS.c.tags, " ", "") + _text(",")
+        tagged = sa.or_(*(wrapped.like(f"%,{tag},%") for tag in audience.product_tags))
+        conditions.append(ITEMS.c.product_id.in_(sa.select(PRODUCTS.c.id).where(tagged)))
+    return conditions
+
+
 def _audience_select(
     conn: sa.Connection, rule: Rule, event: Event, due: datetime, expires: datetime, now: datetime
 ) -> sa.Select[Any]:
@@ -136,7 +154,7 @@ def _audience_select(
     email = _trimmed(conn, CUSTOMERS.c.email)
     customer_id = sa.cast(CUSTOMERS.c.id, sa.String)
     values: dict[str, Any] = {
-        "key": _text(f"{rule.name}:product:{event.id}:") + customer_id,
+        "key": _text(f"{rule.name}:{event.source}:{event.id}:") + customer_id,
         "rule": _text(rule.name),
         "template": _text(rule.template),
         "category": _text(rule.category.value),
@@ -158,11 +176,7 @@ def _audience_select(
         "created_at": _moment(now),
         "updated_at": _moment(now),
     }
-    conditions = [
-        ITEMS.c.product_id == event.subject_id,
-        _placed_within(conn, event.occurred_at - rule.audience.ordered_product_within, event.occurred_at),
-        email != "",
-    ]
+    conditions = [*_bought(conn, rule, event), email != ""]
     if rule.category is Category.MARKETING and rule.to is None:
         suppressed = sa.exists().where(SUPPRESSIONS.c.address == sa.func.lower(email))
         conditions += [CUSTOMERS.c.marketing_opt_in == sa.true(), ~suppressed]

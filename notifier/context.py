@@ -173,6 +173,8 @@ def _subject(
     products: dict[int, Any],
 ) -> Subject:
     source, subject_id = ref
+    if source == "schedule":  # a calendar tick is about no order, case or product
+        return Subject()
     if source == "product":
         product = products.get(subject_id)
         return Subject(product=product, problem=None if product else f"product {subject_id} does not exist")

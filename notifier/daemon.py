@@ -27,6 +27,7 @@ from notifier.config import LiveConfig
 from notifier.database import make_engine
 from notifier.dispatch import BatchResult, Dispatcher
 from notifier.intake import intake
+from notifier.schedules import fire_due
 from notifier.sending import Sender, SmtpConfig
 from notifier.settings import Settings
 from notifier.timing import utcnow
@@ -132,6 +133,7 @@ class Pipeline:
             gap_timeout=self.settings.gap_timeout,
         )
         result.events, result.planned = taken.events, taken.planned
+        result.planned += await asyncio.to_thread(fire_due, self.engine, self.config.rules, clock=self.clock)
         while not self.stopping.is_set():
             batch = await self.dispatcher.dispatch_once()
             result.add(batch)

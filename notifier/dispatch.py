@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from notifier import events as event_rows
-from notifier import links, store
+from notifier import links, schedules, store
 from notifier.config import LiveConfig
 from notifier.context import Subject, load_customers, load_subjects, template_context
 from notifier.events import Event
@@ -38,6 +38,7 @@ from notifier.timing import utcnow
 log = logging.getLogger("notifier.dispatch")
 
 HARD_BOUNCE_CODES = frozenset({550, 551, 553})
+FAN_OUT = ("product", "schedule")  # sources whose messages go to each customer of an audience
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,15 +153,13 @@ class Dispatcher:
     ) -> dict[int, tuple[bytes, dict[str, Any]]]:
         events = _events_for(conn, items)
         subjects = load_subjects(conn, {(i.source, i.subject_id) for i in items})
-        people = load_customers(
-            conn, {i.customer_id for i in items if i.source == "product" and i.customer_id}
-        )
+        people = load_customers(conn, {i.customer_id for i in items if i.source in FAN_OUT and i.customer_id})
         brand = brand_of(rules)
         built: dict[int, tuple[bytes, dict[str, Any]]] = {}
         for item in items:
             event = events.get((item.source, item.event_id))
             subject = subjects.get((item.source, item.subject_id), Subject(problem="not found"))
-            person = people.get(item.customer_id) if item.source == "product" and item.customer_id else None
+            person = people.get(item.customer_id) if item.source in FAN_OUT and item.customer_id else None
             problem = _problem(event, subject, person, item)
             if problem is not None:
                 decided.append(
@@ -460,6 +459,9 @@ def _events_for(conn: sa.Connection, items: list[Claimed]) -> dict[tuple[str, in
         by_source.setdefault(item.source, set()).add(item.event_id)
     found: dict[tuple[str, int], Event] = {}
     for source, ids in by_source.items():
+        if source == schedules.SOURCE:  # a calendar tick is not a row: its id is its time
+            found.update({(source, i): schedules.tick_event(datetime.fromtimestamp(i, UTC)) for i in ids})
+            continue
         for event in event_rows.read_ids(conn, source, ids):
             found[(source, event.id)] = event
     return found
@@ -474,7 +476,7 @@ def _problem(
         return Reason.BAD_EVENT, event.problem
     if subject.problem:
         return Reason.NO_RECIPIENT, subject.problem
-    if item.source == "product" and person is None:
+    if item.source in FAN_OUT and person is None:
         return Reason.NO_RECIPIENT, f"customer {item.customer_id} does not exist"
     return None
 

@@ -14,7 +14,9 @@ from datetime import time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.cron import CronTrigger
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -51,6 +53,7 @@ TOP_KEYS = ("version", "defaults", "calendar", "rules")
 DEFAULT_KEYS = ("from", "quiet_hours", "max_age", "response_times")
 RULE_KEYS = (
     "name",
+    "schedule",
     "superseded_by",
     "hold_while",
     "description",
@@ -69,7 +72,8 @@ RULE_KEYS = (
     "max_age",
 )
 RESPONSE_TIME = "response_time"  # `after:` value: the promised reply time for the case's priority
-AUDIENCE_KEYS = ("ordered_product_within",)
+SCHEDULE_TICK = "schedule.tick"  # the `on` of calendar rules: they fire on a tick, not an event
+AUDIENCE_KEYS = ("ordered_product_within", "ordered_within", "product_tags")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +86,20 @@ class QuietHours:
 
 @dataclass(frozen=True, slots=True)
 class Audience:
-    """Who a product event fans out to."""
+    """Who a product event (or a calendar rule) fans out to."""
 
-    ordered_product_within: timedelta
+    ordered_product_within: timedelta | None = None  # bought the event's product in this window
+    ordered_within: timedelta | None = None  # bought anything (calendar rules) in this window
+    product_tags: tuple[str, ...] = ()  # ... of a product with one of these tags
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A calendar rule's ticks: a cron expression in a timezone."""
+
+    cron: str
+    timezone: str
+    trigger: CronTrigger = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +129,7 @@ class Rule:
     description: str = ""
     after_response_time: bool = False  # `after: response_time`: the case's promised reply time
     locale: str | None = None  # a fixed language (internal notices), else the customer's
+    schedule: Schedule | None = None  # calendar rules fire on cron ticks instead of events
     superseded_by: tuple[str, ...] = ()  # skip if one of these events is known when it would go
     hold_while: str | None = None  # "case.open": wait while the customer has an open case
 
@@ -287,11 +303,14 @@ def _read_rule(
     reader.check_keys(node, RULE_KEYS, f"rule {node.get('name', index + 1)!r}")
     name = str(node.get("name") or "")
     label = f"rule {name!r}" if name else f"rule {index + 1}"
-    for required in ("name", "on", "template"):
+    scheduled = node.get("schedule") is not None
+    if scheduled and node.get("on") is not None:
+        reader.fail(line, f"{label}: a rule has either on (an event) or schedule (the calendar), not both")
+    for required in ("name", "template") if scheduled else ("name", "on", "template"):
         if not node.get(required):
             reader.fail(line, f"{label} needs '{required}'")
-    on = str(node.get("on") or "")
-    if on and on not in VOCABULARY:
+    on = SCHEDULE_TICK if scheduled else str(node.get("on") or "")
+    if on and on != SCHEDULE_TICK and on not in VOCABULARY:
         reader.fail(
             reader.key_line(node, "on"),
             f"{label}: unknown event {on!r}; known events: {', '.join(VOCABULARY)}",
@@ -335,6 +354,7 @@ def _read_rule_fields(
     fields["when"] = _read_expression(reader, node, "when", label, on, check_context)
     fields["send_at"] = _read_expression(reader, node, "send_at", label, on, check_context)
     fields["audience"] = _read_audience(reader, node, label, on)
+    fields["schedule"] = _read_schedule(reader, node, label, fields["audience"])
     fields["category"] = _read_category(reader, node, label)
     fields["enabled"] = _read_enabled(reader, node, label)
     fields["to"] = _read_to(reader, node, label)
@@ -413,12 +433,45 @@ def _read_audience(reader: _Reader, node: CommentedMap, label: str, on: str) -> 
         reader.fail(line, f"{label}: audience must be a mapping, e.g. {{ ordered_product_within: 365d }}")
         return None
     reader.check_keys(value, AUDIENCE_KEYS, f"{label} audience")
-    if on and not on.startswith("product."):
-        reader.fail(line, f"{label}: audience only applies to product events, not {on!r}")
+    if on and not on.startswith("product.") and on != SCHEDULE_TICK:
+        reader.fail(line, f"{label}: audience only applies to product events and schedules, not {on!r}")
     if node.get("to") is not None:
         reader.fail(line, f"{label}: audience and to cannot be used together (to sends to one address)")
-    window = reader.duration(value, "ordered_product_within")
-    return Audience(window) if window is not None else None
+    product_window = reader.duration(value, "ordered_product_within")
+    any_window = reader.duration(value, "ordered_within")
+    if on == SCHEDULE_TICK and product_window is not None:
+        reader.fail(line, f"{label}: a schedule has no product; use ordered_within (and product_tags)")
+    if on.startswith("product.") and product_window is None:
+        reader.fail(line, f"{label}: a product event's audience needs ordered_product_within")
+    tags = value.get("product_tags") or []
+    tags = [tags] if isinstance(tags, str) else list(tags)
+    return Audience(
+        ordered_product_within=product_window,
+        ordered_within=any_window,
+        product_tags=tuple(str(tag).strip() for tag in tags),
+    )
+
+
+def _read_schedule(
+    reader: _Reader, node: CommentedMap, label: str, audience: Audience | None
+) -> Schedule | None:
+    value = node.get("schedule")
+    if value is None:
+        return None
+    line = reader.key_line(node, "schedule")
+    if not isinstance(value, CommentedMap) or "cron" not in value:
+        reader.fail(line, f'{label}: schedule must be {{ cron: "0 10 20 1 *", timezone: Asia/Taipei }}')
+        return None
+    reader.check_keys(value, ("cron", "timezone"), f"{label} schedule")
+    zone = str(value.get("timezone", "UTC"))
+    try:
+        trigger = CronTrigger.from_crontab(str(value["cron"]), timezone=ZoneInfo(zone))
+    except (ValueError, KeyError) as exc:
+        reader.fail(line, f"{label}: schedule: {exc}")
+        return None
+    if audience is None or audience.ordered_within is None:
+        reader.fail(line, f"{label}: a schedule needs audience: {{ ordered_within: 365d }} (who it goes to)")
+    return Schedule(str(value["cron"]), zone, trigger)
 
 
 def _read_category(reader: _Reader, node: CommentedMap, label: str) -> Category:

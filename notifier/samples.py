@@ -32,6 +32,7 @@ TRIGGERS: tuple[str, ...] = (
     "case.resolved",
     "case.reopened",
     "case.not_solved",
+    "schedule.tick",
 )
 
 # The trigger of each shipped template, for previewing a template no rule names.
@@ -48,6 +49,7 @@ SAMPLE_TRIGGER_OF_TEMPLATE: dict[str, str] = {
     "case_agent_replied": "case.agent_replied",
     "case_resolved": "case.resolved",
     "case_not_solved_team": "case.not_solved",
+    "valentines_invitation": "schedule.tick",
 }
 
 # Per locale: the people, places, goods and prices of the sample story.
@@ -282,6 +284,9 @@ def _event(
     if trigger == "case.resolved":
         raw = {"resolution": people["resolution"]}
         return at(18, 15, 0), raw, raw, timedelta(days=3)
+    if trigger == "schedule.tick":
+        # A calendar rule's tick: 20 January, 10:00 local, three weeks before Valentine's Day.
+        return at(20, 10, 0, month=1), {}, {}, minute
     if trigger == "case.not_solved":
         # The customer answered the follow-up (sent 3 days after the resolution).
         raw = {"comment": people["comment"]}

@@ -101,6 +101,10 @@ def test_shipped_rules_and_templates_load_together() -> None:
         ("bad_to", 7, "to:"),
         ("unknown_default_key", 4, "unknown key 'quite_hours'"),
         ("audience_on_order", 7, "audience only applies to product events"),
+        ("bad_cron", 6, "schedule:"),
+        ("schedule_and_on", 5, "either on (an event) or schedule"),
+        ("bad_calendar", 4, "'funday' is not a weekday"),
+        ("business_typo", 8, "'2 busines days' is not a duration"),
     ],
 )
 def test_broken_rules_name_file_line_and_reason(case: str, line: int, words: str) -> None:
