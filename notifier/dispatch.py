@@ -26,6 +26,7 @@ from notifier.events import Event
 from notifier.gates import Decided, judge
 from notifier.intake import brand_of
 from notifier.mail import Envelope, InvalidAddress, build_message, make_message_id, parse_from
+from notifier.pacing import Pace
 from notifier.planning import shift
 from notifier.rendering import TemplateError
 from notifier.rules import Category, RuleSet
@@ -82,6 +83,7 @@ class Dispatcher:
         self.worker = worker
         self.clock = clock
         self.stalled: SendResult | None = None
+        self.pace = Pace(settings.smtp_rate)
         self._next_check = datetime.min.replace(tzinfo=UTC)
         self._stall_checks = 0
 
@@ -272,10 +274,12 @@ class Dispatcher:
                 if self.stalled is not None:
                     results.update({later.claimed.id: None for later in items[position:]})
                     return
+                await self.pace.wait()
                 result = await self.sender.send(
                     mail_from=item.mail_from, rcpt_to=item.claimed.recipient or "", message=item.message
                 )
                 results[item.claimed.id] = result
+                self._paced(result)
                 if result.outcome is Outcome.STALLED:
                     self._stall(result)
                 if result.outcome is not Outcome.SENT:
@@ -284,6 +288,16 @@ class Dispatcher:
 
         await asyncio.gather(*(send_thread(items) for items in threads.values()))
         return results
+
+    def _paced(self, result: SendResult) -> None:
+        if result.outcome is Outcome.SENT:
+            self.pace.accepted()
+        elif result.code == 421:
+            log.warning(
+                "the mail server said 421 (%s); slowing down to %.1f messages/s",
+                result.reply,
+                self.pace.slow_down(),
+            )
 
     def _stall(self, result: SendResult) -> None:
         if self.stalled is None:

@@ -66,6 +66,7 @@ class Settings:
     public_url: str = "http://127.0.0.1:8025"
     secret_key: Secret | None = None
     smtp_connections: int = 4
+    smtp_rate: float | None = None  # messages per second; None: as fast as the server takes them
     smtp_timeout: timedelta = timedelta(seconds=30)
     batch_size: int = 500
     lease: timedelta = timedelta(seconds=60)
@@ -91,6 +92,7 @@ _DURATIONS = {"poll_interval", "retry_backoff", "retry_for", "smtp_timeout", "le
 _SECRETS = {"database_url", "smtp_url", "secret_key"}
 _PATHS = {"rules", "templates"}
 _INTS = {"smtp_connections", "batch_size"}
+_RATES = {"smtp_rate"}
 NAMES = tuple(item.name for item in fields(Settings))
 
 
@@ -107,6 +109,11 @@ def _convert(name: str, raw: Any, origin: str) -> Any:
             return Secret(str(raw))
         if name in _PATHS:
             return Path(str(raw))
+        if name in _RATES:
+            rate = float(raw)
+            if rate <= 0:
+                raise ValueError(f"{raw!r} must be more than 0 messages per second")
+            return rate
         if name in _INTS:
             number = int(raw)
             if number < 1:
