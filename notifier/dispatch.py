@@ -345,7 +345,12 @@ class Dispatcher:
         for item in ready:
             result = results.get(item.claimed.id)
             change = self._outcome_change(item, result, now, summary)
-            changes.append({**change, **item.stored})
+            stored = dict(item.stored)
+            if result is not None and result.outcome is Outcome.SENT:
+                # Sent: the Message-ID and subject are kept; the bytes are only needed to resend
+                # exactly the same message after a failure, so they are not written.
+                stored.pop("message", None)
+            changes.append({**change, **stored})
             if result is not None:
                 attempts.append(
                     {

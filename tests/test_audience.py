@@ -182,8 +182,8 @@ def test_a_transactional_audience_ignores_opt_in_and_suppressions(
     rules_file = project / "rules.yaml"
     rules_file.write_text(
         rules_file.read_text().replace(
-            "    category: marketing\n    template: price_change_warning",
-            "    template: price_change_warning",
+            "    category: marketing\n",
+            "",
         )
     )
     rules = _rules(project)
