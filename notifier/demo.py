@@ -6,7 +6,6 @@ truck and delivered — ending with a summary and every message saved as an .eml
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import shutil
@@ -22,7 +21,8 @@ from rich.table import Table
 from notifier.catcher import MailCatcher
 from notifier.daemon import Pipeline
 from notifier.database import init_db, make_engine
-from notifier.schema import Customer, Order, OrderEvent, OrderItem, Product
+from notifier.events import SOURCES
+from notifier.schema import Case, Customer, Order, OrderItem, Product
 from notifier.settings import Secret, Settings
 
 START = datetime(2026, 2, 9, 1, 0, tzinfo=UTC)
@@ -106,20 +106,22 @@ ORDERS = [
         "items": [(1, 1)],
     },
 ]
-# (when, in UTC; order id; event type; data). Times are chosen to read well in each
+# (when, in UTC; source; order, case or product id; event type; data). Times are chosen to read well in each
 # customer's own timezone: Taipei and Shanghai are UTC+8, London is UTC in February.
-TIMELINE: list[tuple[str, int, str, dict[str, Any] | None]] = [
-    ("2026-02-09 01:00", 1042, "placed", None),
-    ("2026-02-09 01:12", 1043, "placed", None),
-    ("2026-02-09 01:24", 1044, "placed", None),
+TIMELINE: list[tuple[str, str, int, str, dict[str, Any] | None]] = [
+    ("2026-02-09 01:00", "order", 1042, "placed", None),
+    ("2026-02-09 01:12", "order", 1043, "placed", None),
+    ("2026-02-09 01:24", "order", 1044, "placed", None),
     (
         "2026-02-09 23:00",
+        "order",
         1044,
         "dispatched",
         {"carrier": "黑貓宅急便", "tracking_number": "TC9876543210", "eta": "2026-02-10"},
     ),
     (
         "2026-02-09 23:30",
+        "order",
         1043,
         "dispatched",
         {
@@ -129,10 +131,23 @@ TIMELINE: list[tuple[str, int, str, dict[str, Any] | None]] = [
             "eta": "2026-02-10",
         },
     ),
-    ("2026-02-10 02:20", 1043, "delivered", {"delivered_at": "2026-02-10 02:15:00", "signed_by": "王芳"}),
-    ("2026-02-10 03:05", 1044, "delivered", {"delivered_at": "2026-02-10 03:02:00", "signed_by": "林美玲"}),
+    (
+        "2026-02-10 02:20",
+        "order",
+        1043,
+        "delivered",
+        {"delivered_at": "2026-02-10 02:15:00", "signed_by": "王芳"},
+    ),
+    (
+        "2026-02-10 03:05",
+        "order",
+        1044,
+        "delivered",
+        {"delivered_at": "2026-02-10 03:02:00", "signed_by": "林美玲"},
+    ),
     (
         "2026-02-10 07:00",
+        "order",
         1042,
         "dispatched",
         {
@@ -142,10 +157,34 @@ TIMELINE: list[tuple[str, int, str, dict[str, Any] | None]] = [
             "eta": "2026-02-10",
         },
     ),
-    ("2026-02-10 11:05", 1042, "delivered", {"delivered_at": "2026-02-10 11:02:00", "signed_by": "Ms Lin"}),
+    (
+        "2026-02-10 11:05",
+        "order",
+        1042,
+        "delivered",
+        {"delivered_at": "2026-02-10 11:02:00", "signed_by": "Ms Lin"},
+    ),
     # Order 1045 is placed but never leaves the shop: 48 hours on, we write first.
-    ("2026-02-09 09:00", 1045, "placed", None),
-    ("2026-02-11 09:01", 0, "", None),
+    ("2026-02-09 09:00", "order", 1045, "placed", None),
+    ("2026-02-11 09:01", "", 0, "", None),
+    # Roses go up on 1 March: the buyers who asked for news hear of it first (marketing mail).
+    (
+        "2026-02-10 08:00",
+        "product",
+        1,
+        "price_change",
+        {
+            "old_price": "59.00",
+            "new_price": "69.00",
+            "currency": "USD",
+            "effective_at": "2026-03-01 00:00:00",
+        },
+    ),
+    # Ms Lin writes in about two wilted roses: answered at once, replied, solved, visited again.
+    ("2026-02-10 12:00", "case", 501, "opened", None),
+    ("2026-02-10 13:10", "case", 501, "agent_replied", {"agent": "Amy"}),
+    ("2026-02-10 15:00", "case", 501, "resolved", {"resolution": "Two fresh roses sent today"}),
+    ("2026-02-13 15:01", "", 0, "", None),
 ]
 TIMELINE.sort(key=lambda step: step[0])
 
@@ -155,6 +194,17 @@ def _seed(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         conn.execute(sa.insert(Customer.__table__), CUSTOMERS)  # type: ignore[attr-defined]
         conn.execute(sa.insert(Product.__table__), PRODUCTS)  # type: ignore[attr-defined]
+        conn.execute(
+            sa.insert(Case.__table__).values(  # type: ignore[attr-defined]
+                id=501,
+                customer_id=1,
+                order_id=1042,
+                subject="Two roses arrived wilted",
+                status="open",
+                priority="high",
+                opened_at=datetime(2026, 2, 10, 12, 0, tzinfo=UTC),
+            )
+        )
         for order in ORDERS:
             total = sum(prices[pid] * qty for pid, qty in order["items"])
             conn.execute(
@@ -196,22 +246,19 @@ class SimulatedClock:
 
 
 async def _play(settings: Settings, engine: sa.Engine, clock: SimulatedClock, console: Console) -> None:
-    table = OrderEvent.__table__  # type: ignore[attr-defined]
     async with Pipeline(settings, engine=engine, clock=clock) as pipeline:
-        for when, order_id, kind, data in TIMELINE:
+        for when, source, subject_id, kind, data in TIMELINE:
             clock.now = datetime.fromisoformat(when).replace(tzinfo=UTC)
             if kind:
+                table, column = SOURCES[source]
                 with engine.begin() as conn:
                     conn.execute(
                         sa.insert(table).values(
-                            order_id=order_id,
-                            type=kind,
-                            occurred_at=clock.now,
-                            data=json.loads(json.dumps(data)) if data else None,
+                            {column: subject_id, "type": kind, "occurred_at": clock.now, "data": data}
                         )
                     )
             result = await pipeline.cycle()
-            what = f"order {order_id} {kind:<10}" if kind else "(time passes)   "
+            what = f"{source} {subject_id} {kind:<13}" if kind else "(time passes)       "
             skipped = f", {result.skipped} not needed any more" if result.skipped else ""
             console.print(f"  {clock.now:%a %d %b %H:%M} UTC  {what} -> {result.sent} email(s) sent{skipped}")
 
