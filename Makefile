@@ -25,5 +25,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check notifier tests bench
 	$(BIN)/mypy notifier
 
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache .mypy_cache
