@@ -124,20 +124,23 @@ class Pipeline:
         result = CycleResult()
         if self.config.reload_if_changed().changed:
             await asyncio.to_thread(self.publish_config)
-        taken = await asyncio.to_thread(
-            intake,
-            self.engine,
-            self.config.rules,
-            clock=self.clock,
-            batch_size=self.settings.batch_size,
-            gap_timeout=self.settings.gap_timeout,
-        )
-        result.events, result.planned = taken.events, taken.planned
         result.planned += await asyncio.to_thread(fire_due, self.engine, self.config.rules, clock=self.clock)
         while not self.stopping.is_set():
+            # Read a batch of events, then send a batch: a long backlog starts going out at once.
+            taken = await asyncio.to_thread(
+                intake,
+                self.engine,
+                self.config.rules,
+                clock=self.clock,
+                batch_size=self.settings.batch_size,
+                gap_timeout=self.settings.gap_timeout,
+                max_batches=1,
+            )
+            result.events += taken.events
+            result.planned += taken.planned
             batch = await self.dispatcher.dispatch_once()
             result.add(batch)
-            if batch.claimed == 0 or batch.released:
+            if batch.released or (not taken.more and batch.claimed == 0):
                 break
         return result
 

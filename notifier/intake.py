@@ -30,6 +30,7 @@ log = logging.getLogger("notifier.intake")
 class IntakeResult:
     events: int  # event rows evaluated
     planned: int  # notifications newly stored (queued or skipped)
+    more: bool = False  # events are left to read (the batch limit was reached)
 
 
 def brand_of(rules: RuleSet) -> dict[str, str]:
@@ -115,16 +116,26 @@ def intake_batch(
 
 
 def intake(
-    engine: Engine, rules: RuleSet, *, clock: Callable[[], datetime], batch_size: int, gap_timeout: timedelta
+    engine: Engine,
+    rules: RuleSet,
+    *,
+    clock: Callable[[], datetime],
+    batch_size: int,
+    gap_timeout: timedelta,
+    max_batches: int | None = None,
 ) -> IntakeResult:
-    """Evaluate every new event of every source, a batch at a time, until none is left."""
+    """Evaluate new events of every source, a batch at a time, until none is left (or
+    `max_batches` per source, so sending can start before a long backlog is read)."""
     total_events = total_planned = 0
+    left_over = False
     for source in SOURCES:
-        more = True
-        while more:
+        more, batches = True, 0
+        while more and (max_batches is None or batches < max_batches):
             count, planned, more = intake_batch(
                 engine, source, rules, now=clock(), batch_size=batch_size, gap_timeout=gap_timeout
             )
             total_events += count
             total_planned += planned
-    return IntakeResult(total_events, total_planned)
+            batches += 1
+        left_over = left_over or more
+    return IntakeResult(total_events, total_planned, left_over)

@@ -152,25 +152,8 @@ def claim_due(
         # daemons (a concurrent claim could otherwise take a later message of an order whose
         # earlier one another daemon is claiming right now).
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
-    n = NOTIFICATIONS.alias("n")
-    p = NOTIFICATIONS.alias("p")
-    earlier_blocking = sa.exists().where(
-        p.c.thread == n.c.thread,
-        p.c.id != n.c.id,
-        sa.or_(p.c.due_at < n.c.due_at, sa.and_(p.c.due_at == n.c.due_at, p.c.id < n.c.id)),
-        sa.or_(
-            sa.and_(p.c.state == State.SENDING, p.c.lease_until > now),
-            sa.and_(p.c.state == State.RETRYING, p.c.next_attempt_at > now),
-        ),
-    )
-    due = sa.or_(
-        sa.and_(n.c.state.in_([State.QUEUED, State.RETRYING]), n.c.next_attempt_at <= now),
-        sa.and_(n.c.state == State.SENDING, n.c.lease_until < now),
-    )
-    query = sa.select(n.c.id).where(due, ~earlier_blocking).order_by(n.c.next_attempt_at, n.c.id).limit(limit)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(of=n, skip_locked=True)
-    ids = list(conn.execute(query).scalars())
+    candidates = _due_candidates(conn, now, limit)
+    ids = [c.id for c in _unblocked(conn, candidates, now)][:limit]
     if not ids:
         return []
     conn.execute(
@@ -181,6 +164,62 @@ def claim_due(
     rows = conn.execute(sa.select(*_CLAIM_COLUMNS).where(NOTIFICATIONS.c.id.in_(ids))).mappings()
     claimed = [Claimed.from_row(row) for row in rows]
     return sorted(claimed, key=lambda c: (c.due_at, c.event_id, c.id))
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    id: int
+    thread: str
+    due_at: datetime
+    next_attempt_at: datetime
+
+
+def _due_candidates(conn: sa.Connection, now: datetime, limit: int) -> list[_Candidate]:
+    """The `limit` oldest due notifications, read along the (state, next_attempt_at) index
+    one state at a time, so the cost is the batch's, not the backlog's."""
+    n = NOTIFICATIONS
+    columns = (n.c.id, n.c.thread, n.c.due_at, n.c.next_attempt_at)
+    queries = [
+        sa.select(*columns)
+        .where(n.c.state == state, n.c.next_attempt_at <= now)
+        .order_by(n.c.next_attempt_at, n.c.id)
+        .limit(limit)
+        for state in (State.QUEUED, State.RETRYING)
+    ]
+    # Leases that ran out: a worker died while sending.
+    queries.append(sa.select(*columns).where(n.c.state == State.SENDING, n.c.lease_until < now).limit(limit))
+    found: list[_Candidate] = []
+    for query in queries:
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        found.extend(
+            _Candidate(r.id, r.thread, as_utc(r.due_at), as_utc(r.next_attempt_at))
+            for r in conn.execute(query)
+        )
+    return sorted(found, key=lambda c: (c.next_attempt_at, c.id))[:limit]
+
+
+def _unblocked(conn: sa.Connection, candidates: list[_Candidate], now: datetime) -> list[_Candidate]:
+    """Candidates with no earlier message of their thread being sent elsewhere or waiting to
+    retry (earlier ones that are themselves candidates go first, in the same batch)."""
+    threads = sorted({c.thread for c in candidates})
+    blockers: dict[str, list[tuple[datetime, int]]] = {}
+    n = NOTIFICATIONS
+    for start in range(0, len(threads), 500):
+        query = sa.select(n.c.thread, n.c.due_at, n.c.id).where(
+            n.c.thread.in_(threads[start : start + 500]),
+            sa.or_(
+                sa.and_(n.c.state == State.SENDING, n.c.lease_until > now),
+                sa.and_(n.c.state == State.RETRYING, n.c.next_attempt_at > now),
+            ),
+        )
+        for row in conn.execute(query):
+            blockers.setdefault(row.thread, []).append((as_utc(row.due_at), row.id))
+    return [
+        c
+        for c in candidates
+        if not any((due, id_) < (c.due_at, c.id) and id_ != c.id for due, id_ in blockers.get(c.thread, ()))
+    ]
 
 
 def update_notifications(conn: sa.Connection, changes: Sequence[dict[str, Any]]) -> None:
@@ -282,3 +321,65 @@ def record_feedback(
     """Keep what a customer told us about a case; intake turns it into a `case.<kind>` event."""
     result = conn.execute(FEEDBACK.insert().values(case_id=case_id, type=kind, occurred_at=now, data=data))
     return int(result.inserted_primary_key[0])
+
+
+# --- deliberate resends ------------------------------------------------------------------------
+
+# Columns a resend copies from the notification it repeats: the same rule, template, event and
+# recipient. Everything about the sending itself (message, Message-ID, SMTP reply) starts afresh.
+_RESEND_COPIED = (
+    "rule",
+    "template",
+    "category",
+    "source",
+    "event_id",
+    "event_type",
+    "event_occurred_at",
+    "thread",
+    "subject_id",
+    "customer_id",
+    "recipient",
+)
+
+
+def insert_resend(conn: sa.Connection, original_id: int, now: datetime) -> int | None:
+    """Queue a fresh copy of a sent notification to go at once (`notifier resend`).
+
+    The copy's key is `<original key>:resend:<n>` (n counts the resends of that original),
+    `resend_of` names the original, and message and Message-ID are left empty so the copy is
+    rendered again and gets a Message-ID of its own. A resend of a resend copies the original.
+    Returns the new notification's id, or None when `original_id` is not a sent notification.
+    """
+    n = NOTIFICATIONS
+    found = (
+        conn.execute(sa.select(n).where(n.c.id == original_id, n.c.state == State.SENT)).mappings().first()
+    )
+    if found is None:
+        return None
+    row: Any = found
+    if row["resend_of"] is not None:
+        root = conn.execute(sa.select(n).where(n.c.id == row["resend_of"])).mappings().first()
+        row = root if root is not None else row
+    earlier = conn.execute(sa.select(sa.func.count()).where(n.c.resend_of == row["id"])).scalar_one()
+    values = {name: row[name] for name in _RESEND_COPIED}
+    values.update(
+        state=State.QUEUED,
+        resend_of=row["id"],
+        due_at=now,
+        next_attempt_at=now,
+        expires_at=None,
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+    )
+    for number in range(earlier + 1, earlier + 100):
+        key = f"{row['key']}:resend:{number}"
+        inserted = conn.execute(
+            _insert(conn, NOTIFICATIONS)
+            .values(key=key, **values)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(NOTIFICATIONS.c.id)
+        ).scalar()
+        if inserted is not None:
+            return int(inserted)
+    return None
