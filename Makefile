@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup browser demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,16 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/notifier demo
 
-test: $(STAMP)
+# Chromium for the browser test of the preview gallery (tests/test_gallery.py); installing it needs root.
+browser:
+	@command -v chromium >/dev/null || if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "chromium is not installed and installing it needs root (sudo apt-get install -y chromium);"; \
+		echo "the browser test of the preview gallery will be skipped."; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/ruff check notifier tests bench
 	$(BIN)/pytest
 

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from notifier.config import load_checked
 from notifier.context import Subject, load_subjects, template_context
+from notifier.contract import contract_report
 from notifier.errors import Problem, RulesError
 from notifier.events import SOURCES, Event, read_ids
 from notifier.intake import brand_of
@@ -36,8 +37,13 @@ def trigger_of(template: str, rules: RuleSet | None) -> str:
         raise LookupError(f"no rule uses template {template!r}, so its sample data is unknown") from exc
 
 
-def check_all(rules_path: Path, templates: Path) -> tuple[list[Problem], list[str]]:
-    """Every problem found, and a summary line per template checked."""
+def check_all(
+    rules_path: Path, templates: Path, locales: set[str] | None = None
+) -> tuple[list[Problem], list[str]]:
+    """Every problem found, and a summary line per template checked.
+
+    Also checks the rules/templates contract (notifier.contract): what each rule's trigger
+    supplies, and (warnings) the `locales` customers use (None: the shipped ones)."""
     try:
         rules, renderer = load_checked(rules_path, templates)
     except RulesError as exc:
@@ -63,7 +69,8 @@ def check_all(rules_path: Path, templates: Path) -> tuple[list[Problem], list[st
         missing = sorted(set(LOCALES) - set(renderer.locales_of(template)))
         note = f" (missing {', '.join(missing)}: falls back to en)" if missing else ""
         summary.append(f"  {template}: rendered {', '.join(rendered_locales) or 'nothing'}{note}")
-    return problems, summary
+    contract_problems, contract_summary = contract_report(rules, renderer, templates, locales)
+    return problems + contract_problems, summary + contract_summary
 
 
 def _where(text: str) -> tuple[str, int | None, str]:

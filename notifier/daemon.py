@@ -22,7 +22,7 @@ from datetime import datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
-from notifier import store
+from notifier import metrics, store
 from notifier.config import LiveConfig
 from notifier.database import make_engine
 from notifier.dispatch import BatchResult, Dispatcher
@@ -122,7 +122,9 @@ class Pipeline:
     async def cycle(self) -> CycleResult:
         """Reload if edited, evaluate new events, send everything due, until idle or stopping."""
         result = CycleResult()
-        if self.config.reload_if_changed().changed:
+        reloaded = self.config.reload_if_changed()
+        if reloaded.changed:
+            metrics.reloaded(reloaded.error is None)
             await asyncio.to_thread(self.publish_config)
         result.planned += await asyncio.to_thread(fire_due, self.engine, self.config.rules, clock=self.clock)
         while not self.stopping.is_set():

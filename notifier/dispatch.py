@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from notifier import events as event_rows
-from notifier import links, schedules, store
+from notifier import links, metrics, schedules, store
 from notifier.config import LiveConfig
 from notifier.context import Subject, load_customers, load_subjects, template_context
 from notifier.events import Event
@@ -40,6 +40,7 @@ log = logging.getLogger("notifier.dispatch")
 
 HARD_BOUNCE_CODES = frozenset({550, 551, 553})
 FAN_OUT = ("product", "schedule")  # sources whose messages go to each customer of an audience
+RECORD_TRIES = 6  # about a minute of retries before a batch's outcomes are given up
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,9 +102,28 @@ class Dispatcher:
         renewal = asyncio.ensure_future(self._keep_leases([item.claimed.id for item in ready]))
         try:
             results = await self._send(ready)
+            return await self._record_surely(ready, decided, results)
         finally:
             renewal.cancel()
-        return await asyncio.to_thread(self._record, ready, decided, results)
+
+    async def _record_surely(
+        self, ready: list[Ready], decided: list[Decided], results: dict[int, SendResult | None]
+    ) -> BatchResult:
+        """Record a sent batch, retrying through a lost database connection: an unrecorded
+        batch would be sent again when its lease runs out."""
+        for attempt in range(1, RECORD_TRIES + 1):
+            try:
+                return await asyncio.to_thread(self._record, ready, decided, results)
+            except sa.exc.OperationalError as exc:
+                if attempt == RECORD_TRIES:
+                    raise
+                log.warning(
+                    "recording %d outcome(s) failed (%s); trying again",
+                    len(results),
+                    str(exc).splitlines()[0],
+                )
+                await asyncio.sleep(min(2.0**attempt, 30.0))
+        raise AssertionError("unreachable")
 
     async def _keep_leases(self, ids: list[int]) -> None:
         """Renew the lease every third of its length while sending, so a slow SMTP server
@@ -371,10 +391,13 @@ class Dispatcher:
         with self.engine.begin() as conn:
             store.update_notifications(conn, changes)
             store.record_attempts(conn, attempts)
+            metrics.recorded(conn, changes, attempts)
             for address in bounces:
                 store.suppress(conn, address, "hard bounce", now)
             if self.stalled is not None:
                 store.publish(conn, {"smtp.last_error": self.stalled.reply}, now)
+            elif summary.sent:
+                store.publish(conn, {"smtp.last_error": ""}, now)  # healthy again
         return summary
 
     def _outcome_change(

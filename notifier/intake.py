@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from notifier import events as event_rows
-from notifier import store
+from notifier import metrics, store
 from notifier.audience import plan_audience
 from notifier.context import Subject, load_subjects
 from notifier.events import SOURCES, Event
@@ -61,7 +61,9 @@ def plan_batch(
         plans.extend(plan_event(event, subject, rules, brand=brand, now=now))
         for rule in rules.enabled_on(event.type):
             if rule.audience is not None:
-                fanned_out += plan_audience(conn, rule, event, rules, subject=subject, brand=brand, now=now)
+                stored = plan_audience(conn, rule, event, rules, subject=subject, brand=brand, now=now)
+                metrics.decided(rule.name, "queued", stored)
+                fanned_out += stored
     return plans, fanned_out
 
 
@@ -107,6 +109,8 @@ def intake_batch(
             now=now,
         )
         expired = store.expire_gaps(conn, source, now - gap_timeout)
+    metrics.events_read(source, len(filled) + len(fresh))
+    metrics.planned(plans)
     if expired:
         log.warning(
             "%s events: %d id(s) never appeared within %s; taken as rolled back", source, expired, gap_timeout

@@ -31,7 +31,9 @@ from notifier import links, store
 from notifier.context import CASES, CUSTOMERS
 from notifier.database import make_engine
 from notifier.errors import NotifierError
+from notifier.gallery import gallery_routes
 from notifier.intake import brand_of
+from notifier.metrics import metrics_app
 from notifier.rendering import normalize_locale
 from notifier.rules import load_rules
 from notifier.settings import Settings
@@ -272,8 +274,9 @@ async def _database_down(_request: Request, exc: Exception) -> Response:
     return PlainTextResponse(DB_DOWN, status_code=503, headers={"Retry-After": "60", **_HEADERS})
 
 
-def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> Starlette:
-    """The ASGI app; it disposes of the engine at shutdown only if it made it."""
+def create_app(settings: Settings, *, engine: sa.Engine | None = None, preview: bool = True) -> Starlette:
+    """The ASGI app; it disposes of the engine at shutdown only if it made it. `preview` adds
+    the template gallery, which shows customer data: keep it off on a public listener."""
     owned = engine is None
     engine = make_engine(settings.database_url.reveal()) if engine is None else engine
     pages = _LinkPages(settings, engine)
@@ -289,11 +292,15 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None) -> Starle
         Route("/unsubscribe/{token}", pages.unsubscribe, methods=["GET", "POST"]),
         Route("/not-solved/{token}", pages.not_solved, methods=["GET", "POST"]),
     ]
+    routes.append(Route("/metrics", metrics_app(settings, engine)))
+    if preview:
+        routes += gallery_routes(settings, engine)
     handlers = {sa.exc.OperationalError: _database_down}
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
+def serve(settings: Settings, host: str, port: int, *, preview: bool) -> None:
     """Run the app under uvicorn until interrupted."""
     # No access log: the URLs carry the tokens that allow an unsubscribe.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    app = create_app(settings, preview=preview)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

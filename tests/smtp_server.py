@@ -6,6 +6,7 @@
         server.drop(on="DATA")                     # read the message, then cut the line
         server.hang(on="DATA")                     # read the message, never answer
         server.hang(on="connect")                  # accept the connection, never greet
+        server.slow(0.5, on="DATA", times=None)    # answer every DATA, but half a second late
         server.require_auth("shop", "s3cret")      # MAIL FROM needs a good AUTH first
         server.stop(); server.start()              # down for a while, back on the same port
         server.messages, server.connections_opened
@@ -76,6 +77,7 @@ class _Action(StrEnum):
     REPLY = "reply"  # answer with an error reply instead of the normal one
     DROP = "drop"  # close the connection without answering
     HANG = "hang"  # never answer, keep the connection open
+    SLOW = "slow"  # answer normally, but only after `delay` seconds
 
 
 @dataclass(slots=True, kw_only=True)
@@ -85,6 +87,7 @@ class _Fault:
     reply: str
     remaining: int | None  # None: forever
     recipient: str | None
+    delay: float = 0.0  # for SLOW: seconds before the normal answer
 
     def applies(self, step: Step, recipients: Iterable[str]) -> bool:
         if self.step != step or self.remaining == 0:
@@ -103,7 +106,10 @@ class _FaultySMTP(SMTP):
     async def _handle_client(self) -> None:
         # aiosmtpd greets as soon as the connection is made and has no hook before that,
         # so a silent server is made by holding back the whole conversation.
-        if self._owner._take_fault("connect", ()) is not None:
+        fault = self._owner._take_fault("connect", ())
+        if fault is not None and fault.action is _Action.SLOW:
+            await asyncio.sleep(fault.delay)
+        elif fault is not None:
             await _forever()
         await super()._handle_client()
 
@@ -314,6 +320,18 @@ class FaultySmtpServer:
         """Never answer `on` ("connect": never greet), so the client times out."""
         self._add(_Fault(step=on, action=_Action.HANG, reply="", remaining=times, recipient=recipient))
 
+    def slow(
+        self, seconds: float, *, on: Step = "DATA", times: int | None = 1, recipient: str | None = None
+    ) -> None:
+        """Answer `on` as usual, but only after `seconds` ("connect": greet late): a slow relay."""
+        if seconds < 0:
+            raise ValueError(f"a delay cannot be negative, not {seconds}")
+        self._add(
+            _Fault(
+                step=on, action=_Action.SLOW, reply="", remaining=times, recipient=recipient, delay=seconds
+            )
+        )
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -327,8 +345,8 @@ class FaultySmtpServer:
     def _add(self, fault: _Fault) -> None:
         if fault.step == "connect" and fault.recipient is not None:
             raise ValueError("a fault on connect cannot depend on the recipient")
-        if fault.step == "connect" and fault.action is not _Action.HANG:
-            raise ValueError("on connect the server can only hang")
+        if fault.step == "connect" and fault.action not in (_Action.HANG, _Action.SLOW):
+            raise ValueError("on connect the server can only hang or be slow")
         with self._lock:
             self._faults.append(fault)
 
@@ -348,6 +366,9 @@ class FaultySmtpServer:
         """The error reply to give instead of the normal one, if any; or drop, or hang."""
         fault = self._take_fault(step, recipients)
         if fault is None:
+            return None
+        if fault.action is _Action.SLOW:
+            await asyncio.sleep(fault.delay)
             return None
         if fault.action is _Action.REPLY:
             if fault.reply.startswith("421") and server.transport is not None:

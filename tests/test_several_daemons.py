@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from notifier.database import init_db
 from notifier.schema import OrderEvent
 from notifier.settings import Secret, Settings
+from notifier.wakeup import install_trigger
 from tests.conftest import _fresh_postgres
 from tests.daemons import start_daemon, stop, wait_for
 from tests.journey import parse
@@ -28,11 +29,24 @@ STEPS = ("placed", "dispatched", "delivered")
 
 
 @pytest.fixture
-def pg_settings(postgres_url: str, settings: Settings) -> Settings:
+def pg_settings(postgres_url: str, project: Path, smtp_server: FaultySmtpServer) -> Settings:
+    """PostgreSQL only: these tests are about several daemons sharing one server. Every
+    event of a journey is known at once here, so supersession is switched off: each order
+    must get all three emails."""
+    rules = project / "rules.yaml"
+    rules.write_text(rules.read_text().replace("    superseded_by: [order.delivered]", ""))
     engine = _fresh_postgres(postgres_url)
     init_db(engine)
     engine.dispose()
-    return replace(settings, database_url=Secret(postgres_url))
+    return replace(
+        Settings(),
+        database_url=Secret(postgres_url),
+        smtp_url=Secret(smtp_server.url),
+        rules=project / "rules.yaml",
+        templates=project / "templates",
+        secret_key=Secret("test-secret"),
+        smtp_timeout=timedelta(seconds=2),
+    )
 
 
 def _journeys(engine: sa.Engine, orders: int) -> list[int]:
@@ -134,3 +148,26 @@ def test_survivors_take_over_from_a_killed_daemon(
     assert len(set(ids)) == expected, "nothing the killed daemon held was lost"
     assert len(ids) - len(set(ids)) <= 50, "duplicates only from the killed daemon's batch in flight"
     assert took < 60 + 5, "finished within a minute of the lease"
+
+
+def test_listen_notify_wakes_the_daemon_long_before_its_next_poll(
+    pg_settings: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
+) -> None:
+    engine = _engine(pg_settings)
+    install_trigger(engine)
+    shop = Shop(engine)
+    customer = shop.customer(email="fast@example.com")
+    order = shop.order(customer)
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(pg_settings, log, env={"NOTIFIER_POLL_INTERVAL": "120s"})
+    try:
+        wait_for(lambda: "listening for new events" in log.read_text(), limit=30, what="the listener")
+        time.sleep(0.5)  # let the first (startup) cycle finish, so only a wake-up can send
+        committed = time.monotonic()
+        shop.event("order", order, "placed", datetime.now(UTC).strftime("%Y-%m-%d %H:%M"))
+        wait_for(lambda: len(smtp_server.messages) == 1, limit=30, what="the woken daemon")
+        took = time.monotonic() - committed
+    finally:
+        stop([daemon])
+        engine.dispose()
+    assert took < 10, f"sent {took:.1f} s after the commit; the next poll was two minutes away"

@@ -1,0 +1,285 @@
+"""Database trouble: the order system holding SQLite's write lock, PostgreSQL restarted under
+a running daemon, and the daemon's connections cut in the middle of a batch.
+
+notifier waits for a lock instead of failing, and a daemon that loses its database keeps
+running (the same process, no crash loop), reconnects and sends what came in meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from freezegun import freeze_time
+
+from notifier.daemon import run_once
+from notifier.database import init_db, make_engine
+from notifier.settings import Secret, Settings
+from tests.daemons import start_daemon, stop, wait_for
+from tests.journey import notifications, run
+from tests.shop import Shop
+from tests.smtp_server import FaultySmtpServer
+
+APP_NAME = "notifier-under-test"  # the daemon's PostgreSQL connections carry this name
+
+
+def _settings(url: str, project: Path, smtp_server: FaultySmtpServer) -> Settings:
+    return replace(
+        Settings(),
+        database_url=Secret(url),
+        smtp_url=Secret(smtp_server.url),
+        rules=project / "rules.yaml",
+        templates=project / "templates",
+        smtp_timeout=timedelta(seconds=5),
+    )
+
+
+def _now() -> str:
+    return f"{datetime.now(UTC):%Y-%m-%d %H:%M}"
+
+
+def _placed(shop: Shop, email: str) -> int:
+    customer = shop.customer(email=email, timezone="UTC")
+    order = shop.order(customer)
+    shop.event("order", order, "placed", _now())
+    return order
+
+
+# --- SQLite: the order system's writer holds the lock -----------------------------------------
+
+
+def test_run_once_waits_for_the_order_systems_write_lock_and_then_succeeds(
+    sqlite_url: str, project: Path, smtp_server: FaultySmtpServer
+) -> None:
+    settings = _settings(sqlite_url, project, smtp_server)
+    engine = make_engine(sqlite_url)
+    shop = Shop(engine)
+    _placed(shop, "before@example.com")
+    customer = shop.customer(email="inside@example.com", timezone="UTC")
+    inside = shop.order(customer)
+    engine.dispose()
+
+    writer = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None, timeout=30)
+    outcome: dict[str, Any] = {}
+
+    def run_once() -> None:
+        try:
+            outcome["result"] = run(settings)
+        except BaseException as exc:  # reported by the assertions below
+            outcome["error"] = exc
+
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute(
+            "INSERT INTO order_events (order_id, type, occurred_at, data) VALUES (?, 'placed', ?, NULL)",
+            (inside, f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}"),
+        )
+        thread = threading.Thread(target=run_once)
+        thread.start()
+        time.sleep(1.0)  # the order system's transaction takes a while
+        assert thread.is_alive(), f"run --once did not wait for the lock: {outcome}"
+        assert smtp_server.messages == []
+        writer.execute("COMMIT")
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "run --once never finished after the lock was released"
+    finally:
+        if writer.in_transaction:
+            writer.execute("ROLLBACK")
+        writer.close()
+    assert "error" not in outcome, outcome.get("error")
+    code, result = outcome["result"]
+    assert code == 0 and result.sent == 2
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == ["before@example.com", "inside@example.com"]
+
+
+# --- PostgreSQL: restarts and cut connections --------------------------------------------------
+
+
+def _cluster() -> list[str]:
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main"]
+
+
+def _postgres_answers(url: str) -> bool:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        return True
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def postgres_restarts(postgres_url: str) -> Iterator[Any]:
+    """restart() restarts the PostgreSQL server; it is up again after the test, whatever happened."""
+
+    def restart() -> None:
+        subprocess.run([*_cluster(), "restart"], check=True, capture_output=True, timeout=120)
+
+    yield restart
+    if subprocess.run([*_cluster(), "status"], capture_output=True, timeout=30).returncode != 0:
+        subprocess.run([*_cluster(), "start"], check=True, capture_output=True, timeout=120)
+    wait_for(lambda: _postgres_answers(postgres_url), 60, "PostgreSQL to come back")
+
+
+@pytest.fixture
+def pg_settings(postgres_url: str, project: Path, smtp_server: FaultySmtpServer) -> Settings:
+    engine = make_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    init_db(engine)
+    engine.dispose()
+    return _settings(postgres_url, project, smtp_server)
+
+
+def _daemon(settings: Settings, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    return start_daemon(settings, log, env={"PGAPPNAME": APP_NAME, "NOTIFIER_LEASE": "3s", **env})
+
+
+def _sent_to(smtp_server: FaultySmtpServer) -> set[str]:
+    return {m.rcpt_tos[0] for m in smtp_server.messages}
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_postgres_restarted_under_a_running_daemon(
+    pg_settings: Settings, smtp_server: FaultySmtpServer, tmp_path: Path, postgres_restarts: Any
+) -> None:
+    engine = make_engine(pg_settings.database_url.reveal())
+    shop = Shop(engine)
+    log = tmp_path / "daemon.log"
+    daemon = _daemon(pg_settings, log)
+    try:
+        _placed(shop, "before@example.com")
+        wait_for(lambda: _sent_to(smtp_server) == {"before@example.com"}, 30, "the first email")
+        postgres_restarts()
+        _placed(shop, "after@example.com")
+        wait_for(lambda: "after@example.com" in _sent_to(smtp_server), 90, "an email after the restart")
+        assert daemon.poll() is None, "the daemon died with the database"
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        stop([daemon])
+        engine.dispose()
+    text = log.read_text()
+    assert text.count("notifier running as") == 1, "one process, started once"
+    assert "cycle failed" in text or "LISTEN connection lost" in text, "the outage is in the log"
+    assert len(smtp_server.messages) == 2
+
+
+def _progress(smtp_server: FaultySmtpServer, messages: int, everyone: int) -> Callable[[], bool]:
+    """True once `messages` have arrived, or every one of `everyone` recipients has one."""
+    return lambda: len(smtp_server.messages) >= messages or len(_sent_to(smtp_server)) == everyone
+
+
+def _terminate_daemon_connections(admin: sa.Engine) -> int:
+    with admin.connect() as conn:
+        killed = conn.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": APP_NAME},
+        ).scalar_one()
+        conn.commit()
+    return int(killed)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_connections_cut_in_the_middle_of_batches(
+    pg_settings: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
+) -> None:
+    orders, batch = 200, 20
+    engine = make_engine(pg_settings.database_url.reveal())
+    shop = Shop(engine)
+    product = shop.product()
+    for number in range(orders):
+        customer = shop.customer(email=f"cut{number}@example.com", timezone="UTC")
+        shop.event("order", shop.order(customer, items=[(product, 1)]), "placed", _now())
+    smtp_server.slow(0.05, on="DATA", times=None)  # batches take a while, so the cuts land inside them
+    log = tmp_path / "daemon.log"
+    daemon = _daemon(pg_settings, log, NOTIFIER_BATCH_SIZE=str(batch))
+    killed = cuts = 0
+    try:
+        # Cut every few messages, until the last one is in: some cuts land on a connection
+        # that is idle in the pool, others in the middle of a claim, a render or a record.
+        while len(_sent_to(smtp_server)) < orders:
+            wait_for(_progress(smtp_server, len(smtp_server.messages) + 4, orders), 60, "sending to go on")
+            killed += _terminate_daemon_connections(engine)
+            cuts += 1
+            assert daemon.poll() is None, log.read_text()[-3000:]
+        wait_for(lambda: len(_sent_to(smtp_server)) == orders, 90, "every order's email")
+        wait_for(
+            lambda: all(r["state"] == "sent" for r in notifications(engine, rule="order-confirmation")),
+            30,
+            "every send to be recorded",
+        )
+        assert daemon.poll() is None, "the daemon died when its connections were cut"
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        stop([daemon])
+    rows = notifications(engine, rule="order-confirmation")
+    engine.dispose()
+    assert killed >= 5, "the daemon's connections were really cut"
+    text = log.read_text()
+    assert text.count("notifier running as") == 1
+    assert len(rows) == orders and {r["state"] for r in rows} == {"sent"}
+    by_rcpt: dict[str, set[str | None]] = defaultdict(set)
+    for message in smtp_server.messages:
+        by_rcpt[message.rcpt_tos[0]].add(message.message_id)
+    recorded = {r["recipient"]: r["message_id"] for r in rows}
+    assert all(ids == {recorded[rcpt]} for rcpt, ids in by_rcpt.items()), "a resend keeps its Message-ID"
+    duplicates = len(smtp_server.messages) - orders
+    assert duplicates <= cuts * batch, f"{duplicates} duplicates after {cuts} cuts"
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_while_recording_a_batch_does_not_send_it_twice(
+    pg_settings: Settings, smtp_server: FaultySmtpServer
+) -> None:
+    url = pg_settings.database_url.reveal()
+    engine, admin = make_engine(url), make_engine(url)
+    _placed(Shop(engine), "once@example.com")
+    cut: list[int] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def cut_while_recording(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        # The server ends this connection just as the sent message is being recorded.
+        if not cut and statement.startswith("UPDATE notifier_notifications") and "sent_at" in statement:
+            pid = conn.connection.dbapi_connection.info.backend_pid
+            with admin.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                other.commit()
+            cut.append(pid)
+
+    try:
+        code, result = asyncio.run(run_once(pg_settings, engine=engine))
+        assert cut, "the connection was cut while recording"
+        assert code == 0 and result.sent == 1
+        # Long after the lease, nothing is owed any more.
+        with freeze_time(datetime.now(UTC) + timedelta(minutes=5), real_asyncio=True):
+            run(pg_settings)
+        [row] = notifications(engine, rule="order-confirmation")
+        assert row["state"] == "sent"
+        assert len(smtp_server.messages) == 1, "the message the server accepted was sent again"
+    finally:
+        engine.dispose()
+        admin.dispose()
