@@ -22,7 +22,7 @@ log = logging.getLogger("notifier.config")
 
 def load_checked(rules_path: Path, templates: Path) -> tuple[RuleSet, Renderer]:
     """Rules validated against the templates, and every template's syntax checked."""
-    renderer = Renderer(templates)
+    renderer = Renderer(templates, auto_reload=False)
     if not templates.is_dir():
         raise RulesError([Problem(str(templates), None, "the templates folder does not exist")])
     problems = [Problem(*_split_location(str(error))) for error in renderer.check_syntax()]

@@ -17,7 +17,7 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 from functools import lru_cache
 
@@ -103,11 +103,13 @@ class InvalidAddress(ValueError):
 # --- addresses ---------------------------------------------------------------------
 
 
+@lru_cache(maxsize=64)
 def parse_from(from_header: str) -> tuple[str, str]:
     """'Blossom & Co <care@blossom.example>' -> ('Blossom & Co', 'care@blossom.example').
 
     A bare address gives ('', address); a quoted name is unquoted. Raises InvalidAddress
-    when the header is malformed or its address fails `check_address`.
+    when the header is malformed or its address fails `check_address`. Cached: a
+    daemon has one From for almost every message (a refusal is not cached).
     """
     text = from_header.strip()
     shown = _show(text)
@@ -130,12 +132,17 @@ def _from_display_name(raw: str, shown: str) -> str:
     return raw
 
 
+@lru_cache(maxsize=8192)
 def check_address(address: str) -> str:
     """Return `address` stripped if it is one plausible addr-spec, else raise InvalidAddress.
 
     Plausible: `local@domain`, an ASCII dot-atom local part, and a domain of at least two
     labels (or `localhost`). An international domain comes back in its ASCII (IDNA) form,
     which is what SMTP and the To header need. The exception says why in plain words.
+
+    A pure function, cached: one recipient is checked when each rule is planned and again
+    when its message is built, so the later checks are a lookup. (A refusal is not cached:
+    each one raises a fresh InvalidAddress.)
     """
     candidate = address.strip()
     if not candidate:
@@ -282,8 +289,17 @@ def _mailbox_line(field: str, name: str, address: str) -> str:
 
 
 def _date_value(date: datetime) -> str:
-    if date.utcoffset() is None:
+    offset = date.utcoffset()
+    if offset is None:
         raise ValueError("the Date must be a timezone-aware datetime")
+    # The text depends on the instant and the offset only; aware datetimes that are the
+    # same instant compare (and hash) equal whatever their offset, hence the offset in the key.
+    return _date_text(date, offset)
+
+
+@lru_cache(maxsize=256)
+def _date_text(date: datetime, offset: timedelta) -> str:
+    # Messages built together share their Date (the batch's "now"): format it once.
     return format_datetime(date)
 
 

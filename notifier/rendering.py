@@ -67,8 +67,9 @@ from __future__ import annotations
 import logging
 import os
 import re
-import unicodedata
+import time as _time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -103,6 +104,20 @@ _TRADITIONAL_REGIONS = frozenset({"tw", "hk", "mo"})
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _LOCALE_FILE = re.compile(r"(?P<locale>[A-Za-z0-9-]+)\.(?P<part>subject\.txt|html|txt)")
 _TEMPLATE_SUFFIXES = frozenset({".html", ".htm", ".txt", ".css"})
+# Unicode category Cc (C0 and C1 controls, DEL): what a subject must not keep.
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
+_REGION = re.compile(r"[a-z]{2}|[0-9]{3}")
+_SUBTAG_SEPARATOR = re.compile(r"[-_]")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A template folder's listing is reused while the folder (same device, inode and mtime)
+# has not changed. A file added within the filesystem's timestamp granularity of the
+# listing can leave the folder's mtime as it was, so a listing taken less than
+# _LISTING_SETTLE_NS after the folder's mtime is not reused; and in case a filesystem's
+# folder mtimes cannot be trusted at all (a network share, a skewed clock), no listing is
+# reused for longer than _LISTING_MAX_AGE seconds.
+_LISTING_SETTLE_NS = 2_000_000_000
+_LISTING_MAX_AGE = 5.0
 
 
 class TemplateError(Exception):
@@ -131,34 +146,56 @@ def normalize_locale(value: str | None) -> str:
     return _candidates(value)[-1]
 
 
-def _candidates(value: str | None) -> list[str]:
-    """Template locales worth trying for a customer locale, most specific first."""
+@lru_cache(maxsize=1024)
+def _candidates(value: str | None) -> tuple[str, ...]:
+    """Template locales worth trying for a customer locale, most specific first.
+
+    Cached: customers share a handful of locale spellings, and this runs twice per email.
+    """
     if not value:
-        return [FALLBACK_LOCALE]
+        return (FALLBACK_LOCALE,)
     base = value.strip().split(".")[0].split("@")[0]
-    parts = [part.lower() for part in re.split(r"[-_]", base) if part]
-    if not parts or not re.fullmatch(r"[a-z]{2,3}", parts[0]):
-        return [FALLBACK_LOCALE]
+    parts = [part.lower() for part in _SUBTAG_SEPARATOR.split(base) if part]
+    if not parts or not _LANGUAGE.fullmatch(parts[0]):
+        return (FALLBACK_LOCALE,)
     language, subtags = parts[0], parts[1:]
-    regions = [tag for tag in subtags if re.fullmatch(r"[a-z]{2}|[0-9]{3}", tag)]
+    regions = [tag for tag in subtags if _REGION.fullmatch(tag)]
     specific = [f"{language}-{regions[0].upper()}"] if regions else []
     if language != "zh":
-        return [*specific, language]
+        return (*specific, language)
     if "hant" in subtags:
         chinese = "zh-TW"
     elif "hans" in subtags:
         chinese = "zh-CN"
     else:
         chinese = "zh-TW" if set(regions) & _TRADITIONAL_REGIONS else "zh-CN"
-    return [code for code in specific if code != chinese] + [chinese]
+    return (*(code for code in specific if code != chinese), chinese)
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """One template folder's files as last read, and what it takes to trust them still."""
+
+    files: frozenset[str]
+    locales: tuple[str, ...]  # the complete ones, in _complete_locales order
+    identity: tuple[int, int, int]  # the folder's (st_dev, st_ino, st_mtime_ns) when read
+    trusted: bool  # read long enough after the folder's last change (see _LISTING_SETTLE_NS)
+    read_at: float  # time.monotonic()
+
+
+_NO_LISTING = _Listing(frozenset(), (), (0, 0, 0), False, 0.0)
 
 
 class Renderer:
     """Renders message templates from one directory; one instance serves all customers."""
 
-    def __init__(self, templates_dir: Path) -> None:
+    def __init__(self, templates_dir: Path, *, auto_reload: bool = True) -> None:
+        """`auto_reload=False` keeps the templates as first loaded: the daemon checks every file
+        when it (re)loads, and a refused edit must not reach customers through the cache."""
         self._shown = Path(templates_dir)
         self._root = Path(os.path.abspath(templates_dir))
+        self._root_text = str(self._root)
+        self._listings: dict[str, _Listing] = {}
         self._env = ImmutableSandboxedEnvironment(
             loader=jinja2.FileSystemLoader(str(self._root)),
             undefined=jinja2.StrictUndefined,
@@ -167,7 +204,8 @@ class Renderer:
             ),
             trim_blocks=True,
             lstrip_blocks=True,
-            auto_reload=True,
+            auto_reload=auto_reload,
+            cache_size=400 if auto_reload else -1,
             keep_trailing_newline=True,
             finalize=_finalize,
         )
@@ -200,22 +238,21 @@ class Renderer:
 
     def locales_of(self, template: str) -> list[str]:
         """Locales in which the template has at least a subject and an HTML part."""
-        return _complete_locales(self._files(template))
+        return list(self._listing(template).locales)
 
     def has_template(self, template: str) -> bool:
         return bool(self.locales_of(template))
 
     def choose_locale(self, template: str, wanted: str | None) -> str:
         """The customer's locale if the template has it, else "en"."""
-        return _pick(self.locales_of(template), wanted)
+        return _pick(self._listing(template).locales, wanted)
 
     def render(self, template: str, locale: str | None, context: Mapping[str, Any]) -> Rendered:
         """Render one message in the customer's locale (or "en"); TemplateError on any failure."""
-        files = self._files(template)
-        available = _complete_locales(files)
-        if not available:
+        listing = self._listing(template)
+        if not listing.locales:
             raise TemplateError(self._display(template), None, f"there is no message template {template!r}")
-        chosen = _pick(available, locale)
+        chosen = _pick(listing.locales, locale)
         values = dict(context)
         values["locale"] = chosen
         if not values.get("timezone"):
@@ -232,7 +269,7 @@ class Renderer:
             html = self._inliner.inline(source)
         except (css_inline.InlineError, ValueError) as exc:
             raise TemplateError(self._display(f"{base}.html"), None, f"CSS: {exc}") from exc
-        if f"{chosen}.txt" in files:
+        if f"{chosen}.txt" in listing.files:
             text = _tidy_text(self._render_file(f"{base}.txt", values))
         else:
             text = html_to_text(html)
@@ -279,12 +316,48 @@ class Renderer:
         return errors
 
     def _files(self, template: str) -> frozenset[str]:
+        return self._listing(template).files
+
+    def _listing(self, template: str) -> _Listing:
+        """The template folder's files, read again only when the folder has changed.
+
+        One os.stat per call instead of listing the folder: a file added, removed or
+        renamed changes the folder's mtime, so a new or deleted locale shows at the next
+        render. (Edits to a file's content are Jinja's auto_reload business.)
+        """
         if not _valid_template_name(template):
-            return frozenset()
+            return _NO_LISTING
+        folder = os.path.join(self._root_text, template)
         try:
-            return frozenset(entry.name for entry in os.scandir(self._root / template))
+            stat = os.stat(folder)
         except OSError:
-            return frozenset()
+            self._listings.pop(template, None)
+            return _NO_LISTING
+        identity = (stat.st_dev, stat.st_ino, stat.st_mtime_ns)
+        cached = self._listings.get(template)
+        now = _time.monotonic()
+        if (
+            cached is not None
+            and cached.trusted
+            and cached.identity == identity
+            and now - cached.read_at < _LISTING_MAX_AGE
+        ):
+            return cached
+        read_at_ns = _time.time_ns()
+        try:
+            files = frozenset(entry.name for entry in os.scandir(folder))
+        except OSError:
+            self._listings.pop(template, None)
+            return _NO_LISTING
+        listing = _Listing(
+            files=files,
+            locales=tuple(_complete_locales(files)),
+            identity=identity,
+            trusted=read_at_ns - stat.st_mtime_ns > _LISTING_SETTLE_NS,
+            read_at=now,
+        )
+        self._listings[template] = listing
+        return listing
 
     def _render_file(self, name: str, values: dict[str, Any]) -> str:
         try:
@@ -353,7 +426,7 @@ def _complete_locales(files: frozenset[str]) -> list[str]:
     return [code for code in LOCALES if code in present] + sorted(present - set(LOCALES))
 
 
-def _pick(available: list[str], wanted: str | None) -> str:
+def _pick(available: tuple[str, ...] | list[str], wanted: str | None) -> str:
     for code in _candidates(wanted):
         if code in available:
             return code
@@ -389,8 +462,7 @@ def _finalize(value: Any) -> Any:
 
 
 def _one_line(value: str) -> str:
-    cleaned = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in value)
-    return " ".join(cleaned.split())
+    return " ".join(_CONTROL_CHARS.sub(" ", value).split())
 
 
 def _tidy_text(value: str) -> str:
@@ -410,6 +482,17 @@ def _babel_locale(code: str) -> Locale:
         return Locale.parse("en")
 
 
+@lru_cache(maxsize=64)
+def _babel_name(code: str) -> str:
+    """The Babel locale's name ("zh_Hant_TW") for a template locale: the formatting caches' key."""
+    return str(_babel_locale(code))
+
+
+@lru_cache(maxsize=64)
+def _locale_named(name: str) -> Locale:
+    return Locale.parse(name)
+
+
 @lru_cache(maxsize=512)
 def _zone(name: str) -> tzinfo:
     try:
@@ -419,7 +502,8 @@ def _zone(name: str) -> tzinfo:
         return UTC
 
 
-def _bound(ctx: Context, filter_name: str) -> tuple[Locale, tzinfo]:
+def _bound(ctx: Context, filter_name: str) -> tuple[str, tzinfo]:
+    """The Babel locale name and the timezone the filters use for this context."""
     code = ctx.get("locale")
     if not isinstance(code, str):
         raise _FilterError(
@@ -427,7 +511,7 @@ def _bound(ctx: Context, filter_name: str) -> tuple[Locale, tzinfo]:
             ' "with context" (e.g. {% import "_macros.html" as m with context %})'
         )
     zone = ctx.get("timezone")
-    return _babel_locale(code), _zone(zone) if isinstance(zone, str) and zone else UTC
+    return _babel_name(code), _zone(zone) if isinstance(zone, str) and zone else UTC
 
 
 def _aware(value: Any, filter_name: str) -> datetime:
@@ -445,27 +529,36 @@ def _aware(value: Any, filter_name: str) -> datetime:
 def _datetime_filter(ctx: Context, value: Any, format: str = "medium") -> str:
     if value is None:
         return ""
-    babel_locale, zone = _bound(ctx, "datetime")
-    return format_datetime(_aware(value, "datetime"), format, tzinfo=zone, locale=babel_locale)
+    name, zone = _bound(ctx, "datetime")
+    return format_datetime(_aware(value, "datetime"), format, tzinfo=zone, locale=_locale_named(name))
 
 
 @jinja2.pass_context
 def _date_filter(ctx: Context, value: Any, format: str = "long") -> str:
     if value is None:
         return ""
-    babel_locale, zone = _bound(ctx, "date")
-    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+    name, zone = _bound(ctx, "date")
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
         value = date.fromisoformat(value)
     if isinstance(value, datetime) or not isinstance(value, date):
         value = _aware(value, "date").astimezone(zone).date()
-    return format_date(value, format, locale=babel_locale)
+    if type(value) is date and type(format) is str:
+        return _format_date(value, format, name)
+    return format_date(value, format, locale=_locale_named(name))
+
+
+@lru_cache(maxsize=4096)
+def _format_date(value: date, format: str, locale_name: str) -> str:
+    """Cached: a date is the same text every time, and many messages show the same few days."""
+    return format_date(value, format, locale=_locale_named(locale_name))
 
 
 @jinja2.pass_context
 def _time_filter(ctx: Context, value: Any, format: str = "short") -> str:
     if value is None:
         return ""
-    babel_locale, zone = _bound(ctx, "time")
+    name, zone = _bound(ctx, "time")
+    babel_locale = _locale_named(name)
     if isinstance(value, time):
         return format_time(value, format, locale=babel_locale)
     return format_time(_aware(value, "time"), format, tzinfo=zone, locale=babel_locale)
@@ -475,13 +568,13 @@ def _time_filter(ctx: Context, value: Any, format: str = "short") -> str:
 def _money_filter(ctx: Context, amount: Any, currency: str | None = None) -> str:
     if amount is None:
         return ""
-    babel_locale, _ = _bound(ctx, "money")
+    name, _ = _bound(ctx, "money")
     code = currency or _context_currency(ctx)
     try:
         value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
     except InvalidOperation:
         raise _FilterError(f"money: {amount!r} is not an amount") from None
-    return _format_money(value, code.upper(), str(babel_locale))
+    return _format_money(value, code.upper(), name)
 
 
 def _context_currency(ctx: Context) -> str:
@@ -495,7 +588,7 @@ def _context_currency(ctx: Context) -> str:
 @lru_cache(maxsize=4096)
 def _format_money(value: Decimal, currency: str, locale_name: str) -> str:
     """Cached: Babel takes ~40 µs per amount, and a message repeats the same few amounts."""
-    babel_locale = Locale.parse(locale_name)
+    babel_locale = _locale_named(locale_name)
     try:
         text = format_currency(value, currency, locale=babel_locale)
     except (ValueError, KeyError) as exc:

@@ -31,14 +31,20 @@ from aiosmtplib import (
     SMTPConnectError,
     SMTPConnectResponseError,
     SMTPConnectTimeoutError,
+    SMTPDataError,
     SMTPException,
     SMTPHeloError,
     SMTPNotSupported,
+    SMTPRecipientRefused,
     SMTPRecipientsRefused,
+    SMTPResponse,
     SMTPResponseException,
+    SMTPSenderRefused,
     SMTPServerDisconnected,
+    SMTPStatus,
     SMTPTimeoutError,
 )
+from aiosmtplib.email import parse_address
 
 from notifier.errors import ConfigError
 from notifier.timing import parse_duration
@@ -69,6 +75,10 @@ _JITTER = 0.2
 _NOT_IN_MAILBOX = r"\s\x00-\x1f\x7f<>,;()\[\]\\\"@"
 _MAILBOX = re.compile(f"[^{_NOT_IN_MAILBOX}]+@[^{_NOT_IN_MAILBOX}]+")
 _AUTH_REQUIRED = 530  # RFC 4954: "Authentication required", usually at MAIL FROM
+# What SMTP DATA needs of a message (RFC 5321 4.1.1.4, 4.5.2), done the way aiosmtplib does
+# it: every line ending a CRLF, and a line starting with "." gets another "." in front.
+_LINE_ENDING = re.compile(rb"\r\n|\n|\r(?!\n)")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
 _RNG = random.Random()
 
 
@@ -409,7 +419,12 @@ class Sender:
             try:
                 options = _mail_options(mail_from, rcpt_to)
                 connection = await self._take()
-                _, reply = await connection.smtp.sendmail(mail_from, [rcpt_to], message, mail_options=options)
+                if type(message) is bytes:
+                    reply = await _transaction(connection.smtp, mail_from, rcpt_to, message, options)
+                else:  # not what this method takes, but sendmail copes with str and bytearray
+                    _, reply = await connection.smtp.sendmail(
+                        mail_from, [rcpt_to], message, mail_options=options
+                    )
             except _EXPECTED as exc:
                 if connection is not None and _connection_survives(exc):
                     self._give_back(connection)
@@ -489,10 +504,107 @@ class Sender:
         return _Connection(smtp, smtp.transport)
 
 
+async def _transaction(smtp: SMTP, mail_from: str, rcpt_to: str, message: bytes, options: list[str]) -> str:
+    """MAIL, RCPT, DATA for one recipient: what `SMTP.sendmail` does, without its costs.
+
+    sendmail parses each address with email.utils.parseaddr four times and rewrites the
+    whole message twice with regular expressions, once to measure it for SIZE and once
+    to send it; here the addresses are already plain mailboxes (`_mail_options`) and the
+    message is already in its DATA form (`_data_payload`). The exchange on the wire, the
+    exceptions raised and the RSET after a refusal are sendmail's. Returns the server's
+    reply to the message.
+    """
+    if smtp.is_ehlo_or_helo_needed:  # after STARTTLS without AUTH; sendmail does the same
+        try:
+            await smtp.ehlo()
+        except SMTPHeloError:
+            if not smtp.is_connected:
+                raise
+            await smtp.helo()
+    encoding = "ascii"
+    if "SMTPUTF8" in options:
+        if not smtp.supports_extension("smtputf8"):
+            raise SMTPNotSupported("SMTPUTF8 is not supported by this server")
+        encoding = "utf-8"
+    payload, size = _data_payload(message)
+    mail = [b"FROM:<" + _envelope_address(mail_from).encode(encoding) + b">"]
+    if smtp.supports_extension("size"):
+        mail.append(f"size={size}".encode("ascii"))
+    mail.extend(option.encode("ascii") for option in options)
+    rcpt = b"TO:<" + _envelope_address(rcpt_to).encode(encoding) + b">"
+    try:
+        response = await smtp.execute_command(b"MAIL", *mail)
+        if response.code != SMTPStatus.completed:
+            raise SMTPSenderRefused(response.code, response.message, mail_from)
+        response = await smtp.execute_command(b"RCPT", rcpt)
+        if response.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
+            raise SMTPRecipientsRefused([SMTPRecipientRefused(response.code, response.message, rcpt_to)])
+        response = await _data(smtp, payload)
+    except (SMTPResponseException, SMTPRecipientsRefused):
+        try:
+            await smtp.rset()  # leave the connection ready for the next message
+        except (ConnectionError, SMTPResponseException):
+            pass  # disconnected, or a bad reply: the refusal is what matters
+        raise
+    return response.message
+
+
+async def _data(smtp: SMTP, payload: bytes) -> SMTPResponse:
+    """DATA, then the message in its DATA form; SMTPDataError if either is refused."""
+    if smtp.protocol is None:
+        raise SMTPServerDisconnected("Connection lost")
+    response = await smtp.execute_command(b"DATA")
+    if response.code != SMTPStatus.start_input:
+        raise SMTPDataError(response.code, response.message)
+    protocol = smtp.protocol
+    if protocol is None:
+        raise SMTPServerDisconnected("Connection lost")
+    try:
+        # The connection is this send's alone (the pool hands it to one send at a
+        # time), so nothing else can write or read between DATA and the message.
+        protocol.write(payload)
+        response = await protocol.read_response(timeout=smtp.timeout)
+    except (SMTPServerDisconnected, SMTPTimeoutError):
+        smtp.close()  # out of step with the server: as aiosmtplib does, never reuse it
+        raise
+    if response.code != SMTPStatus.completed:
+        raise SMTPDataError(response.code, response.message)
+    return response
+
+
+def _data_payload(message: bytes) -> tuple[bytes, int]:
+    """The bytes that follow DATA, and the message's size for MAIL FROM's SIZE=.
+
+    Exactly what aiosmtplib sends (lone CR and LF become CRLF, a CRLF is added at the
+    end if missing, lines starting with "." are dot-stuffed, then ".CRLF"), but the
+    regular expressions only run on a message that needs them: build_message's are
+    CRLF throughout and never have a line starting with ".", so they go as they are.
+    """
+    crlf = message.count(b"\r\n")
+    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
+        message = _LINE_ENDING.sub(b"\r\n", message)
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    size = len(message)  # RFC 1870: as transmitted, before dot-stuffing
+    if message.startswith(b".") or b"\n." in message:
+        message = _LEADING_DOT.sub(b"..", message)
+    return message + b".\r\n", size
+
+
+def _envelope_address(address: str) -> str:
+    """The address as aiosmtplib would put it in MAIL FROM or RCPT TO.
+
+    For a plain mailbox (`_MAILBOX`) email.utils.parseaddr, which aiosmtplib applies,
+    gives the address back unchanged unless it has a ":" (read as a group name and
+    dropped: "x:y@z" -> "y@z"); only then is it worth asking.
+    """
+    return parse_address(address) if ":" in address else address
+
+
 def _mail_options(mail_from: str, rcpt_to: str) -> list[str]:
     """MAIL FROM options for these two addresses; ValueError if either is not a mailbox.
 
-    aiosmtplib passes addresses through email.utils.parseaddr, which quietly turns
+    email.utils.parseaddr (which aiosmtplib applies to addresses) quietly turns
     "a@x, b@y" into "a@x" and "bad address" into "bad": refuse those here instead.
     """
     for role, address in (("sender", mail_from), ("recipient", rcpt_to)):

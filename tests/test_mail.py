@@ -214,6 +214,16 @@ def test_date_keeps_its_offset() -> None:
     assert message["Date"].datetime == DATE
 
 
+def test_the_same_instant_with_another_offset_keeps_that_offset() -> None:
+    # The formatted Date is cached; equal instants with different offsets must not share it.
+    in_utc = parse(build_message(rendered(), envelope(date=DATE)))
+    in_taipei = parse(build_message(rendered(), envelope(date=DATE.astimezone(timezone(timedelta(hours=8))))))
+    in_utc_again = parse(build_message(rendered(), envelope(date=DATE)))
+
+    assert in_utc["Date"] == in_utc_again["Date"] == "Mon, 10 Feb 2025 09:30:15 +0000"
+    assert in_taipei["Date"] == "Mon, 10 Feb 2025 17:30:15 +0800"
+
+
 def test_naive_date_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         build_message(rendered(), envelope(date=datetime(2025, 2, 10, 9, 30)))
@@ -583,3 +593,19 @@ def test_parse_from_rejects_malformed_headers(header: str, reason: str) -> None:
     with pytest.raises(InvalidAddress) as caught:
         parse_from(header)
     assert reason in str(caught.value)
+
+
+def test_checked_addresses_are_reused_and_refusals_are_not() -> None:
+    # check_address is cached: the answer is the same every time, and a refused address
+    # is refused every time, each with its own exception.
+    assert check_address(" lin@bücher.example ") == check_address(" lin@bücher.example ")
+    assert check_address(" lin@bücher.example ") == "lin@xn--bcher-kva.example"
+    refusals = []
+    for _ in range(2):
+        with pytest.raises(InvalidAddress, match="contains a line break") as caught:
+            check_address("lin@example.com\r\nBcc: evil@attacker.example")
+        refusals.append(caught.value)
+    assert refusals[0] is not refusals[1]
+    with pytest.raises(InvalidAddress, match="line break"):
+        parse_from("Blossom\r\nBcc: evil@attacker.example <care@blossom.example>")
+    assert parse_from("Blossom <care@blossom.example>") == parse_from("Blossom <care@blossom.example>")

@@ -193,10 +193,6 @@ def test_a_broken_template_edit_is_refused_and_reported_until_fixed(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the running renderer reads template files from disk (auto_reload), so a refused edit is used",
-)
 def test_a_broken_template_edit_keeps_the_last_good_template_in_force(
     settings: Settings,
     shop: Shop,

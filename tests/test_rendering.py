@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import shutil
+import unicodedata
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from html.parser import HTMLParser
@@ -15,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from babel import Locale
+from babel.dates import format_date
+from babel.numbers import format_currency
 
 from notifier.mail import Rendered
-from notifier.rendering import LOCALES, Renderer, TemplateError, html_to_text, normalize_locale
+from notifier.rendering import LOCALES, Renderer, TemplateError, _one_line, html_to_text, normalize_locale
 from notifier.samples import SAMPLE_TRIGGER_OF_TEMPLATE, TRIGGERS, sample_context
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -647,6 +651,16 @@ def test_subject_whitespace_is_collapsed_to_one_line(tmp_path: Path) -> None:
     assert not re.search(r"[\r\n\t\x0b]", rendered.subject)
 
 
+def test_every_control_character_in_a_subject_becomes_a_space() -> None:
+    # Unicode category Cc, whatever else is whitespace, and nothing more.
+    every = "".join(chr(code) for code in range(0x3000) if not 0xD800 <= code < 0xE000)
+    expected = " ".join(
+        "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in f"a{every}b").split()
+    )
+
+    assert _one_line(f"a{every}b") == expected
+
+
 def test_shipped_subject_stays_one_line_when_a_value_has_a_newline(renderer: Renderer) -> None:
     rendered = render(renderer, "order_delivered", "en", event__signed_by="A.\r\nMorgan")
     assert rendered.subject == "Order 1042 delivered, signed for by A. Morgan"
@@ -811,6 +825,87 @@ def test_edited_templates_are_picked_up_without_a_new_renderer(tmp_path: Path) -
     rendered = renderer.render("t", "en", context)
     assert rendered.subject == "Second"
     assert rendered.text == "hand-written\n"
+
+
+def _age(folder: Path, seconds: float = 60) -> None:
+    """Make the folder look last changed `seconds` ago, so its listing may be reused."""
+    then = folder.stat().st_mtime - seconds
+    os.utime(folder, (then, then))
+
+
+def test_the_template_folder_is_listed_again_only_when_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    renderer = make_templates(tmp_path, {"t/en.subject.txt": "Hi", "t/en.html": "<p>en</p>"})
+    _age(tmp_path / "t")
+    listed: list[str] = []
+    scandir = os.scandir
+
+    def counting_scandir(path: Any) -> Any:
+        listed.append(str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counting_scandir)
+    context = sample_context("order.placed", "zh-TW")
+    for _ in range(3):
+        assert "<p>en</p>" in renderer.render("t", "zh-TW", context).html
+        assert renderer.choose_locale("t", "zh-TW") == "en"
+    assert len(listed) == 1
+
+    # A new locale shows at the next render, and a removed one is gone as soon.
+    (tmp_path / "t" / "zh-TW.subject.txt").write_text("嗨")
+    (tmp_path / "t" / "zh-TW.html").write_text("<p>tw</p>")
+    assert renderer.locales_of("t") == ["en", "zh-TW"]
+    assert renderer.render("t", "zh-TW", context).subject == "嗨"
+    (tmp_path / "t" / "zh-TW.html").unlink()
+    assert renderer.choose_locale("t", "zh-TW") == "en"
+    assert renderer.render("t", "zh-TW", context).subject == "Hi"
+    shutil.rmtree(tmp_path / "t")
+    assert not renderer.has_template("t")
+    with pytest.raises(TemplateError, match="there is no message template 't'"):
+        renderer.render("t", "en", context)
+
+
+def test_a_change_the_folder_mtime_does_not_show_is_still_seen(tmp_path: Path) -> None:
+    # On a filesystem with coarse timestamps, a file added just after the folder was
+    # listed can leave the folder's mtime as it was: a listing taken that soon after the
+    # folder's last change is not reused.
+    renderer = make_templates(tmp_path, {"t/en.subject.txt": "Hi", "t/en.html": "<p>en</p>"})
+    folder = tmp_path / "t"
+    assert renderer.locales_of("t") == ["en"]
+    before = folder.stat()
+
+    (folder / "zh-CN.subject.txt").write_text("嗨")
+    (folder / "zh-CN.html").write_text("<p>cn</p>")
+    os.utime(folder, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    assert renderer.locales_of("t") == ["en", "zh-CN"]
+
+
+def test_locale_filters_format_like_babel_for_every_locale_and_format(tmp_path: Path) -> None:
+    renderer = filter_renderer(
+        tmp_path, "{{ day|date }}|{{ day|date('EEEE d MMMM y') }}|{{ day|date('short') }}|{{ 1234.5|money }}"
+    )
+    day = date(2026, 2, 13)
+    for locale, babel_name in [("en", "en"), ("zh-CN", "zh_Hans_CN"), ("zh-TW", "zh_Hant_TW")]:
+        for code in ("en", "zh-CN", "zh-TW"):
+            for part in ("subject.txt", "html", "txt"):
+                source = (tmp_path / "f" / f"en.{part}").read_text()
+                (tmp_path / "f" / f"{code}.{part}").write_text(source)
+        context = sample_context("order.placed", locale) | {"day": day}
+        babel_locale = Locale.parse(babel_name)
+        expected = "|".join(
+            [
+                format_date(day, "long", locale=babel_locale),
+                format_date(day, "EEEE d MMMM y", locale=babel_locale),
+                format_date(day, "short", locale=babel_locale),
+                format_currency(Decimal("1234.5"), context["order"]["currency"], locale=babel_locale),
+            ]
+        )
+        if locale == "zh-TW":
+            expected = expected.replace("$", "NT$")  # Taiwan writes NT$ (see _SYMBOLS)
+        for _ in range(2):  # the second time from the caches
+            assert renderer.render("f", locale, context).text == expected + "\n"
 
 
 # -- samples -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtplib import (
+    SMTP,
     SMTPAuthenticationError,
     SMTPConnectError,
     SMTPConnectResponseError,
@@ -35,16 +36,21 @@ from aiosmtplib import (
     SMTPServerDisconnected,
     SMTPTimeoutError,
 )
+from aiosmtplib.email import parse_address
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from hypothesis import given
 from hypothesis import strategies as st
 
 from notifier.catcher import MailCatcher, eml_name
 from notifier.sending import (
+    _MAILBOX,
     Outcome,
     Sender,
     SendResult,
     ServerUnusable,
     SmtpConfig,
+    _data_payload,
+    _envelope_address,
     backoff,
     classify,
 )
@@ -446,6 +452,147 @@ def test_an_untrusted_certificate_stalls(tls_context: ssl.SSLContext, implicit_t
         assert result.outcome is Outcome.STALLED
         assert "certificate verify failed" in result.reply
         assert server.messages == []
+
+
+# -- exactly what aiosmtplib's sendmail would send ------------------------------------------
+
+
+class _Recorder(asyncio.Protocol):
+    """A bare SMTP server that accepts every message and keeps every byte it is sent."""
+
+    def __init__(self, log: list[bytes], extensions: bytes) -> None:
+        self.log, self.extensions = log, extensions
+        self.buffer, self.in_data = b"", False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(b"220 recorder\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.log.append(data)
+        self.buffer += data
+        while True:
+            if self.in_data:
+                end = 3 if self.buffer.startswith(b".\r\n") else self.buffer.find(b"\r\n.\r\n") + 5
+                if end == 4:
+                    return
+                self.buffer, self.in_data = self.buffer[end:], False
+                self.transport.write(b"250 2.0.0 queued\r\n")
+                continue
+            line, found, rest = self.buffer.partition(b"\r\n")
+            if not found:
+                return
+            self.buffer = rest
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                self.transport.write(b"250-recorder\r\n" + self.extensions + b"250 HELP\r\n")
+            elif verb == b"DATA":
+                self.in_data = True
+                self.transport.write(b"354 go ahead\r\n")
+            elif verb == b"QUIT":
+                self.transport.write(b"221 bye\r\n")
+                self.transport.close()
+                return
+            else:
+                self.transport.write(b"250 OK\r\n")
+
+
+WIRE_MESSAGES = [
+    MESSAGE,
+    b"bare\nline feeds\rand carriage returns\r\n",
+    b".a leading dot\r\n.\r\n..two\nand.\n.after a bare LF",
+    b"no line break at the end",
+    b"",
+]
+WIRE_ADDRESSES = [(SHOP, CUSTOMER), (SHOP, "group:lin@example.test"), ("店@花.test", "林美玲@例子.test")]
+
+
+def _transcript(extensions: bytes, send: Callable[[int], object]) -> bytes:
+    async def run() -> bytes:
+        log: list[bytes] = []
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _Recorder(log, extensions), "127.0.0.1", 0)
+        await send(server.sockets[0].getsockname()[1])  # type: ignore[misc]
+        server.close()
+        await server.wait_closed()
+        return b"".join(log)
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    "extensions", [b"250-SIZE 10485760\r\n250-SMTPUTF8\r\n250-PIPELINING\r\n", b""], ids=["esmtp", "bare"]
+)
+def test_the_bytes_on_the_wire_are_what_sendmail_sends(extensions: bytes) -> None:
+    """MAIL (with SIZE and SMTPUTF8 as offered), RCPT, DATA and the dot-stuffed message,
+    byte for byte, and the same outcomes, as SMTP.sendmail for the same messages."""
+    ours: list[SendResult] = []
+
+    async def with_sender(port: int) -> None:
+        async with Sender(SmtpConfig(host="127.0.0.1", port=port, connections=1)) as sender:
+            for mail_from, rcpt_to in WIRE_ADDRESSES:
+                for message in WIRE_MESSAGES:
+                    ours.append(await sender.send(mail_from=mail_from, rcpt_to=rcpt_to, message=message))
+
+    async def with_sendmail(port: int) -> None:
+        client = None
+        for mail_from, rcpt_to in WIRE_ADDRESSES:
+            options = [] if (mail_from + rcpt_to).isascii() else ["SMTPUTF8"]
+            for message in WIRE_MESSAGES:
+                if client is None:
+                    client = SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+                    await client.connect()
+                    await client.ehlo()
+                try:
+                    await client.sendmail(mail_from, [rcpt_to], message, mail_options=options)
+                except SMTPNotSupported:
+                    client.close()  # as the pool does after this error: a new connection
+                    client = None
+        if client is not None:
+            await client.quit()
+
+    sent = _transcript(extensions, with_sender)
+
+    assert sent == _transcript(extensions, with_sendmail)
+    assert b"MAIL FROM:<orders@flowers.test>" in sent
+    assert (b"SIZE=" in sent.upper()) == bool(extensions)
+    outcomes = [result.outcome for result in ours]
+    utf8 = Outcome.SENT if extensions else Outcome.PERMANENT  # a non-ASCII address needs SMTPUTF8
+    assert outcomes == [Outcome.SENT] * 10 + [utf8] * 5
+
+
+def test_a_message_with_bare_line_feeds_and_leading_dots_arrives_as_given(
+    smtp_server: FaultySmtpServer,
+) -> None:
+    message = b"Subject: dots\n\n.one\n..two\r\n.\r\nlast line without an end"
+
+    async def run() -> SendResult:
+        async with Sender(smtp_server.smtp_config()) as sender:
+            return await sender.send(mail_from=SHOP, rcpt_to=CUSTOMER, message=message)
+
+    assert asyncio.run(run()).outcome is Outcome.SENT
+    [received] = smtp_server.messages
+    assert received.data == b"Subject: dots\r\n\r\n.one\r\n..two\r\n.\r\nlast line without an end\r\n"
+
+
+@given(message=st.binary(max_size=200) | st.lists(st.sampled_from([b"\r", b"\n", b".", b"a"])).map(b"".join))
+def test_the_data_payload_is_aiosmtplibs(message: bytes) -> None:
+    normalized = normalize_message_line_endings(message)
+
+    assert _data_payload(message) == (PERIOD_REGEX.sub(b"..", normalized) + b".\r\n", len(normalized))
+
+
+mailbox_text = st.text(st.sampled_from("ab.-+_'!#$%&*/=?^`{|}~:林é0"), min_size=1, max_size=8)
+
+
+@given(local=mailbox_text, domain=mailbox_text)
+def test_the_envelope_address_is_the_one_aiosmtplib_would_send(local: str, domain: str) -> None:
+    address = f"{local}@{domain}"
+    if _MAILBOX.fullmatch(address):
+        assert _envelope_address(address) == parse_address(address)
 
 
 # -- the classification table --------------------------------------------------------------
