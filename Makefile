@@ -28,6 +28,7 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/ruff check notifier tests bench
+	$(BIN)/mypy notifier
 	$(BIN)/pytest
 
 lint: $(STAMP)

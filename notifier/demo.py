@@ -72,7 +72,7 @@ PRODUCTS = [
     },
     {"id": 3, "sku": "VASE-G", "name": "Glass vase", "tags": "vase", "price": 19.5, "currency": "USD"},
 ]
-ORDERS = [
+ORDERS: list[dict[str, Any]] = [
     {
         "id": 1042,
         "customer_id": 1,
@@ -221,8 +221,8 @@ def _seed(engine: sa.Engine) -> None:
                 )
             )
             conn.execute(
-                sa.insert(OrderItem.__table__),
-                [  # type: ignore[attr-defined]
+                sa.insert(OrderItem.__table__),  # type: ignore[attr-defined]
+                [
                     {"order_id": order["id"], "product_id": pid, "quantity": qty, "unit_price": prices[pid]}
                     for pid, qty in order["items"]
                 ],

@@ -362,10 +362,10 @@ class Dispatcher:
             summary.failed += item.state is State.FAILED
             summary.deferred += item.state is State.QUEUED
             _log_decision(item)
-        for item in ready:
-            result = results.get(item.claimed.id)
-            change = self._outcome_change(item, result, now, summary)
-            stored = dict(item.stored)
+        for built in ready:
+            result = results.get(built.claimed.id)
+            change = self._outcome_change(built, result, now, summary)
+            stored = dict(built.stored)
             if result is not None and result.outcome is Outcome.SENT:
                 # Sent: the Message-ID and subject are kept; the bytes are only needed to resend
                 # exactly the same message after a failure, so they are not written.
@@ -374,7 +374,7 @@ class Dispatcher:
             if result is not None:
                 attempts.append(
                     {
-                        "notification_id": item.claimed.id,
+                        "notification_id": built.claimed.id,
                         "at": now,
                         "outcome": result.outcome.value,
                         "code": result.code,
@@ -385,9 +385,9 @@ class Dispatcher:
                 if (
                     result.outcome is Outcome.PERMANENT
                     and result.code in HARD_BOUNCE_CODES
-                    and item.claimed.recipient
+                    and built.claimed.recipient
                 ):
-                    bounces.append(item.claimed.recipient)
+                    bounces.append(built.claimed.recipient)
         with self.engine.begin() as conn:
             store.update_notifications(conn, changes)
             store.record_attempts(conn, attempts)

@@ -60,6 +60,7 @@ def kind_of(source: str) -> str:
     """What a source's events are about: 'order', 'case' or 'product'."""
     return _KIND.get(source, source)
 
+
 # Largest run of missing ids remembered as gaps; a bigger jump is a sequence jump, not commits.
 MAX_GAP_RUN = 1000
 
@@ -137,7 +138,7 @@ def _parse_data(raw: Any) -> tuple[dict[str, Any], str | None]:
     return value, None
 
 
-def event_from_row(source: str, row: Mapping[str, Any]) -> Event:
+def event_from_row(source: str, row: Mapping[str, Any] | sa.RowMapping) -> Event:
     """A database row -> Event; a row that cannot be used keeps its problem in words."""
     event_type = f"{kind_of(source)}.{row['type']}"
     data, problem = _parse_data(row["data"])

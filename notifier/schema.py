@@ -121,8 +121,8 @@ class ProductEvent(SQLModel, table=True):
     data: dict[str, Any] | None = Field(default=None, sa_type=EVENT_DATA, nullable=True)
 
 
-INTEGRATION_TABLES = tuple(
-    model.__table__  # type: ignore[attr-defined]
+INTEGRATION_TABLES: tuple[sa.Table, ...] = tuple(
+    model.__table__  # type: ignore[attr-defined, union-attr]
     for model in (Customer, Product, Order, OrderItem, Case, OrderEvent, CaseEvent, ProductEvent)
 )
 

@@ -228,7 +228,7 @@ def update_notifications(conn: sa.Connection, changes: Sequence[dict[str, Any]])
     for change in changes:
         groups.setdefault(tuple(sorted(change)), []).append(change)
     for columns, rows in groups.items():
-        values = {name: sa.bindparam(name) for name in columns if name != "b_id"}
+        values: dict[str, Any] = {name: sa.bindparam(name) for name in columns if name != "b_id"}
         statement = NOTIFICATIONS.update().where(NOTIFICATIONS.c.id == sa.bindparam("b_id")).values(values)
         conn.execute(statement, rows)
 
@@ -320,7 +320,9 @@ def record_feedback(
 ) -> int:
     """Keep what a customer told us about a case; intake turns it into a `case.<kind>` event."""
     result = conn.execute(FEEDBACK.insert().values(case_id=case_id, type=kind, occurred_at=now, data=data))
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 # --- deliberate resends ------------------------------------------------------------------------

@@ -159,7 +159,7 @@ class StateEntry(SQLModel, table=True):
     updated_at: datetime = _ts(nullable=False)
 
 
-NOTIFIER_TABLES = tuple(
-    model.__table__  # type: ignore[attr-defined]
+NOTIFIER_TABLES: tuple[sa.Table, ...] = tuple(
+    model.__table__  # type: ignore[attr-defined, union-attr]
     for model in (Notification, Attempt, Cursor, Gap, Suppression, Feedback, StateEntry)
 )

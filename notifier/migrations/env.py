@@ -13,7 +13,7 @@ context.configure(
     connection=connection,
     target_metadata=target,
     version_table=VERSION_TABLE,
-    include_name=lambda name, kind, _parent: kind != "table" or name.startswith("notifier_"),
+    include_name=lambda name, kind, _parent: kind != "table" or (name or "").startswith("notifier_"),
     render_as_batch=connection.dialect.name == "sqlite",
 )
 with context.begin_transaction():
