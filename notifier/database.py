@@ -2,7 +2,9 @@
 
 SQLite is opened in WAL mode with a busy timeout, and every transaction starts with
 BEGIN IMMEDIATE: the order system writes to the same file, and a read transaction that
-later wants to write would otherwise fail at once with "database is locked".
+later wants to write would otherwise fail at once with "database is locked". Work that only
+reads (loading what a batch of messages needs) uses `reading()`, a plain deferred BEGIN, so
+it never holds the write lock the order system and other daemons wait for.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from notifier.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "notifier_read_only"  # execution option: this transaction only reads
 
 
 def normalize_url(url: str) -> str:
@@ -68,9 +71,23 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[sa.Connection]:
+    """A connection whose transaction only reads: on SQLite it takes no write lock (WAL
+    readers see a snapshot and block nobody), so slow work between its reads cannot hold up
+    the order system's writes. Rolled back on leaving."""
+    with engine.connect() as conn:
+        conn.execution_options(**{READ_ONLY: True})
+        try:
+            yield conn
+        finally:
+            conn.rollback()
 
 
 @contextmanager

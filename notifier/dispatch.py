@@ -22,6 +22,7 @@ from notifier import events as event_rows
 from notifier import links, metrics, schedules, store
 from notifier.config import LiveConfig
 from notifier.context import Subject, load_customers, load_subjects, template_context
+from notifier.database import reading
 from notifier.events import Event
 from notifier.gates import Decided, judge
 from notifier.intake import brand_of
@@ -51,6 +52,25 @@ class Ready:
     mail_from: str
     message: bytes
     stored: dict[str, Any] = field(default_factory=dict)  # columns to save with the outcome
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """What rendering a batch needs from the database, read in one go."""
+
+    events: dict[tuple[str, int], Event]
+    subjects: dict[tuple[str, int], Subject]
+    people: dict[int, dict[str, Any]]  # customers of fanned-out messages, by id
+
+    @classmethod
+    def read(cls, conn: sa.Connection, items: list[Claimed]) -> _Loaded:
+        if not items:
+            return cls({}, {}, {})
+        return cls(
+            events=_events_for(conn, items),
+            subjects=load_subjects(conn, {(i.source, i.subject_id) for i in items}),
+            people=load_customers(conn, {c for i in items if (c := _audience_member(i)) is not None}),
+        )
 
 
 @dataclass(slots=True)
@@ -148,14 +168,17 @@ class Dispatcher:
 
     def _prepare(self, claimed: list[Claimed], now: datetime) -> tuple[list[Ready], list[Decided]]:
         rules = self.config.rules
-        ready: list[Ready] = []
-        with self.engine.connect() as conn:
+        # Read what the batch needs in one read-only transaction, then render outside it:
+        # rendering takes a while, and on SQLite a write transaction would hold up the order
+        # system's writes (and other daemons' claims) for all that time.
+        with reading(self.engine) as conn:
             wanted, decided = judge(
                 conn, claimed, rules, now=now, has_secret=self.settings.secret_key is not None
             )
             to_render = [c for c in wanted if c.message is None]
-            built = self._render_all(conn, to_render, rules, now, decided) if to_render else {}
-            conn.rollback()
+            loaded = _Loaded.read(conn, to_render)
+        built = self._render_all(to_render, loaded, rules, now, decided) if to_render else {}
+        ready: list[Ready] = []
         for item in wanted:
             if item.message is not None:
                 ready.append(Ready(claimed=item, mail_from=self._mail_from(rules), message=item.message))
@@ -171,17 +194,15 @@ class Dispatcher:
         return parse_from(rules.defaults.from_header)[1]
 
     def _render_all(
-        self, conn: sa.Connection, items: list[Claimed], rules: RuleSet, now: datetime, decided: list[Decided]
+        self, items: list[Claimed], loaded: _Loaded, rules: RuleSet, now: datetime, decided: list[Decided]
     ) -> dict[int, tuple[bytes, dict[str, Any]]]:
-        events = _events_for(conn, items)
-        subjects = load_subjects(conn, {(i.source, i.subject_id) for i in items})
-        people = load_customers(conn, {i.customer_id for i in items if i.source in FAN_OUT and i.customer_id})
         brand = brand_of(rules)
         built: dict[int, tuple[bytes, dict[str, Any]]] = {}
         for item in items:
-            event = events.get((item.source, item.event_id))
-            subject = subjects.get((item.source, item.subject_id), Subject(problem="not found"))
-            person = people.get(item.customer_id) if item.source in FAN_OUT and item.customer_id else None
+            event = loaded.events.get((item.source, item.event_id))
+            subject = loaded.subjects.get((item.source, item.subject_id), Subject(problem="not found"))
+            member = _audience_member(item)
+            person = loaded.people.get(member) if member is not None else None
             problem = _problem(event, subject, person, item)
             if problem is not None:
                 decided.append(
@@ -507,6 +528,11 @@ def _events_for(conn: sa.Connection, items: list[Claimed]) -> dict[tuple[str, in
         for event in event_rows.read_ids(conn, source, ids):
             found[(source, event.id)] = event
     return found
+
+
+def _audience_member(item: Claimed) -> int | None:
+    """The customer a fanned-out message goes to (its subject is the product or the tick)."""
+    return item.customer_id if item.source in FAN_OUT and item.customer_id else None
 
 
 def _problem(

@@ -25,7 +25,8 @@ import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 
-from notifier.daemon import run_once
+from notifier.daemon import Pipeline, run_once
+from notifier.intake import intake
 from notifier.database import init_db, make_engine
 from notifier.settings import Secret, Settings
 from tests.daemons import start_daemon, stop, wait_for
@@ -103,6 +104,39 @@ def test_run_once_waits_for_the_order_systems_write_lock_and_then_succeeds(
     code, result = outcome["result"]
     assert code == 0 and result.sent == 2
     assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == ["before@example.com", "inside@example.com"]
+
+
+def test_rendering_a_batch_does_not_hold_the_write_lock(
+    sqlite_url: str, project: Path, smtp_server: FaultySmtpServer
+) -> None:
+    """Loading and rendering a claimed batch only reads: the order system (or another daemon)
+    can write meanwhile instead of waiting for the whole batch to render."""
+    settings = _settings(sqlite_url, project, smtp_server)
+    shop = Shop(make_engine(sqlite_url))
+    for n in range(20):
+        _placed(shop, f"reader{n}@example.com")
+    pipeline = Pipeline(settings)
+    now = datetime.now(UTC)
+    intake(pipeline.engine, pipeline.config.rules, clock=lambda: now, batch_size=100,
+           gap_timeout=timedelta(minutes=10))
+    claimed = pipeline.dispatcher._claim(now)
+    assert len(claimed) == 20
+
+    writer = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None, timeout=30)
+    writer.execute("BEGIN IMMEDIATE")  # the order system, in the middle of a transaction
+    prepared: list[Any] = []
+    worker = threading.Thread(target=lambda: prepared.append(pipeline.dispatcher._prepare(claimed, now)))
+    worker.start()
+    worker.join(timeout=10)
+    finished_while_locked = not worker.is_alive()
+    writer.execute("COMMIT")
+    worker.join()
+    writer.close()
+    pipeline.engine.dispose()
+    assert finished_while_locked, "preparing the batch waited for the order system's write lock"
+    ready, decided = prepared[0]
+    assert len(ready) == 20 and decided == []
+    assert all(b"Subject:" in item.message for item in ready)
 
 
 # --- PostgreSQL: restarts and cut connections --------------------------------------------------
