@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -61,12 +60,9 @@ def _settings() -> Settings:
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("apscheduler", "mail.log", "alembic"):  # other libraries' chatter
-        logging.getLogger(noisy).setLevel(logging.WARNING if verbose < 2 else logging.DEBUG)
+    from notifier.logs import configure
+
+    configure(logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO))
 
 
 def _version(value: bool) -> None:
@@ -145,12 +141,18 @@ def run_command(
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve Prometheus metrics on this port at /metrics (docs/metrics.md).")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Sending processes (env NOTIFIER_WORKERS, default 1): one per core sends faster."),
+    ] = None,
 ) -> None:
     """Run the daemon: poll events, evaluate rules, send what is due, until SIGTERM/SIGINT."""
     from notifier.daemon import run_forever, run_once
 
     if poll_interval is not None:
         State.overrides["poll_interval"] = poll_interval
+    if workers is not None:
+        State.overrides["workers"] = str(workers)
     settings = _settings()
     if metrics_port is not None:
         from notifier.database import make_engine

@@ -18,6 +18,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
@@ -26,12 +27,15 @@ from notifier import metrics, store
 from notifier.config import LiveConfig
 from notifier.database import make_engine
 from notifier.dispatch import BatchResult, Dispatcher
-from notifier.intake import intake
+from notifier.intake import IntakeResult, intake
 from notifier.schedules import fire_due
 from notifier.sending import Sender, SmtpConfig
 from notifier.settings import Settings
 from notifier.timing import utcnow
 from notifier.wakeup import listen
+
+if TYPE_CHECKING:
+    from notifier.workers import Workers
 
 log = logging.getLogger("notifier.daemon")
 
@@ -52,12 +56,22 @@ class CycleResult:
     failed: int = 0
     skipped: int = 0
     retrying: int = 0
+    read_all: bool = False  # every event waiting when the cycle began has been evaluated
 
     def add(self, batch: BatchResult) -> None:
         self.sent += batch.sent
         self.failed += batch.failed
         self.skipped += batch.skipped
         self.retrying += batch.retrying
+
+    def merge(self, other: CycleResult) -> None:
+        for name in ("events", "planned", "sent", "failed", "skipped", "retrying"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @property
+    def handled(self) -> int:
+        """Messages whose turn came in this cycle, whatever became of them."""
+        return self.sent + self.failed + self.skipped + self.retrying
 
 
 class Pipeline:
@@ -70,9 +84,11 @@ class Pipeline:
         config: LiveConfig | None = None,
         engine: Engine | None = None,
         clock: Callable[[], datetime] = utcnow,
+        reads_events: bool = True,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self.reads_events = reads_events  # False in the extra sending processes (notifier.workers)
         self.worker = worker_name()
         self._owns_engine = engine is None
         self.engine = engine or make_engine(settings.database_url.reveal())
@@ -95,7 +111,8 @@ class Pipeline:
 
     async def __aenter__(self) -> Pipeline:
         await self.sender.__aenter__()
-        self.publish_config()
+        if self.reads_events:
+            self.publish_config()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -125,51 +142,82 @@ class Pipeline:
         reloaded = self.config.reload_if_changed()
         if reloaded.changed:
             metrics.reloaded(reloaded.error is None)
-            await asyncio.to_thread(self.publish_config)
-        result.planned += await asyncio.to_thread(fire_due, self.engine, self.config.rules, clock=self.clock)
+            if self.reads_events:
+                await asyncio.to_thread(self.publish_config)
+        if self.reads_events:
+            result.planned += await asyncio.to_thread(
+                fire_due, self.engine, self.config.rules, clock=self.clock
+            )
         while not self.stopping.is_set():
             # Read a batch of events, then send a batch: a long backlog starts going out at once.
-            taken = await asyncio.to_thread(
-                intake,
-                self.engine,
-                self.config.rules,
-                clock=self.clock,
-                batch_size=self.settings.batch_size,
-                gap_timeout=self.settings.gap_timeout,
-                max_batches=1,
-            )
+            taken = await self._read_batch()
             result.events += taken.events
             result.planned += taken.planned
+            result.read_all = not taken.more
             batch = await self.dispatcher.dispatch_once()
             result.add(batch)
             if batch.released or (not taken.more and batch.claimed == 0):
                 break
         return result
 
+    async def _read_batch(self) -> IntakeResult:
+        if not self.reads_events:
+            return IntakeResult(0, 0)
+        return await asyncio.to_thread(
+            intake,
+            self.engine,
+            self.config.rules,
+            clock=self.clock,
+            batch_size=self.settings.batch_size,
+            gap_timeout=self.settings.gap_timeout,
+            # A batch for every sending process (this one and its workers) per turn.
+            max_batches=self.settings.workers,
+        )
+
 
 async def run_once(settings: Settings, **kwargs: object) -> tuple[int, CycleResult]:
-    """`notifier run --once`: everything due now, then exit."""
+    """`notifier run --once`: everything due now, then exit (with its workers, if any)."""
+    from notifier.workers import Workers
+
     async with Pipeline(settings, **kwargs) as pipeline:  # type: ignore[arg-type]
-        total = CycleResult()
-        while True:
-            result = await pipeline.cycle()
-            for name in ("events", "planned", "sent", "failed", "skipped", "retrying"):
-                setattr(total, name, getattr(total, name) + getattr(result, name))
-            if pipeline.dispatcher.stalled is not None:
-                log.error(
-                    "SMTP server unusable: %s; %s",
-                    pipeline.dispatcher.stalled.reply,
-                    "the messages stay queued for the next run",
-                )
-                return EXIT_SMTP_UNAVAILABLE, total
-            if result.events == 0 and result.sent + result.failed + result.skipped + result.retrying == 0:
-                return EXIT_OK, total
+        workers = Workers.start(settings, once=True)
+        try:
+            code, total = await _run_once(pipeline, workers)
+        except BaseException:
+            workers.stop()
+            raise
+        finally:
+            workers.finished_reading()
+        helped_code, helped = await workers.wait()
+        total.merge(helped)
+        return max(code, helped_code), total
+
+
+async def _run_once(pipeline: Pipeline, workers: Workers) -> tuple[int, CycleResult]:
+    total = CycleResult()
+    while True:
+        result = await pipeline.cycle()
+        total.merge(result)
+        if result.read_all:
+            workers.finished_reading()
+        if pipeline.dispatcher.stalled is not None:
+            log.error(
+                "SMTP server unusable: %s; %s",
+                pipeline.dispatcher.stalled.reply,
+                "the messages stay queued for the next run",
+            )
+            return EXIT_SMTP_UNAVAILABLE, total
+        if result.events == 0 and result.handled == 0:
+            return EXIT_OK, total
 
 
 async def run_forever(settings: Settings) -> int:
     """`notifier run`: the daemon, until SIGTERM or SIGINT."""
+    from notifier.workers import Workers
+
     async with Pipeline(settings) as pipeline:
         loop = asyncio.get_running_loop()
+        workers = Workers.start(settings, once=False)
         signals = 0
 
         def on_signal(signum: int) -> None:
@@ -180,9 +228,11 @@ async def run_forever(settings: Settings) -> int:
                     "second %s: exiting now; claimed messages go back to the queue when their lease runs out",
                     signal.Signals(signum).name,
                 )
+                workers.kill()
                 os._exit(128 + signum)
             log.info("%s: finishing the messages in flight, then stopping", signal.Signals(signum).name)
             pipeline.stopping.set()
+            workers.stop()
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal, signum)
@@ -197,6 +247,7 @@ async def run_forever(settings: Settings) -> int:
             if busy.locked():
                 again.set()
                 return
+            workers.replace_dead()
             async with busy:
                 while not pipeline.stopping.is_set():
                     again.clear()
@@ -249,5 +300,6 @@ async def run_forever(settings: Settings) -> int:
         if listener is not None:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
+        await workers.wait()
         log.info("stopped cleanly")
         return EXIT_OK

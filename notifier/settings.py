@@ -69,6 +69,7 @@ class Settings:
     smtp_rate: float | None = None  # messages per second; None: as fast as the server takes them
     smtp_timeout: timedelta = timedelta(seconds=30)
     batch_size: int = 500
+    workers: int = 1  # sending processes; more than 1 uses more cores (README: Performance)
     lease: timedelta = timedelta(seconds=60)
     gap_timeout: timedelta = timedelta(minutes=10)
 
@@ -91,7 +92,7 @@ class Settings:
 _DURATIONS = {"poll_interval", "retry_backoff", "retry_for", "smtp_timeout", "lease", "gap_timeout"}
 _SECRETS = {"database_url", "smtp_url", "secret_key"}
 _PATHS = {"rules", "templates"}
-_INTS = {"smtp_connections", "batch_size"}
+_INTS = {"smtp_connections", "batch_size", "workers"}
 _RATES = {"smtp_rate"}
 NAMES = tuple(item.name for item in fields(Settings))
 

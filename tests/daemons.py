@@ -13,7 +13,12 @@ from notifier.settings import Settings
 
 
 def start_daemon(
-    settings: Settings, log: Path, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ("run",)
+    settings: Settings,
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = ("run",),
+    stdout: int = subprocess.DEVNULL,
 ) -> subprocess.Popen[bytes]:
     """`notifier run` in its own process; its log goes to a file (a pipe could fill and block it)."""
     environment = {
@@ -29,7 +34,7 @@ def start_daemon(
         return subprocess.Popen(
             [sys.executable, "-m", "notifier", *args],
             env=environment,
-            stdout=subprocess.DEVNULL,
+            stdout=stdout,
             stderr=stderr,
         )
 

@@ -26,8 +26,8 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 
 from notifier.daemon import Pipeline, run_once
-from notifier.intake import intake
 from notifier.database import init_db, make_engine
+from notifier.intake import intake
 from notifier.settings import Secret, Settings
 from tests.daemons import start_daemon, stop, wait_for
 from tests.journey import notifications, run

@@ -1,0 +1,173 @@
+"""`--workers N`: extra sending processes beside the main one. Every email still goes exactly
+once, one order's emails in event order, the summary counts what every process did, and
+stopping the daemon stops its workers."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from notifier.database import init_db, make_engine
+from notifier.schema import OrderEvent
+from notifier.settings import Settings
+from tests.daemons import start_daemon, stop, wait_for
+from tests.journey import parse
+from tests.shop import Shop
+from tests.smtp_server import FaultySmtpServer
+
+pytestmark = pytest.mark.slow
+ORDER_EVENTS = OrderEvent.__table__  # type: ignore[attr-defined]
+STEPS = ("placed", "dispatched", "delivered")
+
+
+@pytest.fixture
+def every_step(settings: Settings) -> Settings:
+    """All three events of each journey are known at once here: supersession off, so each
+    order must get all three emails, in order."""
+    settings.rules.write_text(settings.rules.read_text().replace("    superseded_by: [order.delivered]", ""))
+    return settings
+
+
+def _journeys(url: str, orders: int, *, batch: int = 0) -> int:
+    """`orders` orders, each placed, dispatched and delivered; the number of events."""
+    engine = make_engine(url)
+    init_db(engine)
+    shop = Shop(engine)
+    shop._ids.update({"product": 100 * batch, "customer": 100 * batch, "order": 1000 + 1000 * batch})
+    product = shop.product()
+    customers = [shop.customer(email=f"c{batch}-{i}@example.com", timezone="UTC") for i in range(10)]
+    ids = [shop.order(customers[i % 10], items=[(product, 1)]) for i in range(orders)]
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    data = {
+        "placed": lambda order: None,
+        "dispatched": lambda order: {"carrier": "DHL", "tracking_number": f"T{order}"},
+        "delivered": lambda order: {"delivered_at": start.isoformat(), "signed_by": "Lin"},
+    }
+    rows = []
+    for step, kind in enumerate(STEPS):
+        moment = start + timedelta(seconds=step)
+        rows += [{"order_id": o, "type": kind, "occurred_at": moment, "data": data[kind](o)} for o in ids]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(ORDER_EVENTS), rows)
+    engine.dispose()
+    return len(rows)
+
+
+def _kinds_per_order(server: FaultySmtpServer) -> dict[str, list[str]]:
+    seen: dict[str, list[str]] = defaultdict(list)
+    for message in server.messages:
+        subject = parse(message)["Subject"]
+        number = next(word for word in subject.replace(",", " ").split() if word.isdigit())
+        kind = (
+            "placed" if "confirmed" in subject else "dispatched" if "on its way" in subject else "delivered"
+        )
+        seen[number].append(kind)
+    return seen
+
+
+def _senders(log: str) -> set[str]:
+    """Which processes logged a sent message: 'main' or 'worker N'."""
+    found = set()
+    for line in log.splitlines():
+        if " notifier.dispatch: sent " in line:
+            worker = re.search(r"\[(worker \d+)\]", line)
+            found.add(worker.group(1) if worker else "main")
+    return found
+
+
+def test_run_once_with_workers_sends_every_email_once_in_order_and_counts_them_all(
+    db_url: str, every_step: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
+) -> None:
+    expected = _journeys(db_url, 300)
+    log = tmp_path / "once.log"
+    process = start_daemon(
+        every_step,
+        log,
+        args=("-v", "run", "--once", "--workers", "3"),
+        env={"NOTIFIER_BATCH_SIZE": "40"},
+        stdout=subprocess.PIPE,
+    )
+    stdout, _ = process.communicate(timeout=240)
+    text = log.read_text()
+    assert process.returncode == 0, text[-2000:]
+    ids = [m.message_id for m in smtp_server.messages]
+    assert len(ids) == expected and len(set(ids)) == expected, "every email exactly once"
+    assert all(kinds == list(STEPS) for kinds in _kinds_per_order(smtp_server).values()), "in event order"
+    assert f"{expected} sent" in stdout.decode(), "the summary counts the workers' emails too"
+    assert {"main", "worker 1", "worker 2"} <= _senders(text), "all three processes sent"
+
+
+def test_stopping_the_daemon_stops_its_workers_and_loses_nothing(
+    db_url: str, every_step: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
+) -> None:
+    expected = _journeys(db_url, 100)
+    log = tmp_path / "daemon.log"
+    env = {"NOTIFIER_BATCH_SIZE": "20"}
+    daemon = start_daemon(every_step, log, args=("-v", "run", "--workers", "2"), env=env)
+    try:
+        wait_for(lambda: len(smtp_server.messages) >= expected, limit=120)
+        workers = _children(daemon.pid)
+        assert len(workers) == 1, "one extra sending process"
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
+    finally:
+        stop([daemon])
+    assert daemon.returncode == 0, log.read_text()[-2000:]
+    assert not [pid for pid in workers if _alive(pid)], "the worker stopped with the daemon"
+    assert len({m.message_id for m in smtp_server.messages}) == expected == len(smtp_server.messages)
+    assert "stopped cleanly" in log.read_text()
+
+
+def test_a_worker_that_dies_is_replaced_and_its_messages_still_go(
+    db_url: str, every_step: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
+) -> None:
+    _journeys(db_url, 1)
+    log = tmp_path / "daemon.log"
+    env = {"NOTIFIER_BATCH_SIZE": "20", "NOTIFIER_LEASE": "2s"}
+    daemon = start_daemon(every_step, log, args=("-v", "run", "--workers", "2"), env=env)
+    try:
+        wait_for(lambda: len(smtp_server.messages) >= 3, limit=60)
+        first = _children(daemon.pid)
+        assert len(first) == 1
+        os.kill(first[0], signal.SIGKILL)
+        wait_for(lambda: set(_children(daemon.pid)) - set(first) != set(), limit=30, what="a new worker")
+        expected = 3 + _journeys(db_url, 60, batch=1)
+        wait_for(lambda: len({m.message_id for m in smtp_server.messages}) >= expected, limit=120)
+    finally:
+        stop([daemon])
+    assert "worker 1 stopped unexpectedly" in log.read_text()
+    assert len({m.message_id for m in smtp_server.messages}) == expected
+
+
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is `pid` (multiprocessing's spawn helper aside)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z" and b"resource_tracker" not in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
