@@ -46,7 +46,9 @@ from aiosmtplib import (
 )
 from aiosmtplib.email import parse_address
 
+from notifier import pipelining
 from notifier.errors import ConfigError
+from notifier.pipelining import Replies
 from notifier.timing import parse_duration
 
 __all__ = [
@@ -331,10 +333,15 @@ def _connection_survives(exc: BaseException) -> bool:
 
 @dataclass(slots=True, eq=False)
 class _Connection:
-    """One open SMTP connection, and its transport, which aiosmtplib forgets on close."""
+    """One open SMTP connection, and its transport, which aiosmtplib forgets on close.
+
+    With `replies`, the server offers PIPELINING and the connection, once set up, is read
+    by notifier.pipelining instead of aiosmtplib: every command after that goes through it.
+    """
 
     smtp: SMTP
     transport: asyncio.BaseTransport | None
+    replies: Replies | None = None
     idle_since: float = 0.0
 
     def discard(self) -> None:
@@ -348,12 +355,23 @@ class _Connection:
         """Say QUIT (a courtesy: bounded, errors ignored), then close."""
         try:
             if self.smtp.is_connected:
-                timeout = min(self.smtp.timeout or _QUIT_TIMEOUT, _QUIT_TIMEOUT)
-                await self.smtp.execute_command(b"QUIT", timeout=timeout)
+                async with asyncio.timeout(_QUIT_TIMEOUT):
+                    await self._command(b"QUIT")
         except (SMTPException, OSError):
             pass  # the connection is going away either way
         finally:
             self.discard()
+
+    async def noop(self) -> SMTPResponse:
+        response = await self._command(b"NOOP")
+        if response.code != SMTPStatus.completed:
+            raise SMTPResponseException(response.code, response.message)
+        return response
+
+    async def _command(self, line: bytes) -> SMTPResponse:
+        if self.replies is not None:
+            return await pipelining.command(self.replies, line)
+        return await self.smtp.execute_command(line)
 
     async def still_open(self) -> bool:
         """Whether this idle connection can be trusted with the next message."""
@@ -362,7 +380,7 @@ class _Connection:
         if time.monotonic() - self.idle_since < _PROBE_AFTER_IDLE:
             return True
         try:
-            await self.smtp.noop()
+            await self.noop()
         except (SMTPException, OSError):
             return False
         return True
@@ -371,11 +389,41 @@ class _Connection:
         # An SMTP server only speaks unasked when it is going away (EOF, perhaps after
         # a 421), and the event loop may not have read that yet; looking at the socket
         # itself catches a restarted server before a message is sent into the void.
+        if self.replies is not None and self.replies.spoke_unprompted:
+            return True
         sock = self.smtp.get_transport_info("socket")
         if sock is None:
             return False
         readable, _, _ = select.select([sock], [], [], 0)
         return bool(readable)
+
+    async def transaction(self, mail_from: str, rcpt_to: str, message: bytes, options: list[str]) -> str:
+        """Send one message; the server's reply to it. Raises what SMTP.sendmail raises."""
+        smtp = self.smtp
+        if smtp.is_ehlo_or_helo_needed:  # after STARTTLS without AUTH; sendmail does the same
+            try:
+                await smtp.ehlo()
+            except SMTPHeloError:
+                if not smtp.is_connected:
+                    raise
+                await smtp.helo()
+        encoding = "ascii"
+        if "SMTPUTF8" in options:
+            if not smtp.supports_extension("smtputf8"):
+                raise SMTPNotSupported("SMTPUTF8 is not supported by this server")
+            encoding = "utf-8"
+        payload, size = _data_payload(message)
+        mail = [b"FROM:<" + _envelope_address(mail_from).encode(encoding) + b">"]
+        if smtp.supports_extension("size"):
+            mail.append(f"size={size}".encode("ascii"))
+        mail.extend(option.encode("ascii") for option in options)
+        rcpt = b"TO:<" + _envelope_address(rcpt_to).encode(encoding) + b">"
+        if self.replies is not None:
+            return await pipelining.transaction(
+                self.replies, mail=b" ".join(mail), rcpt=rcpt, rcpt_to=rcpt_to, mail_from=mail_from,
+                payload=payload,
+            )
+        return await _transaction(smtp, mail, rcpt, rcpt_to, mail_from, payload)
 
 
 class Sender:
@@ -420,7 +468,7 @@ class Sender:
                 options = _mail_options(mail_from, rcpt_to)
                 connection = await self._take()
                 if type(message) is bytes:
-                    reply = await _transaction(connection.smtp, mail_from, rcpt_to, message, options)
+                    reply = await connection.transaction(mail_from, rcpt_to, message, options)
                 else:  # not what this method takes, but sendmail copes with str and bytearray
                     _, reply = await connection.smtp.sendmail(
                         mail_from, [rcpt_to], message, mail_options=options
@@ -450,7 +498,7 @@ class Sender:
             except ServerUnusable as exc:
                 return classify(exc)
             try:
-                response = await connection.smtp.noop()
+                response = await connection.noop()
             except (SMTPException, OSError) as exc:
                 connection.discard()
                 return classify(_unusable("NOOP", self.config, exc))
@@ -498,14 +546,23 @@ class Sender:
             if config.username is not None:
                 step = "AUTH"
                 await smtp.login(config.username, config.password or "")
+            if smtp.is_ehlo_or_helo_needed:  # STARTTLS without AUTH: hello again, over TLS
+                step = "EHLO"
+                await smtp.ehlo()
         except (SMTPException, OSError) as exc:
             _Connection(smtp, smtp.transport).discard()
             raise _unusable(step, config, exc) from exc
-        return _Connection(smtp, smtp.transport)
+        transport = smtp.transport
+        if smtp.supports_extension("pipelining") and isinstance(transport, asyncio.Transport):
+            return _Connection(smtp, transport, Replies(transport, config.timeout))
+        return _Connection(smtp, transport)
 
 
-async def _transaction(smtp: SMTP, mail_from: str, rcpt_to: str, message: bytes, options: list[str]) -> str:
-    """MAIL, RCPT, DATA for one recipient: what `SMTP.sendmail` does, without its costs.
+async def _transaction(
+    smtp: SMTP, mail: list[bytes], rcpt: bytes, rcpt_to: str, mail_from: str, payload: bytes
+) -> str:
+    """MAIL, RCPT, DATA one at a time, for a server without PIPELINING: what
+    `SMTP.sendmail` does, without its costs.
 
     sendmail parses each address with email.utils.parseaddr four times and rewrites the
     whole message twice with regular expressions, once to measure it for SIZE and once
@@ -514,24 +571,6 @@ async def _transaction(smtp: SMTP, mail_from: str, rcpt_to: str, message: bytes,
     exceptions raised and the RSET after a refusal are sendmail's. Returns the server's
     reply to the message.
     """
-    if smtp.is_ehlo_or_helo_needed:  # after STARTTLS without AUTH; sendmail does the same
-        try:
-            await smtp.ehlo()
-        except SMTPHeloError:
-            if not smtp.is_connected:
-                raise
-            await smtp.helo()
-    encoding = "ascii"
-    if "SMTPUTF8" in options:
-        if not smtp.supports_extension("smtputf8"):
-            raise SMTPNotSupported("SMTPUTF8 is not supported by this server")
-        encoding = "utf-8"
-    payload, size = _data_payload(message)
-    mail = [b"FROM:<" + _envelope_address(mail_from).encode(encoding) + b">"]
-    if smtp.supports_extension("size"):
-        mail.append(f"size={size}".encode("ascii"))
-    mail.extend(option.encode("ascii") for option in options)
-    rcpt = b"TO:<" + _envelope_address(rcpt_to).encode(encoding) + b">"
     try:
         response = await smtp.execute_command(b"MAIL", *mail)
         if response.code != SMTPStatus.completed:

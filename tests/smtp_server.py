@@ -12,7 +12,8 @@
         server.messages, server.connections_opened
 
 Every fault applies to the next `times` matching commands (None: to all of them) and,
-with `recipient`, only to messages for that address. Faults are used up in the order
+with `recipient`, only to messages for that address. The server offers PIPELINING unless
+made with `pipelining=False`. Faults are used up in the order
 they were added. Accepted messages are recorded with the number of the connection that
 carried them, so tests can tell whether connections were reused.
 """
@@ -124,6 +125,14 @@ class _Handler:
     def __init__(self, owner: FaultySmtpServer) -> None:
         self.owner = owner
 
+    async def handle_EHLO(
+        self, server: _FaultySMTP, session: Any, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.owner.pipelining:  # aiosmtpd reads pipelined commands fine but does not say so
+            responses.insert(len(responses) - 1, "250-PIPELINING")  # before the last line, "250 HELP"
+        return responses
+
     async def handle_MAIL(
         self, server: _FaultySMTP, state: Any, envelope: Envelope, address: str, options: list[str]
     ) -> str:
@@ -190,9 +199,11 @@ class FaultySmtpServer:
         port: int = 0,
         tls_context: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
+        pipelining: bool = True,
     ) -> None:
         self.host = host
         self.port = port
+        self.pipelining = pipelining  # offer PIPELINING (RFC 2920) in the EHLO reply
         self._tls_context = tls_context
         self._implicit_tls = implicit_tls
         self._lock = threading.Lock()

@@ -1,8 +1,9 @@
-"""notifier.sending and notifier.catcher, against a real SMTP server (no mocks)."""
+"""notifier.sending and notifier.catcher, against a real SMTP server (no mocks).
 
-# The smtp_server fixture is imported below and then named as a test argument, which
-# ruff reads as redefining the import.
-# ruff: noqa: F811
+Every test with the `smtp_server` fixture runs twice: against a server that offers
+PIPELINING (notifier.pipelining sends each message) and one that does not (aiosmtplib
+does, a command at a time). Failures must come out the same either way.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,6 @@ from notifier.sending import (
     backoff,
     classify,
 )
-from tests.conftest_smtp import smtp_server  # noqa: F401
 from tests.smtp_server import DEFAULT_TEXT, FaultySmtpServer, free_port
 
 SHOP = "orders@flowers.test"
@@ -68,6 +68,12 @@ MESSAGE = (
     b"Delivered at 11:02, signed for by Ms Lin.\r\n"
 )
 SHORT = 0.5  # seconds: the timeout for tests where the server goes quiet
+
+
+@pytest.fixture(params=[True, False], ids=["pipelined", "one-at-a-time"])
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[FaultySmtpServer]:
+    with FaultySmtpServer(pipelining=request.param) as server:
+        yield server
 
 
 def send_one(config: SmtpConfig, *, rcpt_to: str = CUSTOMER) -> SendResult:
@@ -498,6 +504,62 @@ class _Recorder(asyncio.Protocol):
                 return
             else:
                 self.transport.write(b"250 OK\r\n")
+
+
+class _Withholding(asyncio.Protocol):
+    """Offers PIPELINING and answers MAIL, RCPT and DATA only once all three have come, in
+    one write; answers the message in two writes, a multi-line reply cut in the middle. A
+    client that waited for each reply before the next command would wait forever."""
+
+    def __init__(self, writes: list[int]) -> None:
+        self.buffer = b""
+        self.in_data = False
+        self.writes = writes  # how many commands had arrived each time the server answered
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(b"220 withholding ESMTP\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.in_data:
+            if self.buffer.endswith(b"\r\n.\r\n"):
+                self.buffer, self.in_data = b"", False
+                self.transport.write(b"250-2.0.0 queued as\r\n")
+                asyncio.get_running_loop().call_later(0.05, self.transport.write, b"250 2.0.0 A1B2\r\n")
+            return
+        if self.buffer.startswith(b"EHLO"):
+            self.buffer = b""
+            self.transport.write(b"250-withholding\r\n250-PIPELINING\r\n250 HELP\r\n")
+        elif self.buffer.startswith(b"QUIT"):
+            self.transport.write(b"221 bye\r\n")
+            self.transport.close()
+        elif self.buffer.endswith(b"DATA\r\n"):
+            self.writes.append(self.buffer.count(b"\r\n"))
+            self.buffer, self.in_data = b"", True
+            self.transport.write(b"250 2.1.0 OK\r\n250 2.1.5 OK\r\n354 go ahead\r\n")
+
+
+def test_with_pipelining_mail_rcpt_and_data_go_together_and_every_reply_is_read() -> None:
+    writes: list[int] = []
+
+    async def run() -> list[SendResult]:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _Withholding(writes), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        config = SmtpConfig(host="127.0.0.1", port=port, connections=1, timeout=5)
+        async with Sender(config) as sender:
+            results = [await sender.send(mail_from=SHOP, rcpt_to=CUSTOMER, message=MESSAGE) for _ in range(3)]
+        server.close()
+        await server.wait_closed()
+        return results
+
+    results = asyncio.run(run())
+
+    assert [r.outcome for r in results] == [Outcome.SENT] * 3
+    assert results[0].reply == "2.0.0 queued as 2.0.0 A1B2"  # both lines of the reply, in order
+    assert writes == [3, 3, 3], "MAIL, RCPT and DATA arrived together for every message"
 
 
 WIRE_MESSAGES = [
