@@ -186,6 +186,28 @@ class _Listing:
 _NO_LISTING = _Listing(frozenset(), (), (0, 0, 0), False, 0.0)
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, with a short way to the data templates mostly read.
+
+    Template data are plain dicts (order, customer, items), and `order.total` is a key, not
+    an attribute. Jinja finds that out by trying the attribute first, failing, and only
+    then looking up the key; a dict has no attribute by any name outside dir(dict), so
+    looking the key up first gives the same answer without the failed lookup. Everything
+    else (methods like `items`, other types, missing keys) takes the sandbox's own checks.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 class Renderer:
     """Renders message templates from one directory; one instance serves all customers."""
 
@@ -196,7 +218,7 @@ class Renderer:
         self._root = Path(os.path.abspath(templates_dir))
         self._root_text = str(self._root)
         self._listings: dict[str, _Listing] = {}
-        self._env = ImmutableSandboxedEnvironment(
+        self._env = _Sandbox(
             loader=jinja2.FileSystemLoader(str(self._root)),
             undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(
