@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
@@ -25,6 +23,8 @@ from notifier.errors import ConfigError
 from notifier.migrations.env_names import VERSION_TABLE
 
 if TYPE_CHECKING:
+    from alembic.config import Config
+
     from notifier.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -110,6 +110,9 @@ FIRST_REVISION = "0001"
 
 
 def _alembic(connection: sa.Connection) -> Config:
+    # Imported here: only init-db migrates, and Alembic would add ~11 MB to every daemon.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -130,6 +133,8 @@ def init_db(engine: Engine) -> list[str]:
     before = _existing(engine)
     missing = [table for table in schema.INTEGRATION_TABLES if table.name not in before]
     SQLModel.metadata.create_all(engine, tables=missing)
+    from alembic import command
+
     with engine.begin() as conn:
         config = _alembic(conn)
         if "notifier_notifications" in before and VERSION_TABLE not in before:
