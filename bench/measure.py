@@ -1,7 +1,9 @@
 """How the benchmarks time a program: a child process, its own rusage, and the sink's count.
 
-`run_child` starts a command, waits for it with os.wait4 (so CPU time and peak RSS are that
-child's alone, not the maximum over every child this process ever had), stops it with SIGTERM
+`run_child` starts a command, waits for it with os.wait4 (so CPU time is that child's and
+its workers', not every child's this process ever had), samples the peak RSS of the child
+and its descendants from /proc and sums them (with `--workers` notifier is several
+processes), stops it with SIGTERM
 at a time bound, and returns the wall time. `notifier_once` is notifier end to end: `notifier
 run --once` over a database of `order.placed` events, timed from process start to exit, and
 checked against the sink. `backlog` does the same over a million-event database, bounded.
@@ -42,10 +44,45 @@ class Figure:
 class Child:
     returncode: int
     wall: float
-    cpu: float  # user + system seconds
-    rss_mb: float
+    cpu: float  # user + system seconds, of the child and every process it waited for
+    rss_mb: float  # the sum of the peak resident sets of the child and its descendants
     timed_out: bool
     stdout: str
+
+
+class TreePeak:
+    """Peak resident set of a process and all its descendants, summed: `--workers` runs
+    several processes, and wait4 only gives the largest one's peak."""
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.peaks: dict[int, int] = {}  # pid -> VmHWM in kB
+
+    def sample(self) -> None:
+        parents: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+        family, grew = {self.root}, True
+        while grew:
+            more = {pid for pid, parent in parents.items() if parent in family} - family
+            family |= more
+            grew = bool(more)
+        for pid in family:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    self.peaks[pid] = max(self.peaks.get(pid, 0), int(line.split()[1]))
+
+    @property
+    def mb(self) -> float:
+        return sum(self.peaks.values()) / 1024
 
 
 def run_child(
@@ -57,12 +94,16 @@ def run_child(
     with open(OUT / f"{log}.out", "w+") as out, open(OUT / f"{log}.err", "w") as err:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=ROOT)
-        timed_out, stop_at, last_watch = False, started + timeout, started
+        tree = TreePeak(process.pid)
+        timed_out, stop_at, last_watch, last_sample = False, started + timeout, started, started
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             now = time.perf_counter()
             if pid:
                 break
+            if now - last_sample >= 0.25:
+                tree.sample()
+                last_sample = now
             if watch is not None and now - last_watch >= 1.0:
                 watch(now - started)
                 last_watch = now
@@ -74,7 +115,7 @@ def run_child(
         out.seek(0)
         return Child(
             returncode=process.returncode, wall=now - started, cpu=usage.ru_utime + usage.ru_stime,
-            rss_mb=usage.ru_maxrss / 1024, timed_out=timed_out, stdout=out.read(),
+            rss_mb=max(usage.ru_maxrss / 1024, tree.mb), timed_out=timed_out, stdout=out.read(),
         )
 
 

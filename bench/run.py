@@ -52,22 +52,24 @@ def ceiling(sink: Sink, count: int) -> list[Figure]:
                    note="4 aiosmtplib connections in one process: the client library's own limit")]
 
 
-def postgres(n: int, sink: Sink, env: dict[str, str], timeout: float) -> Figure:
+def postgres(
+    n: int, sink: Sink, env: dict[str, str], timeout: float, name: str = "notifier PostgreSQL"
+) -> Figure:
     try:
         import psycopg
     except ImportError:
-        return Figure("notifier PostgreSQL", note="skipped: psycopg is not installed")
-    name = f"notifier_bench_{secrets.token_hex(4)}"
+        return Figure(name, note="skipped: psycopg is not installed")
+    database = f"notifier_bench_{secrets.token_hex(4)}"
     try:
         admin = psycopg.connect(f"{PG}/postgres", connect_timeout=3, autocommit=True)
     except psycopg.Error as exc:
-        return Figure("notifier PostgreSQL", note=f"skipped: no PostgreSQL at 127.0.0.1:5432 ({exc})")
+        return Figure(name, note=f"skipped: no PostgreSQL at 127.0.0.1:5432 ({exc})")
     try:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        dataset.build(f"{PG}/{name}", n)
-        return notifier_once("notifier PostgreSQL", f"{PG}/{name}", n, sink, env, timeout)
+        admin.execute(f'CREATE DATABASE "{database}"')
+        dataset.build(f"{PG}/{database}", n)
+        return notifier_once(name, f"{PG}/{database}", n, sink, env, timeout)
     finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         admin.close()
 
 
@@ -125,18 +127,22 @@ def ratio(value: float | None, base: float | None) -> str:
 
 
 def table(figures: list[Figure], title: str) -> Table:
-    by = {f.name: f.rate for f in figures}
-    naive_rate, po_rate, top = by.get("naive loop"), by.get("django-post-office"), by.get("sink ceiling")
+    by = {f.name: f for f in figures}
+    naive_rate = by["naive loop"].rate if "naive loop" in by else None
+    po = by.get("django-post-office")
+    po_send, po_whole = (po.rate, po.extra.get("queue_and_send_rate")) if po else (None, None)
+    top = by["sink ceiling"].rate if "sink ceiling" in by else None
     grid = Table(title=title, title_justify="left")
-    for column in ("", "emails/s", "CPU ms/email", "peak RSS MB", "vs naive", "vs post-office",
-                   "of sink ceiling", "notes"):
+    for column in ("", "emails/s", "CPU ms/email", "peak RSS MB", "vs naive",
+                   "vs post-office send / queue+send", "of sink ceiling", "notes"):
         grid.add_column(column, justify="left" if column in ("", "notes") else "right")
     for f in figures:
         peers = f.name.startswith(("notifier", "backlog")) or f.name in ("naive loop", "django-post-office")
         grid.add_row(
             f.name, f"{f.rate:,.0f}" if f.rate else "—", f"{f.cpu_ms:.2f}" if f.cpu_ms else "—",
             f"{f.rss_mb:.0f}" if f.rss_mb else "—",
-            ratio(f.rate, naive_rate) if peers else "—", ratio(f.rate, po_rate) if peers else "—",
+            ratio(f.rate, naive_rate) if peers else "—",
+            f"{ratio(f.rate, po_send)} / {ratio(f.rate, po_whole)}" if peers else "—",
             f"{f.rate / top:.1%}" if peers and f.rate and top else "—", f.note,
         )
     return grid
@@ -151,6 +157,8 @@ def main() -> None:
     parser.add_argument("--skip", action="append", default=[], help="sqlite, postgres, naive, post-office, "
                         "latency or backlog (repeatable)")
     parser.add_argument("--connections", default="4", help="NOTIFIER_SMTP_CONNECTIONS (default 4)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                        help="NOTIFIER_WORKERS for the extra rows (default: the number of cores)")
     parser.add_argument("--keep", action="store_true", help="keep the databases in bench/out/work")
     args = parser.parse_args()
     skip = set(args.skip) | ({"backlog"} if args.skip_backlog else set())
@@ -161,6 +169,8 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     env = notifier_env(smtp_connections=args.connections)
+    many = notifier_env(smtp_connections=args.connections, workers=str(args.workers))
+    workers = f"{args.workers} workers"
     timeout = max(600.0, n / 20)
     console = Console(width=None if sys.stdout.isatty() else 220)
     figures: list[Figure] = []
@@ -176,9 +186,16 @@ def main() -> None:
             shutil.copy(shop, work / "notifier.db")
             figures.append(notifier_once("notifier SQLite", f"sqlite:///{work / 'notifier.db'}", n, sink, env,
                                          timeout))
+            if args.workers > 1:
+                console.print(f"notifier SQLite, {workers} …")
+                url = f"sqlite:///{shutil.copy(shop, work / 'workers.db')}"
+                figures.append(notifier_once(f"notifier SQLite, {workers}", url, n, sink, many, timeout))
         if "postgres" not in skip:
             console.print("notifier PostgreSQL …")
             figures.append(postgres(n, sink, env, timeout))
+            if args.workers > 1:
+                console.print(f"notifier PostgreSQL, {workers} …")
+                figures.append(postgres(n, sink, many, timeout, f"notifier PostgreSQL, {workers}"))
         if "naive" not in skip:
             console.print("naive loop …")
             figures.append(naive(shop, n, sink))

@@ -971,3 +971,39 @@ def test_unknown_trigger_has_no_sample() -> None:
 def test_every_shipped_template_has_a_sample_trigger(renderer: Renderer) -> None:
     assert set(SAMPLE_TRIGGER_OF_TEMPLATE) <= set(renderer.template_names())
     assert set(SAMPLE_TRIGGER_OF_TEMPLATE.values()) <= set(TRIGGERS)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ d.name }}",
+        "{{ d.items is callable }} {{ d.keys() | list | sort | join(',') }}",  # methods stay methods
+        "{{ d.get('name') }} {{ d.missing is defined }} {{ d['items'] }}",
+        "{{ d.nested.total }} {{ d.__class__ is defined }} {{ d.update is defined }}",
+        "{% for line in d.lines %}{{ line.sku }}:{{ line.qty }};{% endfor %}",
+    ],
+)
+def test_templates_read_dicts_exactly_as_jinjas_own_sandbox_does(source: str) -> None:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from notifier.rendering import _Sandbox
+
+    data = {
+        "d": {
+            "name": "Lin",
+            "items": "the key, not the method",
+            "nested": {"total": Decimal("12.50")},
+            "lines": [{"sku": "A", "qty": 1}, {"sku": "B", "qty": 2}],
+        }
+    }
+
+    def render(environment: ImmutableSandboxedEnvironment) -> str:
+        try:
+            return environment.from_string(source).render(data)
+        except Exception as exc:  # the same failure counts as the same answer
+            return f"{type(exc).__name__}: {exc}"
+
+    ours = render(_Sandbox(undefined=StrictUndefined))
+    assert ours == render(ImmutableSandboxedEnvironment(undefined=StrictUndefined))
+    assert "Traceback" not in ours
