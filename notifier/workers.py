@@ -158,7 +158,15 @@ async def _send_until_done(
             # Read before the cycle: if the main process had read everything by then, a cycle
             # that finds nothing to claim means there is nothing left for this worker.
             all_read = reading_done.is_set()
-            result = await pipeline.cycle()
+            try:
+                result = await pipeline.cycle()
+            except Exception:
+                if once:
+                    raise
+                # As the main process does: a lost database is waited out, not a reason to die.
+                log.exception("cycle failed; trying again in %s", settings.poll_interval)
+                await _pause(pipeline, pause)
+                continue
             total.merge(result)
             if once and pipeline.dispatcher.stalled is not None:
                 return EXIT_SMTP_UNAVAILABLE, total
@@ -166,8 +174,13 @@ async def _send_until_done(
                 continue
             if once and all_read:
                 break
-            try:
-                await asyncio.wait_for(pipeline.stopping.wait(), timeout=pause)
-            except TimeoutError:
-                pass
+            await _pause(pipeline, pause)
         return EXIT_OK, total
+
+
+async def _pause(pipeline: Pipeline, seconds: float) -> None:
+    """Wait `seconds`, or less if the worker is told to stop."""
+    try:
+        await asyncio.wait_for(pipeline.stopping.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

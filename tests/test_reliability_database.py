@@ -237,8 +237,9 @@ def _terminate_daemon_connections(admin: sa.Engine) -> int:
 
 @pytest.mark.postgres
 @pytest.mark.slow
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_connections_cut_in_the_middle_of_batches(
-    pg_settings: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
+    pg_settings: Settings, smtp_server: FaultySmtpServer, tmp_path: Path, workers: str
 ) -> None:
     orders, batch = 200, 20
     engine = make_engine(pg_settings.database_url.reveal())
@@ -249,7 +250,7 @@ def test_connections_cut_in_the_middle_of_batches(
         shop.event("order", shop.order(customer, items=[(product, 1)]), "placed", _now())
     smtp_server.slow(0.05, on="DATA", times=None)  # batches take a while, so the cuts land inside them
     log = tmp_path / "daemon.log"
-    daemon = _daemon(pg_settings, log, NOTIFIER_BATCH_SIZE=str(batch))
+    daemon = _daemon(pg_settings, log, NOTIFIER_BATCH_SIZE=str(batch), NOTIFIER_WORKERS=workers)
     killed = cuts = 0
     try:
         # Cut every few messages, until the last one is in: some cuts land on a connection
@@ -275,6 +276,7 @@ def test_connections_cut_in_the_middle_of_batches(
     assert killed >= 5, "the daemon's connections were really cut"
     text = log.read_text()
     assert text.count("notifier running as") == 1
+    assert "stopped unexpectedly" not in text, "a worker died when its connections were cut"
     assert len(rows) == orders and {r["state"] for r in rows} == {"sent"}
     by_rcpt: dict[str, set[str | None]] = defaultdict(set)
     for message in smtp_server.messages:
