@@ -48,11 +48,16 @@ class Workers:
 
     settings: Settings
     once: bool
-    reading_done: ProcessEvent  # `run --once`: the main process has evaluated every event
+    # `run --once`: the main process has evaluated every event. None without workers: a
+    # process-shared Event would start multiprocessing's resource tracker (a process of
+    # its own, ~13 MB) for nothing.
+    reading_done: ProcessEvent | None = None
     running: list[_Worker] = field(default_factory=list)
 
     @classmethod
     def start(cls, settings: Settings, *, once: bool) -> Workers:
+        if settings.workers <= 1:
+            return cls(settings, once)
         context = multiprocessing.get_context("spawn")
         workers = cls(settings, once, context.Event())
         for number in range(1, settings.workers):
@@ -62,6 +67,7 @@ class Workers:
         return workers
 
     def _spawn(self, number: int) -> _Worker:
+        assert self.reading_done is not None
         context = multiprocessing.get_context("spawn")
         receive, send = context.Pipe(duplex=False)
         process = context.Process(
@@ -75,7 +81,8 @@ class Workers:
         return _Worker(number, process, receive)
 
     def finished_reading(self) -> None:
-        self.reading_done.set()
+        if self.reading_done is not None:
+            self.reading_done.set()
 
     def replace_dead(self) -> None:
         """Daemon: start a new worker in place of one that died (its leases run out and its
