@@ -27,6 +27,7 @@ from multiprocessing.synchronize import Event as ProcessEvent
 
 from notifier import logs
 from notifier.daemon import EXIT_OK, EXIT_SMTP_UNAVAILABLE, CycleResult, Pipeline
+from notifier.errors import RulesError
 from notifier.settings import Settings
 
 log = logging.getLogger("notifier.workers")
@@ -154,7 +155,10 @@ def _worker_main(
 async def _send_until_done(
     settings: Settings, once: bool, reading_done: ProcessEvent, parent: int
 ) -> tuple[int, CycleResult]:
-    async with Pipeline(settings, reads_events=False) as pipeline:
+    pipeline = await _pipeline(settings, once, parent)
+    if pipeline is None:
+        return EXIT_OK, CycleResult()
+    async with pipeline:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, pipeline.stopping.set)
         total = CycleResult()
         pause = IDLE_PAUSE_ONCE if once else settings.poll_interval.total_seconds()
@@ -183,6 +187,27 @@ async def _send_until_done(
                 break
             await _pause(pipeline, pause)
         return EXIT_OK, total
+
+
+async def _pipeline(settings: Settings, once: bool, parent: int) -> Pipeline | None:
+    """This worker's pipeline. A worker started while the rules or templates on disk are
+    broken (one that replaces a dead worker after a refused edit; the main process keeps the
+    last good ones) waits for a good edit instead of dying and being started again and
+    again. None if the main process went away meanwhile."""
+    while True:
+        try:
+            return Pipeline(settings, reads_events=False)
+        except RulesError as exc:
+            if once:
+                raise
+            log.error(
+                "cannot start: the rules or templates are not valid (%s); trying again in %s",
+                "; ".join(str(problem) for problem in exc.problems),
+                settings.poll_interval,
+            )
+        if os.getppid() != parent:
+            return None
+        await asyncio.sleep(settings.poll_interval.total_seconds())
 
 
 async def _pause(pipeline: Pipeline, seconds: float) -> None:

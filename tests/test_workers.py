@@ -147,6 +147,34 @@ def test_a_worker_that_dies_is_replaced_and_its_messages_still_go(
     assert len({m.message_id for m in smtp_server.messages}) == expected
 
 
+def test_a_worker_started_while_the_rules_are_broken_waits_for_a_good_edit(
+    db_url: str, every_step: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
+) -> None:
+    """The main process keeps the last good rules after a bad edit; a worker started then
+    (in place of one that died) cannot load them, and waits instead of dying over and over."""
+    expected = _journeys(db_url, 1)
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(every_step, log, args=("-v", "run", "--workers", "2"), env={"NOTIFIER_LEASE": "2s"})
+    good = every_step.rules.read_text()
+    try:
+        wait_for(lambda: len(smtp_server.messages) >= expected, limit=60)
+        every_step.rules.write_text(good + "\n  - name: [broken\n")
+        wait_for(lambda: "keeping the last good ones" in log.read_text(), limit=30, what="the refused edit")
+        [worker] = _children(daemon.pid)
+        os.kill(worker, signal.SIGKILL)
+        waiting = "cannot start: the rules"
+        wait_for(lambda: log.read_text().count(waiting) >= 2, limit=30, what="the new worker")
+        assert log.read_text().count("stopped unexpectedly") == 1, "the new worker waits; it does not die"
+        every_step.rules.write_text(good)
+        expected += _journeys(db_url, 40, batch=1)
+        wait_for(lambda: len({m.message_id for m in smtp_server.messages}) >= expected, limit=120)
+    finally:
+        stop([daemon])
+        every_step.rules.write_text(good)
+    assert daemon.returncode == 0
+    assert len({m.message_id for m in smtp_server.messages}) == expected
+
+
 def _children(pid: int) -> list[int]:
     """Live processes whose parent is `pid` (multiprocessing's spawn helper aside)."""
     found = []
