@@ -53,21 +53,41 @@ def judge(
     blocked = store.suppressed(
         conn, [c.recipient for c in claimed if c.category == Category.MARKETING and c.recipient]
     )
+    later = events_since(conn, _awaited(claimed, rules))
     passed: list[Claimed] = []
     decided: list[Decided] = []
     for item in claimed:
-        verdict = _skip_reason(conn, item, rules.by_name(item.rule), now, blocked, has_secret)
+        verdict = _skip_reason(item, rules.by_name(item.rule), now, blocked, has_secret, later)
         if verdict is None:
             passed.append(item)
         else:
             decided.append(Decided(claimed=item, state=State.SKIPPED, reason=verdict[0], detail=verdict[1]))
     waiting = _held(conn, passed, rules, now) + _quiet(conn, passed, rules, now)
-    later = {d.claimed.id for d in waiting}
-    return [i for i in passed if i.id not in later], decided + waiting
+    deferred = {d.claimed.id for d in waiting}
+    return [i for i in passed if i.id not in deferred], decided + waiting
+
+
+Awaited = tuple[Claimed, tuple[str, ...]]  # a message, and event types that would stop it
+Since = dict[tuple[int, tuple[str, ...]], Event]  # (message id, those types) -> the first one
+
+
+def _awaited(claimed: list[Claimed], rules: RuleSet) -> list[Awaited]:
+    """The event types each message's `unless:` and `superseded_by:` wait for."""
+    wanted: list[Awaited] = []
+    for item in claimed:
+        rule = rules.by_name(item.rule)
+        if rule is None:
+            continue
+        wanted.extend((item, _types(types)) for types in (rule.unless, rule.superseded_by) if types)
+    return wanted
+
+
+def _types(types: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(types))
 
 
 def _skip_reason(
-    conn: sa.Connection, item: Claimed, rule: Rule | None, now: datetime, blocked: set[str], has_secret: bool
+    item: Claimed, rule: Rule | None, now: datetime, blocked: set[str], has_secret: bool, later: Since
 ) -> tuple[Reason, str] | None:
     if item.resend_of is None and (rule is None or not rule.enabled):
         return Reason.RULE_GONE, f"rule {item.rule!r} is no longer enabled in the rules file"
@@ -77,14 +97,14 @@ def _skip_reason(
             f"due {item.due_at:%Y-%m-%d %H:%M} UTC, {_words(now - item.due_at)} late; max_age passed",
         )
     if rule is not None and rule.unless:
-        happened = first_event_since(conn, item, rule.unless)
+        happened = later.get((item.id, _types(rule.unless)))
         if happened is not None:
             return (
                 Reason.UNLESS_HAPPENED,
                 f"{happened.type} #{happened.id} at {happened.occurred_at:%Y-%m-%d %H:%M} UTC",
             )
     if rule is not None and rule.superseded_by:
-        newer = first_event_since(conn, item, rule.superseded_by)
+        newer = later.get((item.id, _types(rule.superseded_by)))
         if newer is not None:
             return Reason.SUPERSEDED, f"superseded: {newer.type} #{newer.id} is already known"
     if item.category == Category.MARKETING:
@@ -98,21 +118,62 @@ def _skip_reason(
     return None
 
 
-def first_event_since(conn: sa.Connection, item: Claimed, types: Iterable[str]) -> Event | None:
-    """The first event of these types about the same order or case, at or after the trigger."""
-    table, column = event_rows.SOURCES[item.source]
+def events_since(conn: sa.Connection, wanted: list[Awaited]) -> Since:
+    """For each message, the first event of the given types about the same order or case at
+    or after its trigger (not the trigger itself), if any. A query per source and set of
+    types for the whole batch, not two or three per message: a sale day's thousands of
+    dispatched-then-delivered messages are judged in a handful of queries."""
+    groups: dict[tuple[str, tuple[str, ...]], list[Claimed]] = {}
+    for item, types in wanted:
+        groups.setdefault((item.source, types), []).append(item)
+    triggers = _triggers(conn, [item for item, _ in wanted])
+    found: Since = {}
+    for (source, types), items in groups.items():
+        about = _events_about(conn, source, types, {item.subject_id for item in items})
+        for item in items:
+            trigger = triggers.get((source, item.event_id))
+            since = trigger.occurred_at if trigger is not None else None
+            # Compared here, not in SQL: SQLite keeps timestamps as text in more than one format.
+            after = [
+                e
+                for e in about.get(item.subject_id, [])
+                if e.id != item.event_id and not e.problem and (since is None or e.occurred_at >= since)
+            ]
+            if after:
+                found[(item.id, types)] = min(after, key=lambda e: (e.occurred_at, e.id))
+    return found
+
+
+def _triggers(conn: sa.Connection, items: list[Claimed]) -> dict[tuple[str, int], Event]:
+    by_source: dict[str, set[int]] = {}
+    for item in items:
+        by_source.setdefault(item.source, set()).add(item.event_id)
+    return {
+        (source, event.id): event
+        for source, ids in by_source.items()
+        if source in event_rows.SOURCES
+        for event in event_rows.read_ids(conn, source, ids)
+    }
+
+
+def _events_about(
+    conn: sa.Connection, source: str, types: tuple[str, ...], subjects: set[int]
+) -> dict[int, list[Event]]:
+    """Events of these types about these orders (or cases, or products), by subject."""
+    if source not in event_rows.SOURCES:
+        return {}
+    table, column = event_rows.SOURCES[source]
     short_types = [name.split(".", 1)[1] for name in types]
-    ids = conn.execute(
-        sa.select(table.c.id).where(
-            table.c[column] == item.subject_id, table.c.type.in_(short_types), table.c.id != item.event_id
-        )
-    ).scalars()
-    candidates = event_rows.read_ids(conn, item.source, ids)
-    trigger = event_rows.read_ids(conn, item.source, [item.event_id])
-    since = trigger[0].occurred_at if trigger else None
-    # Compared here, not in SQL: SQLite keeps timestamps as text in more than one format.
-    after = [e for e in candidates if not e.problem and (since is None or e.occurred_at >= since)]
-    return min(after, key=lambda e: (e.occurred_at, e.id)) if after else None
+    wanted = sorted(subjects)
+    ids: list[int] = []
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        query = sa.select(table.c.id).where(table.c[column].in_(chunk), table.c.type.in_(short_types))
+        ids.extend(conn.execute(query).scalars())
+    by_subject: dict[int, list[Event]] = {}
+    for event in event_rows.read_ids(conn, source, ids):
+        by_subject.setdefault(event.subject_id, []).append(event)
+    return by_subject
 
 
 def open_cases(conn: sa.Connection, customer_ids: Iterable[int]) -> dict[int, int]:

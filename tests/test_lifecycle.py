@@ -5,13 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 from typer.testing import CliRunner
 
 from notifier.cli import app
+from notifier.daemon import Pipeline
+from notifier.database import reading
+from notifier.gates import judge
+from notifier.intake import intake
 from notifier.settings import Settings
+from notifier.tables import Reason
 from tests.journey import notifications, parse, run
 from tests.shop import Shop
 from tests.smtp_server import FaultySmtpServer
@@ -148,3 +155,33 @@ def test_two_business_days_across_a_weekend_and_a_holiday(
         run(settings)
     [late] = notifications(engine, rule="late-two-business-days")
     assert late["state"] == "sent"
+
+
+@pytest.mark.parametrize("orders", [4, 40])
+def test_supersession_is_judged_for_a_whole_batch_in_a_fixed_number_of_queries(
+    settings: Settings, shop: Shop, engine: sa.Engine, orders: int
+) -> None:
+    """A sale day's backlog of dispatched-then-delivered orders: the statements it takes to
+    judge a batch do not grow with the batch (they were two or three per message)."""
+    for number in range(orders):
+        order = shop.order(shop.customer(email=f"c{number}@example.com"))
+        truck = {"carrier": "DHL", "tracking_number": "1"}
+        shop.event("order", order, "dispatched", "2026-02-10 01:00", truck)
+        shop.event("order", order, "delivered", "2026-02-10 03:02", {"delivered_at": "2026-02-10 03:02:00"})
+    pipeline = Pipeline(settings)
+    now = datetime(2026, 2, 10, 4, 0, tzinfo=UTC)
+    rules = pipeline.config.rules
+    intake(pipeline.engine, rules, clock=lambda: now, batch_size=500, gap_timeout=timedelta(hours=1))
+    claimed = [c for c in pipeline.dispatcher._claim(now) if c.rule == "order-dispatched"]
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    with reading(pipeline.engine) as conn:
+        sa.event.listen(conn, "before_cursor_execute", count)
+        _, decided = judge(conn, claimed, pipeline.config.rules, now=now, has_secret=False)
+    pipeline.engine.dispose()
+    assert len(claimed) == orders
+    assert [d.reason for d in decided] == [Reason.SUPERSEDED] * orders
+    assert len(statements) <= 6, statements
