@@ -194,11 +194,27 @@ def read_after(conn: sa.Connection, source: str, position: int, limit: int) -> l
 def read_ids(conn: sa.Connection, source: str, ids: Iterable[int]) -> list[Event]:
     """The events with these ids that exist now (gaps that have since committed)."""
     table, _ = SOURCES[source]
-    wanted = list(ids)
+    return read_in(conn, source, table.c.id, ids)
+
+
+def read_about(
+    conn: sa.Connection, source: str, subjects: Iterable[int], types: Iterable[str]
+) -> list[Event]:
+    """The events of these types ('order.delivered') about these orders, cases or products."""
+    table, subject_column = SOURCES[source]
+    short_types = [name.split(".", 1)[1] for name in types]
+    return read_in(conn, source, table.c[subject_column], subjects, table.c.type.in_(short_types))
+
+
+def read_in(
+    conn: sa.Connection, source: str, column: sa.ColumnElement[Any], values: Iterable[int], *where: Any
+) -> list[Event]:
+    """The events whose `column` is one of `values` (and `where`), in id order; 500 values
+    a query, so a long list never exceeds a database's limit on parameters."""
+    wanted = sorted(set(values))
     found: list[Event] = []
     for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        query = _select(conn, source).where(table.c.id.in_(chunk))
+        query = _select(conn, source).where(column.in_(wanted[start : start + 500]), *where)
         found.extend(event_from_row(source, row) for row in conn.execute(query).mappings())
     return sorted(found, key=lambda event: event.id)
 

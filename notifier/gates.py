@@ -32,7 +32,7 @@ from notifier.tables import Reason, State
 from notifier.timing import quiet_hours_end
 
 HOLD_RECHECK = timedelta(minutes=15)  # how often a held message looks again at the open case
-CASE_LIFECYCLE = ("opened", "reopened", "resolved")
+CASE_LIFECYCLE = ("case.opened", "case.reopened", "case.resolved")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,16 +162,8 @@ def _events_about(
     """Events of these types about these orders (or cases, or products), by subject."""
     if source not in event_rows.SOURCES:
         return {}
-    table, column = event_rows.SOURCES[source]
-    short_types = [name.split(".", 1)[1] for name in types]
-    wanted = sorted(subjects)
-    ids: list[int] = []
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        query = sa.select(table.c.id).where(table.c[column].in_(chunk), table.c.type.in_(short_types))
-        ids.extend(conn.execute(query).scalars())
     by_subject: dict[int, list[Event]] = {}
-    for event in event_rows.read_ids(conn, source, ids):
+    for event in event_rows.read_about(conn, source, subjects, types):
         by_subject.setdefault(event.subject_id, []).append(event)
     return by_subject
 
@@ -187,12 +179,8 @@ def open_cases(conn: sa.Connection, customer_ids: Iterable[int]) -> dict[int, in
     )
     if not owners:
         return {}
-    table, _ = event_rows.SOURCES["case"]
-    rows = conn.execute(
-        sa.select(table.c.id).where(table.c.case_id.in_(list(owners)), table.c.type.in_(CASE_LIFECYCLE))
-    ).scalars()
     latest: dict[int, Event] = {}
-    for event in event_rows.read_ids(conn, "case", rows):
+    for event in event_rows.read_about(conn, "case", owners, CASE_LIFECYCLE):
         current = latest.get(event.subject_id)
         if current is None or (event.occurred_at, event.id) > (current.occurred_at, current.id):
             latest[event.subject_id] = event
