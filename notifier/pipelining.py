@@ -132,7 +132,12 @@ class Replies(asyncio.Protocol):
 
 async def command(replies: Replies, line: bytes) -> SMTPResponse:
     """One command and its reply (NOOP, RSET, QUIT)."""
-    replies.write(line + b"\r\n")
+    return await _exchange(replies, line + b"\r\n")
+
+
+async def _exchange(replies: Replies, data: bytes) -> SMTPResponse:
+    """Write `data` and read the one reply it gets."""
+    replies.write(data)
     got = await replies.read(1)
     if not got:
         raise SMTPServerDisconnected("Connection lost")
@@ -151,14 +156,11 @@ async def transaction(
         accepted = len(got) == 3 and got[2].code == SMTPStatus.start_input
         await _tidy_up(replies, data_accepted=accepted)
         raise refusal
-    replies.write(payload)
-    answer = await replies.read(1)
-    if not answer:
-        raise SMTPServerDisconnected("Connection lost")
-    if answer[0].code != SMTPStatus.completed:
+    answer = await _exchange(replies, payload)
+    if answer.code != SMTPStatus.completed:
         await _tidy_up(replies)
-        raise SMTPDataError(answer[0].code, answer[0].message)
-    return answer[0].message
+        raise SMTPDataError(answer.code, answer.message)
+    return answer.message
 
 
 def _refusal(got: list[SMTPResponse], mail_from: str, rcpt_to: str) -> Exception | None:

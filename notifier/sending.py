@@ -399,14 +399,7 @@ class _Connection:
 
     async def transaction(self, mail_from: str, rcpt_to: str, message: bytes, options: list[str]) -> str:
         """Send one message; the server's reply to it. Raises what SMTP.sendmail raises."""
-        smtp = self.smtp
-        if smtp.is_ehlo_or_helo_needed:  # after STARTTLS without AUTH; sendmail does the same
-            try:
-                await smtp.ehlo()
-            except SMTPHeloError:
-                if not smtp.is_connected:
-                    raise
-                await smtp.helo()
+        smtp = self.smtp  # said EHLO in Sender._open, after STARTTLS too
         encoding = "ascii"
         if "SMTPUTF8" in options:
             if not smtp.supports_extension("smtputf8"):
