@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import email
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from typing import Any, cast
@@ -11,11 +13,15 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from notifier.daemon import CycleResult, run_once
+from notifier.schema import OrderEvent
 from notifier.settings import Settings
 from notifier.tables import Notification
-from tests.smtp_server import Received
+from tests.shop import Shop
+from tests.smtp_server import FaultySmtpServer, Received
 
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
+ORDER_EVENTS = OrderEvent.__table__  # type: ignore[attr-defined]
+STEPS = ("placed", "dispatched", "delivered")
 
 
 def run(settings: Settings) -> tuple[int, CycleResult]:
@@ -39,3 +45,39 @@ def notifications(engine: sa.Engine, **where: Any) -> list[Any]:
         query = query.where(NOTIFICATIONS.c[column] == value)
     with engine.connect() as conn:
         return list(conn.execute(query).mappings())
+
+
+def journeys(shop: Shop, orders: int, *, customers: int, prefix: str = "c", **customer: Any) -> list[int]:
+    """`orders` orders, each placed, dispatched and delivered a second apart five minutes ago,
+    every event inserted at once; the order ids."""
+    product = shop.product()
+    people = [shop.customer(email=f"{prefix}{i}@example.com", **customer) for i in range(customers)]
+    ids = [shop.order(people[i % customers], items=[(product, 1)]) for i in range(orders)]
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    data = {
+        "placed": lambda order: None,
+        "dispatched": lambda order: {"carrier": "DHL", "tracking_number": f"T{order}"},
+        "delivered": lambda order: {"delivered_at": start.isoformat(), "signed_by": "Lin"},
+    }
+    rows = [
+        {"order_id": o, "type": kind, "occurred_at": start + timedelta(seconds=step), "data": data[kind](o)}
+        for step, kind in enumerate(STEPS)
+        for o in ids
+    ]
+    with shop.engine.begin() as conn:
+        for chunk in range(0, len(rows), 500):
+            conn.execute(sa.insert(ORDER_EVENTS), rows[chunk : chunk + 500])
+    return ids
+
+
+def kinds_per_order(server: FaultySmtpServer) -> dict[str, list[str]]:
+    """Order number -> the kinds of email it got, in the order the server accepted them."""
+    seen: dict[str, list[str]] = defaultdict(list)
+    for message in server.messages:
+        subject = parse(message)["Subject"]
+        number = next(word for word in subject.replace(",", " ").split() if word.isdigit())
+        kind = (
+            "placed" if "confirmed" in subject else "dispatched" if "on its way" in subject else "delivered"
+        )
+        seen[number].append(kind)
+    return seen

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections import defaultdict
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,18 +13,15 @@ import pytest
 import sqlalchemy as sa
 
 from notifier.database import init_db
-from notifier.schema import OrderEvent
 from notifier.settings import Secret, Settings
 from notifier.wakeup import install_trigger
 from tests.conftest import _fresh_postgres
 from tests.daemons import start_daemon, stop, wait_for
-from tests.journey import parse
+from tests.journey import STEPS, journeys, kinds_per_order
 from tests.shop import Shop
 from tests.smtp_server import FaultySmtpServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-ORDER_EVENTS = OrderEvent.__table__  # type: ignore[attr-defined]
-STEPS = ("placed", "dispatched", "delivered")
 
 
 @pytest.fixture
@@ -51,47 +47,11 @@ def pg_settings(postgres_url: str, project: Path, smtp_server: FaultySmtpServer)
 
 def _journeys(engine: sa.Engine, orders: int) -> list[int]:
     """`orders` orders, each placed, dispatched and delivered a second apart."""
-    shop = Shop(engine)
-    product = shop.product()
-    customers = [shop.customer(email=f"c{i}@example.com") for i in range(20)]
-    ids = [shop.order(customers[i % 20], items=[(product, 1)]) for i in range(orders)]
-    start = datetime.now(UTC) - timedelta(minutes=5)
-    data = {
-        "placed": lambda order: None,
-        "dispatched": lambda order: {"carrier": "DHL", "tracking_number": f"T{order}"},
-        "delivered": lambda order: {"delivered_at": start.isoformat(), "signed_by": "Lin"},
-    }
-    rows = [
-        {
-            "order_id": order,
-            "type": kind,
-            "occurred_at": start + timedelta(seconds=step),
-            "data": data[kind](order),
-        }
-        for step, kind in enumerate(STEPS)
-        for order in ids
-    ]
-    with engine.begin() as conn:
-        for chunk in range(0, len(rows), 500):
-            conn.execute(sa.insert(ORDER_EVENTS), rows[chunk : chunk + 500])
-    return ids
+    return journeys(Shop(engine), orders, customers=20)
 
 
 def _engine(settings: Settings) -> sa.Engine:
     return sa.create_engine(settings.database_url.reveal().replace("postgresql://", "postgresql+psycopg://"))
-
-
-def _per_order(server: FaultySmtpServer) -> dict[str, list[str]]:
-    """Order number -> the kinds of email it got, in the order the server accepted them."""
-    seen: dict[str, list[str]] = defaultdict(list)
-    for message in server.messages:
-        subject = parse(message)["Subject"]
-        number = next(word for word in subject.replace(",", " ").split() if word.isdigit())
-        kind = (
-            "placed" if "confirmed" in subject else "dispatched" if "on its way" in subject else "delivered"
-        )
-        seen[number].append(kind)
-    return seen
 
 
 def test_three_daemons_send_every_email_once_and_in_order(
@@ -112,7 +72,7 @@ def test_three_daemons_send_every_email_once_and_in_order(
     assert all(d.returncode == 0 for d in daemons), [p.read_text()[-1500:] for p in tmp_path.glob("d*.log")]
     ids = [m.message_id for m in smtp_server.messages]
     assert len(ids) == expected and len(set(ids)) == expected, "every email exactly once"
-    per_order = _per_order(smtp_server)
+    per_order = kinds_per_order(smtp_server)
     assert len(per_order) == len(orders)
     assert all(kinds == list(STEPS) for kinds in per_order.values()), "emails of one order in event order"
     workers = {

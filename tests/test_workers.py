@@ -8,24 +8,18 @@ import os
 import re
 import signal
 import subprocess
-from collections import defaultdict
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from notifier.database import init_db, make_engine
-from notifier.schema import OrderEvent
 from notifier.settings import Settings
 from tests.daemons import start_daemon, stop, wait_for
-from tests.journey import parse
+from tests.journey import STEPS, journeys, kinds_per_order
 from tests.shop import Shop
 from tests.smtp_server import FaultySmtpServer
 
 pytestmark = pytest.mark.slow
-ORDER_EVENTS = OrderEvent.__table__  # type: ignore[attr-defined]
-STEPS = ("placed", "dispatched", "delivered")
 
 
 @pytest.fixture
@@ -37,40 +31,15 @@ def every_step(settings: Settings) -> Settings:
 
 
 def _journeys(url: str, orders: int, *, batch: int = 0) -> int:
-    """`orders` orders, each placed, dispatched and delivered; the number of events."""
+    """`orders` orders, each placed, dispatched and delivered; the number of events. A later
+    `batch` takes ids and addresses of its own."""
     engine = make_engine(url)
     init_db(engine)
     shop = Shop(engine)
     shop._ids.update({"product": 100 * batch, "customer": 100 * batch, "order": 1000 + 1000 * batch})
-    product = shop.product()
-    customers = [shop.customer(email=f"c{batch}-{i}@example.com", timezone="UTC") for i in range(10)]
-    ids = [shop.order(customers[i % 10], items=[(product, 1)]) for i in range(orders)]
-    start = datetime.now(UTC) - timedelta(minutes=5)
-    data = {
-        "placed": lambda order: None,
-        "dispatched": lambda order: {"carrier": "DHL", "tracking_number": f"T{order}"},
-        "delivered": lambda order: {"delivered_at": start.isoformat(), "signed_by": "Lin"},
-    }
-    rows = []
-    for step, kind in enumerate(STEPS):
-        moment = start + timedelta(seconds=step)
-        rows += [{"order_id": o, "type": kind, "occurred_at": moment, "data": data[kind](o)} for o in ids]
-    with engine.begin() as conn:
-        conn.execute(sa.insert(ORDER_EVENTS), rows)
+    ids = journeys(shop, orders, customers=10, prefix=f"c{batch}-", timezone="UTC")
     engine.dispose()
-    return len(rows)
-
-
-def _kinds_per_order(server: FaultySmtpServer) -> dict[str, list[str]]:
-    seen: dict[str, list[str]] = defaultdict(list)
-    for message in server.messages:
-        subject = parse(message)["Subject"]
-        number = next(word for word in subject.replace(",", " ").split() if word.isdigit())
-        kind = (
-            "placed" if "confirmed" in subject else "dispatched" if "on its way" in subject else "delivered"
-        )
-        seen[number].append(kind)
-    return seen
+    return len(ids) * len(STEPS)
 
 
 def _senders(log: str) -> set[str]:
@@ -100,7 +69,7 @@ def test_run_once_with_workers_sends_every_email_once_in_order_and_counts_them_a
     assert process.returncode == 0, text[-2000:]
     ids = [m.message_id for m in smtp_server.messages]
     assert len(ids) == expected and len(set(ids)) == expected, "every email exactly once"
-    assert all(kinds == list(STEPS) for kinds in _kinds_per_order(smtp_server).values()), "in event order"
+    assert all(kinds == list(STEPS) for kinds in kinds_per_order(smtp_server).values()), "in event order"
     assert f"{expected} sent" in stdout.decode(), "the summary counts the workers' emails too"
     assert {"main", "worker 1", "worker 2"} <= _senders(text), "all three processes sent"
 
