@@ -10,7 +10,9 @@ order, and a worker killed mid-batch loses nothing: its leases run out and are c
 Workers start with `spawn` (a fresh interpreter: nothing half-made is inherited from the
 main process's threads and connections). The main process stops them with SIGTERM, which
 they take like a daemon does: finish the batch in flight, record it, exit. Ctrl-C reaches
-the main process only; a worker whose main process has gone away stops by itself.
+the main process only; a worker whose main process has gone away stops by itself. A worker
+that dies is replaced at once; one that keeps dying soon after it starts, after a growing
+delay (see _Slot).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -34,6 +38,44 @@ log = logging.getLogger("notifier.workers")
 
 IDLE_PAUSE_ONCE = 0.1  # `run --once`: how long an idle worker waits before looking again
 EXIT_WORKER_FAILED = 70  # EX_SOFTWARE: a worker ended without saying how it went
+QUICK_DEATH = 60.0  # seconds: a worker that dies sooner after its start may die at every start
+RESTART_DELAY = 5.0  # seconds before the next start after the second quick death in a row...
+RESTART_DELAY_MAX = 300.0  # ...doubled after each further one, up to this
+
+
+@dataclass(slots=True)
+class _Slot:
+    """When the next worker of one number may start. A worker that dies at every start (a
+    bad setting, a missing library, a crash in C code) would otherwise be started again at
+    every poll interval, forever, with an error logged each time: a crash loop that burns CPU
+    and floods the log. So the first death is replaced at once (a kill or the OOM killer is no
+    loop), then each quick death in a row waits longer: 5 s, 10 s, 20 s ... up to 5 min. The
+    times are clock readings (time.monotonic: wall-clock changes do not move them)."""
+
+    started: float = 0.0  # when its current worker started
+    quick_deaths: int = 0  # deaths in a row, each within QUICK_DEATH of its start
+    next_start: float | None = None  # None while its worker runs, as far as we know
+
+    def start(self, now: float) -> None:
+        self.started, self.next_start = now, None
+
+    def died(self, now: float) -> float:
+        """Count the death of its worker, seen at `now`; the seconds until the next start.
+        (Seen, not happened: deaths are noticed once per poll interval.)"""
+        if now - self.started >= QUICK_DEATH:
+            self.quick_deaths = 0  # it ran for a while: whatever ended it is no crash loop
+        else:
+            self.quick_deaths += 1
+        delay = 0.0
+        if self.quick_deaths > 1:
+            # The exponent bounded: a loop can go on for days, and 2.0 ** 1024 overflows.
+            delay = min(RESTART_DELAY * 2.0 ** min(self.quick_deaths - 2, 16), RESTART_DELAY_MAX)
+        self.next_start = now + delay
+        return delay
+
+    def due(self, now: float) -> bool:
+        """Its worker has died and the next may start now."""
+        return self.next_start is not None and now >= self.next_start
 
 
 @dataclass(slots=True)
@@ -41,6 +83,7 @@ class _Worker:
     number: int
     process: BaseProcess
     results: Connection  # the worker sends (exit code, totals) here as it ends
+    slot: _Slot  # handed on to the worker that replaces this one
 
 
 @dataclass(slots=True)
@@ -54,20 +97,23 @@ class Workers:
     # its own, ~13 MB) for nothing.
     reading_done: ProcessEvent | None = None
     running: list[_Worker] = field(default_factory=list)
+    clock: Callable[[], float] = time.monotonic  # for the restart delays; a test's own clock
 
     @classmethod
-    def start(cls, settings: Settings, *, once: bool) -> Workers:
+    def start(
+        cls, settings: Settings, *, once: bool, clock: Callable[[], float] = time.monotonic
+    ) -> Workers:
         if settings.workers <= 1:
             return cls(settings, once)
         context = multiprocessing.get_context("spawn")
-        workers = cls(settings, once, context.Event())
+        workers = cls(settings, once, context.Event(), clock=clock)
         for number in range(1, settings.workers):
-            workers.running.append(workers._spawn(number))
+            workers.running.append(workers._spawn(number, _Slot()))
         if workers.running:
             log.info("%d extra sending process(es) started", len(workers.running))
         return workers
 
-    def _spawn(self, number: int) -> _Worker:
+    def _spawn(self, number: int, slot: _Slot) -> _Worker:
         assert self.reading_done is not None
         context = multiprocessing.get_context("spawn")
         receive, send = context.Pipe(duplex=False)
@@ -79,7 +125,8 @@ class Workers:
         )
         process.start()
         send.close()
-        return _Worker(number, process, receive)
+        slot.start(self.clock())
+        return _Worker(number, process, receive, slot)
 
     def finished_reading(self) -> None:
         if self.reading_done is not None:
@@ -87,15 +134,32 @@ class Workers:
 
     def replace_dead(self) -> None:
         """Daemon: start a new worker in place of one that died (its leases run out and its
-        messages are claimed again; nothing is lost)."""
+        messages are claimed again; nothing is lost): at once, or, if it keeps dying soon after
+        it starts, once its slot's delay has passed."""
+        now = self.clock()
         for index, worker in enumerate(self.running):
-            if not worker.process.is_alive():
-                log.error(
-                    "worker %d stopped unexpectedly (exit %s); starting another",
-                    worker.number,
-                    worker.process.exitcode,
-                )
-                self.running[index] = self._spawn(worker.number)
+            slot = worker.slot
+            if slot.next_start is None:  # running when we last looked
+                if worker.process.is_alive():
+                    continue
+                delay = slot.died(now)
+                if delay == 0:
+                    log.error(
+                        "worker %d stopped unexpectedly (exit %s); starting another",
+                        worker.number,
+                        worker.process.exitcode,
+                    )
+                else:
+                    log.error(
+                        "worker %d stopped unexpectedly (exit %s) %d times in a row within a "
+                        "minute of starting; next start in %g s",
+                        worker.number,
+                        worker.process.exitcode,
+                        slot.quick_deaths,
+                        delay,
+                    )
+            if slot.due(now):
+                self.running[index] = self._spawn(worker.number, slot)
 
     def stop(self) -> None:
         """Ask every worker to finish its batch and exit (SIGTERM)."""

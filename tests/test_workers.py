@@ -1,6 +1,7 @@
 """`--workers N`: extra sending processes beside the main one. Every email still goes exactly
-once, one order's emails in event order, the summary counts what every process did, and
-stopping the daemon stops its workers."""
+once, one order's emails in event order, the summary counts what every process did,
+stopping the daemon stops its workers, and a worker that dies at every start is not started
+again at every poll interval."""
 
 from __future__ import annotations
 
@@ -8,18 +9,19 @@ import os
 import re
 import signal
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from notifier import workers as workers_module
 from notifier.database import init_db, make_engine
 from notifier.settings import Settings
+from notifier.workers import RESTART_DELAY_MAX, Workers, _Slot
 from tests.daemons import start_daemon, stop, wait_for
 from tests.journey import STEPS, journeys, kinds_per_order
 from tests.shop import Shop
 from tests.smtp_server import FaultySmtpServer
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -52,6 +54,7 @@ def _senders(log: str) -> set[str]:
     return found
 
 
+@pytest.mark.slow
 def test_run_once_with_workers_sends_every_email_once_in_order_and_counts_them_all(
     db_url: str, every_step: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
 ) -> None:
@@ -74,6 +77,7 @@ def test_run_once_with_workers_sends_every_email_once_in_order_and_counts_them_a
     assert {"main", "worker 1", "worker 2"} <= _senders(text), "all three processes sent"
 
 
+@pytest.mark.slow
 def test_stopping_the_daemon_stops_its_workers_and_loses_nothing(
     db_url: str, every_step: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
 ) -> None:
@@ -95,6 +99,7 @@ def test_stopping_the_daemon_stops_its_workers_and_loses_nothing(
     assert "stopped cleanly" in log.read_text()
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_is_replaced_and_its_messages_still_go(
     db_url: str, every_step: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
 ) -> None:
@@ -116,6 +121,7 @@ def test_a_worker_that_dies_is_replaced_and_its_messages_still_go(
     assert len({m.message_id for m in smtp_server.messages}) == expected
 
 
+@pytest.mark.slow
 def test_a_worker_started_while_the_rules_are_broken_waits_for_a_good_edit(
     db_url: str, every_step: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
 ) -> None:
@@ -142,6 +148,83 @@ def test_a_worker_started_while_the_rules_are_broken_waits_for_a_good_edit(
         every_step.rules.write_text(good)
     assert daemon.returncode == 0
     assert len({m.message_id for m in smtp_server.messages}) == expected
+
+
+def test_a_slot_whose_worker_dies_soon_after_every_start_waits_twice_as_long_each_time() -> None:
+    """The first death is replaced at once; then 5 s, 10 s, 20 s ... and never more than
+    five minutes, however long the loop goes on."""
+    slot, now, delays = _Slot(), 1000.0, []
+    for _ in range(2000):  # some days of a crash loop at the longest delay
+        slot.start(now)
+        now += 2  # it dies at once; seen at the next poll
+        delay = slot.died(now)
+        assert not slot.due(now + delay - 0.1), "not started again before its delay"
+        assert slot.due(now + delay)
+        delays.append(delay)
+        now += delay
+    assert delays[:9] == [0, 5, 10, 20, 40, 80, 160, 300, 300]
+    assert max(delays) == RESTART_DELAY_MAX
+    assert slot.quick_deaths == 2000
+
+
+def test_a_worker_that_ran_for_a_while_resets_its_slots_back_off() -> None:
+    slot = _Slot()
+    for now in (0.0, 10.0):
+        slot.start(now)
+        slot.died(now + 1)
+    slot.start(20.0)
+    assert slot.died(21.0) == 10, "third quick death in a row"
+    slot.start(100.0)
+    assert slot.died(100.0 + 60) == 0, "it ran a minute: replaced at once"
+    assert slot.quick_deaths == 0
+    slot.start(200.0)
+    assert slot.died(201.0) == 0, "one quick death after a good run is replaced at once too"
+    slot.start(201.0)
+    assert slot.died(202.0) == 5, "then the back-off starts again from 5 s"
+
+
+def _exit_at_once(*args: object) -> None:
+    """A worker that dies as it starts (exit 3)."""
+    raise SystemExit(3)
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_at_every_start_is_started_again_only_after_its_delay(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Real processes, a clock of the test's own: replace_dead() runs every poll interval,
+    but starts a new worker only when the slot's delay has passed, and says so once."""
+    monkeypatch.setattr(workers_module, "_worker_main", _exit_at_once)
+    now = 0.0
+    workers = Workers.start(replace(Settings(), workers=2), once=False, clock=lambda: now)
+
+    def poll(at: float) -> bool:
+        """replace_dead() at `at`, once the worker has died: whether it started another."""
+        nonlocal now
+        before = workers.running[0]
+        before.process.join(timeout=30)
+        assert before.process.exitcode == 3
+        now = at
+        workers.replace_dead()
+        return workers.running[0] is not before
+
+    try:
+        assert poll(1), "the first death: replaced at once"
+        assert not poll(2), "the second in a row: not at the next poll..."
+        assert not poll(6.9)
+        assert poll(7), "...but 5 s after it was seen"
+        assert not poll(8), "then 10 s"
+        assert not poll(17.9)
+    finally:
+        workers.kill()
+        workers.running[0].process.join(timeout=30)
+    messages = [r.getMessage() for r in caplog.records if r.name == "notifier.workers"]
+    died = "worker 1 stopped unexpectedly (exit 3)"
+    assert messages[-3:] == [
+        f"{died}; starting another",
+        f"{died} 2 times in a row within a minute of starting; next start in 5 s",
+        f"{died} 3 times in a row within a minute of starting; next start in 10 s",
+    ], "once per death, not once per poll"
 
 
 def _children(pid: int) -> list[int]:
