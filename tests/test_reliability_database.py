@@ -319,3 +319,31 @@ def test_a_connection_lost_while_recording_a_batch_does_not_send_it_twice(
     finally:
         engine.dispose()
         admin.dispose()
+
+
+def test_a_write_starts_soon_after_the_order_system_releases_the_lock(sqlite_url: str) -> None:
+    """SQLite's own busy handler sleeps 1, 2, 5 ... 100 ms between tries: released 240 ms into
+    the wait, the lock would be taken at 328 ms. notifier tries every 2 ms at most."""
+    engine = make_engine(sqlite_url)
+    init_db(engine)
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the order system, in the middle of a transaction
+    started, took = threading.Event(), []
+
+    def write() -> None:
+        started.set()
+        with engine.begin():
+            took.append(time.monotonic())
+
+    waiter = threading.Thread(target=write)
+    begun = time.monotonic()
+    waiter.start()
+    started.wait(5)
+    time.sleep(max(0.0, begun + 0.240 - time.monotonic()))
+    released = time.monotonic()
+    holder.execute("COMMIT")
+    waiter.join(10)
+    holder.close()
+    engine.dispose()
+    assert took, "the write never started"
+    assert took[0] - released < 0.040, f"took the lock {1000 * (took[0] - released):.0f} ms after release"
