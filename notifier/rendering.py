@@ -13,7 +13,7 @@ The templates directory::
     templates/
       _layout.html                    shared HTML layout; every HTML part extends it
       _style.css                      CSS included by the layout, inlined into each HTML part
-      _macros.html                    shared macros; import them "with context"
+      _macros.html                    shared macros: {% import "_macros.html" as m %}
       _footer.txt                     shared footer of the text parts
       <template>/<locale>.subject.txt one line; whitespace is collapsed after rendering
       <template>/<locale>.html        HTML part (autoescaped)
@@ -69,6 +69,7 @@ import os
 import re
 import time as _time
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -84,10 +85,12 @@ from babel import Locale, UnknownLocaleError
 from babel.core import get_global
 from babel.dates import format_date, format_datetime, format_time
 from babel.numbers import format_currency
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from markupsafe import Markup, escape
 
+from notifier.inlining import ShapeCache, collecting_holes, hole, may_have_holes
 from notifier.mail import Rendered
 
 __all__ = ["LOCALES", "Renderer", "TemplateError", "html_to_text", "normalize_locale"]
@@ -185,6 +188,9 @@ class _Listing:
 
 _NO_LISTING = _Listing(frozenset(), (), (0, 0, 0), False, 0.0)
 
+# The context of the message being rendered, for filters in macros imported without context.
+_message: ContextVar[Mapping[str, Any] | None] = ContextVar("notifier_message", default=None)
+
 
 _DICT_ATTRIBUTES = frozenset(dir(dict))
 
@@ -245,6 +251,9 @@ class Renderer:
             load_remote_stylesheets=False,
             minify_css=True,
         )
+        # Pages with holes need templates that stay as they were checked: not with auto_reload.
+        self._shapes = None if auto_reload else ShapeCache(self._inliner.inline)
+        self._hole_safe: dict[str, bool] = {}
 
     def template_names(self) -> list[str]:
         """Message templates present: folders whose names do not start with "_" or "."."""
@@ -282,16 +291,18 @@ class Renderer:
             zone = customer.get("timezone") if isinstance(customer, Mapping) else None
             values["timezone"] = zone or "UTC"
         base = f"{template}/{chosen}"
+        message = _message.set(values)
+        try:
+            return self._render_parts(base, listing, values)
+        finally:
+            _message.reset(message)
 
+    def _render_parts(self, base: str, listing: _Listing, values: dict[str, Any]) -> Rendered:
         subject = _one_line(self._render_file(f"{base}.subject.txt", values))
         if not subject:
             raise TemplateError(self._display(f"{base}.subject.txt"), None, "the subject is empty")
-        source = self._render_file(f"{base}.html", values)
-        try:
-            html = self._inliner.inline(source)
-        except (css_inline.InlineError, ValueError) as exc:
-            raise TemplateError(self._display(f"{base}.html"), None, f"CSS: {exc}") from exc
-        if f"{chosen}.txt" in listing.files:
+        html = self._html(f"{base}.html", values)
+        if f"{values['locale']}.txt" in listing.files:
             text = _tidy_text(self._render_file(f"{base}.txt", values))
         else:
             text = html_to_text(html)
@@ -380,6 +391,26 @@ class Renderer:
         )
         self._listings[template] = listing
         return listing
+
+    def _html(self, name: str, values: dict[str, Any]) -> str:
+        """The HTML part with its CSS inlined: once per page shape where the template allows
+        it (inlining.py), else message by message."""
+        try:
+            if self._shapes is not None and self._may_have_holes(name):
+                with collecting_holes() as texts:
+                    page = self._render_file(name, values)
+                html = self._shapes.inline(page, texts)
+                if html is not None:
+                    return html
+            return self._inliner.inline(self._render_file(name, values))
+        except (css_inline.InlineError, ValueError) as exc:
+            raise TemplateError(self._display(name), None, f"CSS: {exc}") from exc
+
+    def _may_have_holes(self, name: str) -> bool:
+        known = self._hole_safe.get(name)
+        if known is None:
+            known = self._hole_safe[name] = may_have_holes(self._env, name)
+        return known
 
     def _render_file(self, name: str, values: dict[str, Any]) -> str:
         try:
@@ -479,8 +510,11 @@ def _explain(exc: Exception, source_line: str) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _finalize(value: Any) -> Any:
-    return "" if value is None else value
+@jinja2.pass_eval_context
+def _finalize(eval_ctx: EvalContext, value: Any) -> Any:
+    if value is None:
+        return ""
+    return hole(value) if eval_ctx.autoescape else value
 
 
 def _one_line(value: str) -> str:
@@ -526,14 +560,21 @@ def _zone(name: str) -> tzinfo:
 
 def _bound(ctx: Context, filter_name: str) -> tuple[str, tzinfo]:
     """The Babel locale name and the timezone the filters use for this context."""
-    code = ctx.get("locale")
+    values = _values(ctx)
+    code = values.get("locale")
     if not isinstance(code, str):
-        raise _FilterError(
-            f"the {filter_name} filter cannot see 'locale': import macros"
-            ' "with context" (e.g. {% import "_macros.html" as m with context %})'
-        )
-    zone = ctx.get("timezone")
+        raise _FilterError(f"the {filter_name} filter cannot see 'locale' here")
+    zone = values.get("timezone")
     return _babel_name(code), _zone(zone) if isinstance(zone, str) and zone else UTC
+
+
+def _values(ctx: Context) -> Context | Mapping[str, Any]:
+    """What the filters read the locale, timezone and currency from: the template's context,
+    or, in macros imported without context (which Jinja builds once and reuses), the
+    message's."""
+    if "locale" in ctx:
+        return ctx
+    return _message.get() or ctx
 
 
 def _aware(value: Any, filter_name: str) -> datetime:
@@ -600,8 +641,9 @@ def _money_filter(ctx: Context, amount: Any, currency: str | None = None) -> str
 
 
 def _context_currency(ctx: Context) -> str:
+    values = _values(ctx)
     for key in ("order", "event", "product"):
-        holder = ctx.get(key)
+        holder = values.get(key)
         if isinstance(holder, Mapping) and isinstance(holder.get("currency"), str):
             return holder["currency"]
     raise _FilterError("money needs a currency here: write amount|money('USD')")
@@ -635,7 +677,8 @@ def _nl2br_filter(eval_ctx: Any, value: Any) -> str:
     text = "" if value is None else str(value)
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if eval_ctx.autoescape:
-        return Markup("<br>\n").join(escape(line) for line in lines)
+        # Each line may be a hole (inlining.py), so an address does not make a page shape.
+        return Markup("<br>\n").join(escape(hole(line)) for line in lines)
     return "\n".join(lines)
 
 

@@ -614,17 +614,35 @@ def test_an_error_in_a_shared_piece_names_that_piece(tmp_path: Path) -> None:
     assert "(while rendering t/en.html)" in str(caught.value)
 
 
-def test_macros_imported_without_context_explain_the_fix(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["", " with context"])
+def test_macros_format_money_and_dates_in_the_message_locale_however_imported(
+    tmp_path: Path, how: str
+) -> None:
+    """Jinja builds a module imported without context once and reuses it for every message;
+    its filters must still follow each message's locale and timezone, not the first one's."""
+    macro = (
+        "{% macro paid(order) %}{{ order.total|money }} {{ order.placed_at|datetime('d MMM HH:mm') }}"
+        "{% endmacro %}"
+    )
     renderer = make_templates(
         tmp_path,
         {
+            "_m.html": macro,
             "t/en.subject.txt": "x",
-            "t/en.html": '{% import "_macros.html" as m %}{{ m.items_table(items, order) }}',
+            "t/en.html": f'{{% import "_m.html" as m{how} %}}<p>{{{{ m.paid(order) }}}}</p>',
         },
-        shared=True,
     )
-    with pytest.raises(TemplateError, match="with context"):
-        renderer.render("t", "en", sample_context("order.placed"))
+    for locale, currency, zone, expected in [
+        ("en", "USD", "America/New_York", "$1,234.50 9 Feb 04:15"),
+        ("zh-TW", "TWD", "Asia/Taipei", "NT$1,234.50 9 Feb 17:15"),
+        ("en", "EUR", "UTC", "€1,234.50 9 Feb 09:15"),
+    ]:
+        context = sample_context("order.placed")
+        context["order"].update(total=Decimal("1234.50"), currency=currency,
+                                placed_at=datetime(2026, 2, 9, 9, 15, tzinfo=UTC))
+        context["customer"].update(locale=locale, timezone=zone)
+        context["timezone"] = zone
+        assert f"<p>{expected}</p>" in renderer.render("t", locale, context).html
 
 
 def test_an_empty_subject_is_an_error(tmp_path: Path) -> None:
