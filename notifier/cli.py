@@ -147,8 +147,9 @@ def run_command(
     ] = None,
 ) -> None:
     """Run the daemon: poll events, evaluate rules, send what is due, until SIGTERM/SIGINT."""
-    from notifier.daemon import run_forever, run_once
+    from notifier.daemon import run_forever, run_once, use_one_malloc_arena
 
+    use_one_malloc_arena()
     if poll_interval is not None:
         State.overrides["poll_interval"] = poll_interval
     if workers is not None:

@@ -7,10 +7,15 @@ reads events and fires calendar rules. Claims are taken one process at a time (S
 write lock, PostgreSQL's advisory lock), so one order's messages still reach SMTP in event
 order, and a worker killed mid-batch loses nothing: its leases run out and are claimed again.
 
-Workers start with `spawn` (a fresh interpreter: nothing half-made is inherited from the
-main process's threads and connections). The main process stops them with SIGTERM, which
-they take like a daemon does: finish the batch in flight, record it, exit. Ctrl-C reaches
-the main process only; a worker whose main process has gone away stops by itself. A worker
+Workers are fresh interpreters (`python -c ...`, nothing half-made is inherited from the
+main process's threads and connections), started as plain subprocesses rather than through
+multiprocessing, whose spawn start method adds a resource-tracker process (~13 MB) per
+daemon. Each worker reads its settings from its stdin, and later one byte: the main process
+has read every event (`run --once`); end of file means the main process has gone, and the
+worker stops. It writes its exit code and totals to its stdout as it ends. The main process
+stops workers with SIGTERM, which they take like a daemon does: finish the batch in flight,
+record it, exit. Workers run in a session of their own, so Ctrl-C reaches the main process
+only. A worker
 that dies is replaced at once; one that keeps dying soon after it starts, after a growing
 delay (see _Slot).
 """
@@ -19,18 +24,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
+import pickle
+import select
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
-from multiprocessing.synchronize import Event as ProcessEvent
 
 from notifier import logs
-from notifier.daemon import EXIT_OK, EXIT_SMTP_UNAVAILABLE, CycleResult, Pipeline
+from notifier.daemon import EXIT_OK, EXIT_SMTP_UNAVAILABLE, CycleResult, Pipeline, use_one_malloc_arena
 from notifier.errors import RulesError
 from notifier.settings import Settings
 
@@ -78,12 +83,45 @@ class _Slot:
         return self.next_start is not None and now >= self.next_start
 
 
+READING_DONE = b"R"  # main to worker: every event has been read (`run --once`)
+WORKER = "from notifier.workers import worker_process; worker_process()"
+
+
 @dataclass(slots=True)
 class _Worker:
     number: int
-    process: BaseProcess
-    results: Connection  # the worker sends (exit code, totals) here as it ends
+    process: subprocess.Popen[bytes]  # stdin: settings, then READING_DONE; stdout: the outcome
     slot: _Slot  # handed on to the worker that replaces this one
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def tell(self, data: bytes) -> None:
+        """Write to the worker's stdin; a worker that has ended is past telling."""
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(data)
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+
+    def outcome(self) -> tuple[int, CycleResult] | None:
+        """What an ended worker wrote to its stdout: (exit code, totals), or None."""
+        assert self.process.stdout is not None
+        try:
+            code, counts = pickle.loads(self.process.stdout.read())
+        except Exception:
+            return None
+        return code, CycleResult(**counts)
+
+    def close(self) -> None:
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
 
 
 @dataclass(slots=True)
@@ -92,21 +130,22 @@ class Workers:
 
     settings: Settings
     once: bool
-    # `run --once`: the main process has evaluated every event. None without workers: a
-    # process-shared Event would start multiprocessing's resource tracker (a process of
-    # its own, ~13 MB) for nothing.
-    reading_done: ProcessEvent | None = None
     running: list[_Worker] = field(default_factory=list)
     clock: Callable[[], float] = time.monotonic  # for the restart delays; a test's own clock
+    command: tuple[str, ...] = (sys.executable, "-c", WORKER)  # what a worker runs
 
     @classmethod
     def start(
-        cls, settings: Settings, *, once: bool, clock: Callable[[], float] = time.monotonic
+        cls,
+        settings: Settings,
+        *,
+        once: bool,
+        clock: Callable[[], float] = time.monotonic,
+        command: tuple[str, ...] | None = None,
     ) -> Workers:
-        if settings.workers <= 1:
-            return cls(settings, once)
-        context = multiprocessing.get_context("spawn")
-        workers = cls(settings, once, context.Event(), clock=clock)
+        workers = cls(settings, once, clock=clock)
+        if command is not None:
+            workers.command = command
         for number in range(1, settings.workers):
             workers.running.append(workers._spawn(number, _Slot()))
         if workers.running:
@@ -114,23 +153,22 @@ class Workers:
         return workers
 
     def _spawn(self, number: int, slot: _Slot) -> _Worker:
-        assert self.reading_done is not None
-        context = multiprocessing.get_context("spawn")
-        receive, send = context.Pipe(duplex=False)
-        process = context.Process(
-            target=_worker_main,
-            args=(self.settings, number, self.once, self.reading_done, send, os.getpid(),
-                  logging.getLogger().level),
-            name=f"notifier-worker-{number}",
+        process = subprocess.Popen(
+            [*self.command, str(number), "once" if self.once else "daemon",
+             str(logging.getLogger().level)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,  # Ctrl-C in a terminal is the main process's to handle
         )
-        process.start()
-        send.close()
+        worker = _Worker(number, process, slot)
+        settings = pickle.dumps(self.settings)
+        worker.tell(len(settings).to_bytes(8, "big") + settings)
         slot.start(self.clock())
-        return _Worker(number, process, receive, slot)
+        return worker
 
     def finished_reading(self) -> None:
-        if self.reading_done is not None:
-            self.reading_done.set()
+        for worker in self.running:
+            worker.tell(READING_DONE)
 
     def replace_dead(self) -> None:
         """Daemon: start a new worker in place of one that died (its leases run out and its
@@ -140,46 +178,48 @@ class Workers:
         for index, worker in enumerate(self.running):
             slot = worker.slot
             if slot.next_start is None:  # running when we last looked
-                if worker.process.is_alive():
+                if worker.alive:
                     continue
                 delay = slot.died(now)
                 if delay == 0:
                     log.error(
                         "worker %d stopped unexpectedly (exit %s); starting another",
                         worker.number,
-                        worker.process.exitcode,
+                        worker.process.returncode,
                     )
                 else:
                     log.error(
                         "worker %d stopped unexpectedly (exit %s) %d times in a row within a "
                         "minute of starting; next start in %g s",
                         worker.number,
-                        worker.process.exitcode,
+                        worker.process.returncode,
                         slot.quick_deaths,
                         delay,
                     )
             if slot.due(now):
+                worker.close()
                 self.running[index] = self._spawn(worker.number, slot)
 
     def stop(self) -> None:
         """Ask every worker to finish its batch and exit (SIGTERM)."""
         for worker in self.running:
-            if worker.process.is_alive() and worker.process.pid is not None:
-                os.kill(worker.process.pid, signal.SIGTERM)
+            if worker.alive:
+                worker.process.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
         for worker in self.running:
-            if worker.process.is_alive():
+            if worker.alive:
                 worker.process.kill()
 
     async def wait(self) -> tuple[int, CycleResult]:
         """Wait for every worker to end: the worst exit code and everything they did."""
         code, total = EXIT_OK, CycleResult()
         for worker in self.running:
-            await asyncio.to_thread(worker.process.join)
-            outcome = _read_outcome(worker)
+            await asyncio.to_thread(worker.process.wait)
+            outcome = worker.outcome()
+            worker.close()
             if outcome is None:
-                log.error("worker %d ended with exit code %s", worker.number, worker.process.exitcode)
+                log.error("worker %d ended with exit code %s", worker.number, worker.process.returncode)
                 code = max(code, EXIT_WORKER_FAILED)
                 continue
             code = max(code, outcome[0])
@@ -187,39 +227,56 @@ class Workers:
         return code, total
 
 
-def _read_outcome(worker: _Worker) -> tuple[int, CycleResult] | None:
-    try:
-        if not worker.results.poll():
-            return None
-        code, counts = worker.results.recv()
-    except (EOFError, OSError):
-        return None
-    return code, CycleResult(**counts)
-
-
 # --- inside a worker -------------------------------------------------------------------------
 
 
-def _worker_main(
-    settings: Settings,
-    number: int,
-    once: bool,
-    reading_done: ProcessEvent,
-    results: Connection,
-    parent: int,
-    log_level: int,
-) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+def worker_process() -> None:
+    """A worker's life: `python -c WORKER <number> once|daemon <log level>`."""
+    use_one_malloc_arena()
+    number, mode, log_level = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    # The outcome goes to the real stdout; anything else that would print goes to stderr.
+    results = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     logs.configure(log_level, worker=number)
-    code, total = asyncio.run(_send_until_done(settings, once, reading_done, parent))
-    results.send((code, asdict(total)))
+    # Unbuffered reads from fd 0: a buffered reader could swallow READING_DONE with the settings.
+    stdin = sys.stdin.fileno()
+    settings = pickle.loads(_read_exactly(stdin, int.from_bytes(_read_exactly(stdin, 8), "big")))
+    main = _MainProcess(stdin)
+    code, total = asyncio.run(_send_until_done(settings, mode == "once", main))
+    results.write(pickle.dumps((code, asdict(total))))
     results.close()
 
 
-async def _send_until_done(
-    settings: Settings, once: bool, reading_done: ProcessEvent, parent: int
-) -> tuple[int, CycleResult]:
-    pipeline = await _pipeline(settings, once, parent)
+def _read_exactly(fd: int, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            raise SystemExit("the main process went away before the worker started")
+        data += chunk
+    return data
+
+
+class _MainProcess:
+    """What the worker hears from the main process on its stdin."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self.reading_done = False
+        self.gone = False
+
+    def listen(self) -> None:
+        """Take in what has arrived, without waiting."""
+        while not self.gone and select.select([self._fd], [], [], 0)[0]:
+            byte = os.read(self._fd, 1)
+            if not byte:
+                self.gone = True
+            elif byte == READING_DONE:
+                self.reading_done = True
+
+
+async def _send_until_done(settings: Settings, once: bool, main: _MainProcess) -> tuple[int, CycleResult]:
+    pipeline = await _pipeline(settings, once, main)
     if pipeline is None:
         return EXIT_OK, CycleResult()
     async with pipeline:
@@ -227,12 +284,13 @@ async def _send_until_done(
         total = CycleResult()
         pause = IDLE_PAUSE_ONCE if once else settings.poll_interval.total_seconds()
         while not pipeline.stopping.is_set():
-            if os.getppid() != parent:
+            main.listen()
+            if main.gone:
                 log.warning("the main process is gone; stopping")
                 break
             # Read before the cycle: if the main process had read everything by then, a cycle
             # that finds nothing to claim means there is nothing left for this worker.
-            all_read = reading_done.is_set()
+            all_read = main.reading_done
             try:
                 result = await pipeline.cycle()
             except Exception:
@@ -253,7 +311,7 @@ async def _send_until_done(
         return EXIT_OK, total
 
 
-async def _pipeline(settings: Settings, once: bool, parent: int) -> Pipeline | None:
+async def _pipeline(settings: Settings, once: bool, main: _MainProcess) -> Pipeline | None:
     """This worker's pipeline. A worker started while the rules or templates on disk are
     broken (one that replaces a dead worker after a refused edit; the main process keeps the
     last good ones) waits for a good edit instead of dying and being started again and
@@ -269,7 +327,8 @@ async def _pipeline(settings: Settings, once: bool, parent: int) -> Pipeline | N
                 "; ".join(str(problem) for problem in exc.problems),
                 settings.poll_interval,
             )
-        if os.getppid() != parent:
+        main.listen()
+        if main.gone:
             return None
         await asyncio.sleep(settings.poll_interval.total_seconds())
 

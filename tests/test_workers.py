@@ -9,12 +9,12 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from notifier import workers as workers_module
 from notifier.database import init_db, make_engine
 from notifier.settings import Settings
 from notifier.workers import RESTART_DELAY_MAX, Workers, _Slot
@@ -88,7 +88,7 @@ def test_stopping_the_daemon_stops_its_workers_and_loses_nothing(
     try:
         wait_for(lambda: len(smtp_server.messages) >= expected, limit=120)
         workers = _children(daemon.pid)
-        assert len(workers) == 1, "one extra sending process"
+        assert len(workers) == 1, "one extra sending process, and no other (no resource tracker)"
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=30)
     finally:
@@ -97,6 +97,24 @@ def test_stopping_the_daemon_stops_its_workers_and_loses_nothing(
     assert not [pid for pid in workers if _alive(pid)], "the worker stopped with the daemon"
     assert len({m.message_id for m in smtp_server.messages}) == expected == len(smtp_server.messages)
     assert "stopped cleanly" in log.read_text()
+
+
+@pytest.mark.slow
+def test_a_worker_whose_main_process_is_killed_stops_by_itself(
+    db_url: str, every_step: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
+) -> None:
+    _journeys(db_url, 1)
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(every_step, log, args=("-v", "run", "--workers", "2"))
+    try:
+        wait_for(lambda: len(smtp_server.messages) >= 3, limit=60)
+        [worker] = _children(daemon.pid)
+        daemon.kill()
+        daemon.wait(timeout=30)
+        wait_for(lambda: not _alive(worker), limit=30, what="the worker to stop")
+    finally:
+        stop([daemon])
+    assert "the main process is gone; stopping" in log.read_text()
 
 
 @pytest.mark.slow
@@ -183,27 +201,23 @@ def test_a_worker_that_ran_for_a_while_resets_its_slots_back_off() -> None:
     assert slot.died(202.0) == 5, "then the back-off starts again from 5 s"
 
 
-def _exit_at_once(*args: object) -> None:
-    """A worker that dies as it starts (exit 3)."""
-    raise SystemExit(3)
-
-
 @pytest.mark.slow
 def test_a_worker_that_dies_at_every_start_is_started_again_only_after_its_delay(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture
 ) -> None:
     """Real processes, a clock of the test's own: replace_dead() runs every poll interval,
     but starts a new worker only when the slot's delay has passed, and says so once."""
-    monkeypatch.setattr(workers_module, "_worker_main", _exit_at_once)
     now = 0.0
-    workers = Workers.start(replace(Settings(), workers=2), once=False, clock=lambda: now)
+    dies_at_once = (sys.executable, "-c", "raise SystemExit(3)")
+    workers = Workers.start(
+        replace(Settings(), workers=2), once=False, clock=lambda: now, command=dies_at_once
+    )
 
     def poll(at: float) -> bool:
         """replace_dead() at `at`, once the worker has died: whether it started another."""
         nonlocal now
         before = workers.running[0]
-        before.process.join(timeout=30)
-        assert before.process.exitcode == 3
+        assert before.process.wait(timeout=30) == 3
         now = at
         workers.replace_dead()
         return workers.running[0] is not before
@@ -217,7 +231,8 @@ def test_a_worker_that_dies_at_every_start_is_started_again_only_after_its_delay
         assert not poll(17.9)
     finally:
         workers.kill()
-        workers.running[0].process.join(timeout=30)
+        workers.running[0].process.wait(timeout=30)
+        workers.running[0].close()
     messages = [r.getMessage() for r in caplog.records if r.name == "notifier.workers"]
     died = "worker 1 stopped unexpectedly (exit 3)"
     assert messages[-3:] == [
@@ -228,18 +243,17 @@ def test_a_worker_that_dies_at_every_start_is_started_again_only_after_its_delay
 
 
 def _children(pid: int) -> list[int]:
-    """Live processes whose parent is `pid` (multiprocessing's spawn helper aside)."""
+    """Live processes whose parent is `pid`."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z" and b"resource_tracker" not in cmdline:
+        if int(fields[1]) == pid and fields[0] != "Z":
             found.append(int(entry.name))
     return found
 
