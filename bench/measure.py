@@ -161,7 +161,8 @@ def notifier_once(name: str, url: str, n: int, sink: Sink, env: dict[str, str], 
                                     "exit": child.returncode})
 
 
-def backlog(path: Path, n: int, sink: Sink, env: dict[str, str], bound: float) -> Figure:
+def backlog(path: Path, n: int, sink: Sink, env: dict[str, str], bound: float,
+            name: str = "backlog drain") -> Figure:
     """Drain a database of n order.placed events with `run --once`, for at most `bound` s."""
     sink.reset()
     progress: list[tuple[float, int]] = []
@@ -181,7 +182,7 @@ def backlog(path: Path, n: int, sink: Sink, env: dict[str, str], bound: float) -
             + (f" (stopped at the {bound:.0f} s bound)" if child.timed_out else "")
             + (f"; first email after {first[0]:.0f} s, {got / sending:,.0f}/s once sending" if first and
                sending > 0 else ""))
-    return Figure("backlog drain", rate=got / child.wall, cpu_ms=1000 * child.cpu / max(got, 1),
+    return Figure(name, rate=got / child.wall, cpu_ms=1000 * child.cpu / max(got, 1),
                   rss_mb=child.rss_mb, note=note,
                   extra={"n": n, "accepted": got, "seconds": child.wall, "timed_out": child.timed_out,
                          "first_email_after": first[0] if first else None, "progress": progress,

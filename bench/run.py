@@ -9,7 +9,7 @@ One local SMTP sink (bench/sink.py, its own process) receives everything. In ord
   3. the peers on the same shop and the same order confirmation: a naive loop (sqlite3,
      Jinja, EmailMessage, smtplib) and django-post-office (in bench/.venv, send phase timed);
   4. latency under steady load: the daemon, events committed at 200/s for 60 s;
-  5. a 1,000,000-event backlog drained by `run --once`, bounded at 15 minutes.
+  5. a 1,000,000-event backlog drained by `run --once` with the same workers, bounded at 15 minutes.
 Prints a table and writes every figure to bench/out/results.json. See bench/README.md.
 """
 
@@ -159,8 +159,12 @@ def main() -> None:
     parser.add_argument("--connections", default="4", help="NOTIFIER_SMTP_CONNECTIONS (default 4)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                         help="NOTIFIER_WORKERS for the extra rows (default: the number of cores)")
+    parser.add_argument("--backlog-workers", type=int, default=None,
+                        help="NOTIFIER_WORKERS for the backlog drain (default: --workers)")
     parser.add_argument("--keep", action="store_true", help="keep the databases in bench/out/work")
     args = parser.parse_args()
+    if args.backlog_workers is None:
+        args.backlog_workers = args.workers
     skip = set(args.skip) | ({"backlog"} if args.skip_backlog else set())
     n, quick = args.n, args.quick
     backlog_n = args.backlog or (100_000 if quick else 1_000_000)
@@ -209,8 +213,12 @@ def main() -> None:
         if "backlog" not in skip:
             console.print(f"backlog of {backlog_n:,} events: building …")
             dataset.build_backlog(str(work / "backlog.db"), backlog_n)
-            console.print("backlog: draining …")
-            figures.append(backlog(work / "backlog.db", backlog_n, sink, env, 300 if quick else 900))
+            drain = f"{args.backlog_workers} workers" if args.backlog_workers > 1 else "one process"
+            console.print(f"backlog: draining ({drain}) …")
+            figures.append(backlog(work / "backlog.db", backlog_n, sink,
+                                   notifier_env(smtp_connections=args.connections,
+                                                workers=str(args.backlog_workers)),
+                                   300 if quick else 900, f"backlog drain, {drain}"))
     finally:
         sink.close()
         if not args.keep:
