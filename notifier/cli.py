@@ -147,28 +147,36 @@ def run_command(
     ] = None,
 ) -> None:
     """Run the daemon: poll events, evaluate rules, send what is due, until SIGTERM/SIGINT."""
-    from notifier.daemon import run_forever, run_once, use_one_malloc_arena
+    from notifier.workers import Workers
 
-    use_one_malloc_arena()
     if poll_interval is not None:
         State.overrides["poll_interval"] = poll_interval
     if workers is not None:
         State.overrides["workers"] = str(workers)
     settings = _settings()
-    if metrics_port is not None:
-        from notifier.database import make_engine
-        from notifier.metrics import serve_metrics
+    # The workers first: they load (a second or two) while this process does.
+    helpers = Workers.start(settings, once=once)
+    from notifier.daemon import run_forever, run_once, use_one_malloc_arena
 
-        serve_metrics(metrics_port, engine=make_engine(settings.database_url.reveal()))
+    use_one_malloc_arena()
+    try:
+        if metrics_port is not None:
+            from notifier.database import make_engine
+            from notifier.metrics import serve_metrics
+
+            serve_metrics(metrics_port, engine=make_engine(settings.database_url.reveal()))
+    except BaseException:
+        helpers.reap()
+        raise
     try:
         if once:
-            code, total = asyncio.run(run_once(settings))
+            code, total = asyncio.run(run_once(settings, helpers))
             console.print(
                 f"{total.events} event(s) read, {total.sent} sent, {total.retrying} to retry, "
                 f"{total.failed} failed, {total.skipped} skipped"
             )
             raise typer.Exit(code)
-        raise typer.Exit(asyncio.run(run_forever(settings)))
+        raise typer.Exit(asyncio.run(run_forever(settings, helpers)))
     except RulesError as exc:
         errors.print("[red]notifier cannot start: the rules or templates are not valid[/red]")
         _print_problems(exc)

@@ -107,6 +107,7 @@ class Pipeline:
             settings=settings,
             worker=self.worker,
             clock=clock,
+            claim_limit=_claim_limit(settings, reads_events),
         )
         self.stopping = asyncio.Event()
 
@@ -176,6 +177,16 @@ class Pipeline:
         )
 
 
+def _claim_limit(settings: Settings, reads_events: bool) -> int:
+    """How many messages a process claims at a time. With workers, the main process also
+    reads and plans every event (about a third of the work per email): it claims a batch of
+    batch_size / (workers + 1), so that it does not hold the workers back. With 2 processes
+    and equal batches the main process was the busier one by half, and the worker waited."""
+    if not reads_events or settings.workers <= 1:
+        return settings.batch_size
+    return max(1, settings.batch_size // (settings.workers + 1))
+
+
 M_ARENA_MAX = -8  # glibc's mallopt() parameter
 
 
@@ -196,12 +207,20 @@ def use_one_malloc_arena() -> None:
         pass
 
 
-async def run_once(settings: Settings, **kwargs: object) -> tuple[int, CycleResult]:
-    """`notifier run --once`: everything due now, then exit (with its workers, if any)."""
+async def run_once(
+    settings: Settings, workers: Workers | None = None, **kwargs: object
+) -> tuple[int, CycleResult]:
+    """`notifier run --once`: everything due now, then exit (with its workers, if any: the
+    command line starts them first, so that they load while this process does)."""
     from notifier.workers import Workers
 
-    async with Pipeline(settings, **kwargs) as pipeline:  # type: ignore[arg-type]
-        workers = Workers.start(settings, once=True)
+    workers = workers or Workers.start(settings, once=True)
+    try:
+        pipeline = Pipeline(settings, **kwargs)  # type: ignore[arg-type]
+    except BaseException:
+        await asyncio.to_thread(workers.reap)
+        raise
+    async with pipeline:
         try:
             code, total = await _run_once(pipeline, workers)
         except BaseException:
@@ -232,13 +251,18 @@ async def _run_once(pipeline: Pipeline, workers: Workers) -> tuple[int, CycleRes
             return EXIT_OK, total
 
 
-async def run_forever(settings: Settings) -> int:
+async def run_forever(settings: Settings, workers: Workers | None = None) -> int:
     """`notifier run`: the daemon, until SIGTERM or SIGINT."""
     from notifier.workers import Workers
 
-    async with Pipeline(settings) as pipeline:
+    workers = workers or Workers.start(settings, once=False)
+    try:
+        pipeline = Pipeline(settings)
+    except BaseException:
+        await asyncio.to_thread(workers.reap)
+        raise
+    async with pipeline:
         loop = asyncio.get_running_loop()
-        workers = Workers.start(settings, once=False)
         signals = 0
 
         def on_signal(signum: int) -> None:

@@ -96,8 +96,10 @@ class Dispatcher:
         settings: Settings,
         worker: str,
         clock: Callable[[], datetime] = utcnow,
+        claim_limit: int | None = None,
     ) -> None:
         self.engine = engine
+        self.claim_limit = claim_limit or settings.batch_size
         self.config = config
         self.sender = sender
         self.settings = settings
@@ -161,7 +163,7 @@ class Dispatcher:
     def _claim(self, now: datetime) -> list[Claimed]:
         with self.engine.begin() as conn:
             return store.claim_due(
-                conn, now=now, limit=self.settings.batch_size, worker=self.worker, lease=self.settings.lease
+                conn, now=now, limit=self.claim_limit, worker=self.worker, lease=self.settings.lease
             )
 
     # --- deciding and building -----------------------------------------------------------

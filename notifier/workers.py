@@ -33,16 +33,23 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from notifier import logs
-from notifier.daemon import EXIT_OK, EXIT_SMTP_UNAVAILABLE, CycleResult, Pipeline, use_one_malloc_arena
-from notifier.errors import RulesError
 from notifier.settings import Settings
+
+if TYPE_CHECKING:
+    from notifier.daemon import CycleResult, Pipeline
+
+# This module is imported before the daemon's (heavy) modules, so that `run` can start its
+# workers first and they come up while the main process loads: the daemon's names are
+# imported where they are used.
 
 log = logging.getLogger("notifier.workers")
 
 IDLE_PAUSE_ONCE = 0.1  # `run --once`: how long an idle worker waits before looking again
 EXIT_WORKER_FAILED = 70  # EX_SOFTWARE: a worker ended without saying how it went
+EXIT_INVALID_FILES = 1  # as `notifier run`: the rules or templates are not valid
 QUICK_DEATH = 60.0  # seconds: a worker that dies sooner after its start may die at every start
 RESTART_DELAY = 5.0  # seconds before the next start after the second quick death in a row...
 RESTART_DELAY_MAX = 300.0  # ...doubled after each further one, up to this
@@ -108,6 +115,8 @@ class _Worker:
 
     def outcome(self) -> tuple[int, CycleResult] | None:
         """What an ended worker wrote to its stdout: (exit code, totals), or None."""
+        from notifier.daemon import CycleResult
+
         assert self.process.stdout is not None
         try:
             code, counts = pickle.loads(self.process.stdout.read())
@@ -211,8 +220,22 @@ class Workers:
             if worker.alive:
                 worker.process.kill()
 
+    def reap(self) -> None:
+        """After the main process failed to start: stop the workers (SIGTERM) and wait for
+        them, without asking what they did."""
+        self.stop()
+        for worker in self.running:
+            try:
+                worker.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
+            worker.close()
+
     async def wait(self) -> tuple[int, CycleResult]:
         """Wait for every worker to end: the worst exit code and everything they did."""
+        from notifier.daemon import EXIT_OK, CycleResult
+
         code, total = EXIT_OK, CycleResult()
         for worker in self.running:
             await asyncio.to_thread(worker.process.wait)
@@ -232,6 +255,8 @@ class Workers:
 
 def worker_process() -> None:
     """A worker's life: `python -c WORKER <number> once|daemon <log level>`."""
+    from notifier.daemon import use_one_malloc_arena
+
     use_one_malloc_arena()
     number, mode, log_level = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     # The outcome goes to the real stdout; anything else that would print goes to stderr.
@@ -276,6 +301,8 @@ class _MainProcess:
 
 
 async def _send_until_done(settings: Settings, once: bool, main: _MainProcess) -> tuple[int, CycleResult]:
+    from notifier.daemon import EXIT_OK, EXIT_SMTP_UNAVAILABLE, CycleResult
+
     pipeline = await _pipeline(settings, once, main)
     if pipeline is None:
         return EXIT_OK, CycleResult()
@@ -316,12 +343,15 @@ async def _pipeline(settings: Settings, once: bool, main: _MainProcess) -> Pipel
     broken (one that replaces a dead worker after a refused edit; the main process keeps the
     last good ones) waits for a good edit instead of dying and being started again and
     again. None if the main process went away meanwhile."""
+    from notifier.daemon import Pipeline
+    from notifier.errors import RulesError
+
     while True:
         try:
             return Pipeline(settings, reads_events=False)
         except RulesError as exc:
-            if once:
-                raise
+            if once:  # the main process, which checked the same files, says what is wrong
+                raise SystemExit(EXIT_INVALID_FILES) from exc
             log.error(
                 "cannot start: the rules or templates are not valid (%s); trying again in %s",
                 "; ".join(str(problem) for problem in exc.problems),

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from notifier.daemon import Pipeline
 from notifier.database import init_db, make_engine
 from notifier.settings import Settings
 from notifier.workers import RESTART_DELAY_MAX, Workers, _Slot
@@ -265,3 +266,27 @@ def _alive(pid: int) -> bool:
         return False
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
+
+
+def test_the_workers_module_loads_without_the_daemon() -> None:
+    """`run` starts its workers before it loads the daemon's modules (about a second), so
+    that the workers load at the same time as the main process does."""
+    heavy = ("notifier.daemon", "sqlalchemy", "jinja2", "babel", "css_inline")
+    code = f"import sys, notifier.workers; print([m for m in {heavy!r} if m in sys.modules])"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
+
+
+def test_with_workers_the_main_process_claims_a_smaller_batch(settings: Settings) -> None:
+    """The main process also reads and plans every event; the workers only send. With equal
+    batches the main process was the busier one and the workers waited for it."""
+    shares = {}
+    for reads_events in (True, False):
+        with_workers = replace(settings, workers=2, batch_size=600)
+        pipeline = Pipeline(with_workers, reads_events=reads_events)
+        shares[reads_events] = pipeline.dispatcher.claim_limit
+        pipeline.engine.dispose()
+    assert shares == {True: 200, False: 600}
+    alone = Pipeline(replace(settings, batch_size=600))
+    assert alone.dispatcher.claim_limit == 600, "one process claims whole batches"
+    alone.engine.dispose()
