@@ -21,7 +21,8 @@ from babel.dates import format_date
 from babel.numbers import format_currency
 
 from notifier.mail import Rendered
-from notifier.rendering import LOCALES, Renderer, TemplateError, _one_line, html_to_text, normalize_locale
+from notifier.plaintext import html_to_text
+from notifier.rendering import LOCALES, Renderer, TemplateError, _one_line, normalize_locale
 from notifier.samples import SAMPLE_TRIGGER_OF_TEMPLATE, TRIGGERS, sample_context
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
