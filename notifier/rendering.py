@@ -202,6 +202,7 @@ class Renderer:
         self._root = Path(os.path.abspath(templates_dir))
         self._root_text = str(self._root)
         self._listings: dict[str, _Listing] = {}
+        self._auto_reload = auto_reload
         self._env = _Sandbox(
             loader=jinja2.FileSystemLoader(str(self._root)),
             undefined=jinja2.StrictUndefined,
@@ -325,10 +326,15 @@ class Renderer:
 
         One os.stat per call instead of listing the folder: a file added, removed or
         renamed changes the folder's mtime, so a new or deleted locale shows at the next
-        render. (Edits to a file's content are Jinja's auto_reload business.)
+        render. (Edits to a file's content are Jinja's auto_reload business.) Without
+        auto_reload a folder is listed once, like its files are read once: the daemon's
+        check at (re)load lists them all, and a locale file added within a refused edit must
+        not reach customers either.
         """
         if not _valid_template_name(template):
             return _NO_LISTING
+        if not self._auto_reload and template in self._listings:
+            return self._listings[template]
         folder = os.path.join(self._root_text, template)
         try:
             stat = os.stat(folder)
