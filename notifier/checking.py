@@ -16,7 +16,7 @@ from notifier.config import load_checked
 from notifier.context import Subject, load_subjects, template_context
 from notifier.contract import contract_report
 from notifier.errors import Problem, RulesError
-from notifier.events import SOURCES, Event, read_ids
+from notifier.events import Event, read_about
 from notifier.intake import brand_of
 from notifier.mail import Rendered
 from notifier.rendering import LOCALES, TemplateError
@@ -134,17 +134,10 @@ def _real_context(
 
 
 def _latest_event(conn: sa.Connection, trigger: str, source: str, subject_id: int) -> Event | None:
-    table, column = SOURCES[source]
     if not trigger.startswith(source + "."):
         return None
-    query = (
-        sa.select(table.c.id)
-        .where(table.c[column] == subject_id, table.c.type == trigger.split(".", 1)[1])
-        .order_by(table.c.id.desc())
-        .limit(1)
-    )
-    found = read_ids(conn, source, conn.execute(query).scalars())
-    return found[0] if found else None
+    found = read_about(conn, source, [subject_id], [trigger])  # in id order
+    return found[-1] if found else None
 
 
 def _sample_event(trigger: str, source: str, subject_id: int) -> Event:

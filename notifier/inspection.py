@@ -309,8 +309,7 @@ def _events_of(conn: sa.Connection, kind: str, subject_id: int) -> list[Event]:
     for source, (table, column) in SOURCES.items():
         if kind_of(source) != kind:
             continue
-        ids = conn.execute(sa.select(table.c.id).where(table.c[column] == subject_id)).scalars()
-        found += event_rows.read_ids(conn, source, list(ids))
+        found += event_rows.read_in(conn, source, table.c[column], [subject_id])
     return sorted(found, key=lambda e: (e.occurred_at, e.id))
 
 

@@ -59,50 +59,36 @@ Filters, bound to the context's locale and timezone (None renders as ""):
     text|nl2br                       line breaks as <br> in HTML, unchanged in text
 
 Formats are Babel's names ("short", "medium", "long", "full") or CLDR patterns
-("EEEE d MMMM, HH:mm"). A plain None prints as nothing.
+("EEEE d MMMM, HH:mm"). A plain None prints as nothing. The filters are in filters.py,
+the text made from HTML in plaintext.py, the CSS inlining by page shape in inlining.py.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import time as _time
 from collections.abc import Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, tzinfo
-from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import css_inline
 import jinja2
-from babel import Locale, UnknownLocaleError
-from babel.core import get_global
-from babel.dates import format_date, format_datetime, format_time
-from babel.numbers import format_currency
 from jinja2.nodes import EvalContext
-from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
-from markupsafe import Markup, escape
 
+from notifier.filters import FILTERS, FilterError, rendering_message
 from notifier.inlining import ShapeCache, collecting_holes, hole, may_have_holes
 from notifier.mail import Rendered
+from notifier.plaintext import html_to_text, tidy_text
 
-__all__ = ["LOCALES", "Renderer", "TemplateError", "html_to_text", "normalize_locale"]
-
-log = logging.getLogger(__name__)
+__all__ = ["LOCALES", "Renderer", "TemplateError", "normalize_locale"]
 
 LOCALES: tuple[str, ...] = ("en", "zh-CN", "zh-TW")
 FALLBACK_LOCALE = "en"
 
-_BABEL_NAMES = {"en": "en", "zh-CN": "zh_Hans_CN", "zh-TW": "zh_Hant_TW"}
-# Local conventions Babel does not follow: Taiwan writes NT$, not a bare $.
-_SYMBOLS = {("zh_Hant_TW", "TWD"): ("$", "NT$")}
 _TRADITIONAL_REGIONS = frozenset({"tw", "hk", "mo"})
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _LOCALE_FILE = re.compile(r"(?P<locale>[A-Za-z0-9-]+)\.(?P<part>subject\.txt|html|txt)")
@@ -112,7 +98,6 @@ _CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
 _REGION = re.compile(r"[a-z]{2}|[0-9]{3}")
 _SUBTAG_SEPARATOR = re.compile(r"[-_]")
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # A template folder's listing is reused while the folder (same device, inode and mtime)
 # has not changed. A file added within the filesystem's timestamp granularity of the
 # listing can leave the folder's mtime as it was, so a listing taken less than
@@ -132,10 +117,6 @@ class TemplateError(Exception):
         self.reason = reason
         where = f"{file}:{line}" if line else file
         super().__init__(f"{where}: {reason}")
-
-
-class _FilterError(ValueError):
-    """A filter got a value it cannot format; the message says which and why."""
 
 
 def normalize_locale(value: str | None) -> str:
@@ -188,9 +169,6 @@ class _Listing:
 
 _NO_LISTING = _Listing(frozenset(), (), (0, 0, 0), False, 0.0)
 
-# The context of the message being rendered, for filters in macros imported without context.
-_message: ContextVar[Mapping[str, Any] | None] = ContextVar("notifier_message", default=None)
-
 
 _DICT_ATTRIBUTES = frozenset(dir(dict))
 
@@ -224,6 +202,7 @@ class Renderer:
         self._root = Path(os.path.abspath(templates_dir))
         self._root_text = str(self._root)
         self._listings: dict[str, _Listing] = {}
+        self._auto_reload = auto_reload
         self._env = _Sandbox(
             loader=jinja2.FileSystemLoader(str(self._root)),
             undefined=jinja2.StrictUndefined,
@@ -237,13 +216,7 @@ class Renderer:
             keep_trailing_newline=True,
             finalize=_finalize,
         )
-        self._env.filters.update(
-            datetime=_datetime_filter,
-            date=_date_filter,
-            time=_time_filter,
-            money=_money_filter,
-            nl2br=_nl2br_filter,
-        )
+        self._env.filters.update(FILTERS)
         self._inliner = css_inline.CSSInliner(
             keep_style_tags=False,
             keep_link_tags=False,
@@ -291,11 +264,8 @@ class Renderer:
             zone = customer.get("timezone") if isinstance(customer, Mapping) else None
             values["timezone"] = zone or "UTC"
         base = f"{template}/{chosen}"
-        message = _message.set(values)
-        try:
+        with rendering_message(values):
             return self._render_parts(base, listing, values)
-        finally:
-            _message.reset(message)
 
     def _render_parts(self, base: str, listing: _Listing, values: dict[str, Any]) -> Rendered:
         subject = _one_line(self._render_file(f"{base}.subject.txt", values))
@@ -303,7 +273,7 @@ class Renderer:
             raise TemplateError(self._display(f"{base}.subject.txt"), None, "the subject is empty")
         html = self._html(f"{base}.html", values)
         if f"{values['locale']}.txt" in listing.files:
-            text = _tidy_text(self._render_file(f"{base}.txt", values))
+            text = tidy_text(self._render_file(f"{base}.txt", values))
         else:
             text = html_to_text(html)
         return Rendered(subject=subject, html=html, text=text)
@@ -356,10 +326,15 @@ class Renderer:
 
         One os.stat per call instead of listing the folder: a file added, removed or
         renamed changes the folder's mtime, so a new or deleted locale shows at the next
-        render. (Edits to a file's content are Jinja's auto_reload business.)
+        render. (Edits to a file's content are Jinja's auto_reload business.) Without
+        auto_reload a folder is listed once, like its files are read once: the daemon's
+        check at (re)load lists them all, and a locale file added within a refused edit must
+        not reach customers either.
         """
         if not _valid_template_name(template):
             return _NO_LISTING
+        if not self._auto_reload and template in self._listings:
+            return self._listings[template]
         folder = os.path.join(self._root_text, template)
         try:
             stat = os.stat(folder)
@@ -505,7 +480,7 @@ def _explain(exc: Exception, source_line: str) -> str:
         return message
     if isinstance(exc, jinja2.TemplateNotFound):
         return f"no template named {exc.name!r}"
-    if isinstance(exc, _FilterError):
+    if isinstance(exc, FilterError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
@@ -520,306 +495,3 @@ def _finalize(eval_ctx: EvalContext, value: Any) -> Any:
 def _one_line(value: str) -> str:
     return " ".join(_CONTROL_CHARS.sub(" ", value).split())
 
-
-def _tidy_text(value: str) -> str:
-    lines = [line.rstrip() for line in value.replace("\r\n", "\n").split("\n")]
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
-    return text + "\n" if text else ""
-
-
-# -- filters ------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=64)
-def _babel_locale(code: str) -> Locale:
-    try:
-        return Locale.parse(_BABEL_NAMES.get(code, code.replace("-", "_")))
-    except (ValueError, TypeError, UnknownLocaleError):
-        return Locale.parse("en")
-
-
-@lru_cache(maxsize=64)
-def _babel_name(code: str) -> str:
-    """The Babel locale's name ("zh_Hant_TW") for a template locale: the formatting caches' key."""
-    return str(_babel_locale(code))
-
-
-@lru_cache(maxsize=64)
-def _locale_named(name: str) -> Locale:
-    return Locale.parse(name)
-
-
-@lru_cache(maxsize=512)
-def _zone(name: str) -> tzinfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        log.warning("unknown timezone %r; showing times in UTC", name)
-        return UTC
-
-
-def _bound(ctx: Context, filter_name: str) -> tuple[str, tzinfo]:
-    """The Babel locale name and the timezone the filters use for this context."""
-    values = _values(ctx)
-    code = values.get("locale")
-    if not isinstance(code, str):
-        raise _FilterError(f"the {filter_name} filter cannot see 'locale' here")
-    zone = values.get("timezone")
-    return _babel_name(code), _zone(zone) if isinstance(zone, str) and zone else UTC
-
-
-def _values(ctx: Context) -> Context | Mapping[str, Any]:
-    """What the filters read the locale, timezone and currency from: the template's context,
-    or, in macros imported without context (which Jinja builds once and reuses), the
-    message's."""
-    if "locale" in ctx:
-        return ctx
-    return _message.get() or ctx
-
-
-def _aware(value: Any, filter_name: str) -> datetime:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise _FilterError(f"{filter_name}: {value!r} is not a date and time") from None
-    if not isinstance(value, datetime):
-        raise _FilterError(f"{filter_name} expects a date and time, got {type(value).__name__} {value!r}")
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-@jinja2.pass_context
-def _datetime_filter(ctx: Context, value: Any, format: str = "medium") -> str:
-    if value is None:
-        return ""
-    name, zone = _bound(ctx, "datetime")
-    return format_datetime(_aware(value, "datetime"), format, tzinfo=zone, locale=_locale_named(name))
-
-
-@jinja2.pass_context
-def _date_filter(ctx: Context, value: Any, format: str = "long") -> str:
-    if value is None:
-        return ""
-    name, zone = _bound(ctx, "date")
-    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
-        value = date.fromisoformat(value)
-    if isinstance(value, datetime) or not isinstance(value, date):
-        value = _aware(value, "date").astimezone(zone).date()
-    if type(value) is date and type(format) is str:
-        return _format_date(value, format, name)
-    return format_date(value, format, locale=_locale_named(name))
-
-
-@lru_cache(maxsize=4096)
-def _format_date(value: date, format: str, locale_name: str) -> str:
-    """Cached: a date is the same text every time, and many messages show the same few days."""
-    return format_date(value, format, locale=_locale_named(locale_name))
-
-
-@jinja2.pass_context
-def _time_filter(ctx: Context, value: Any, format: str = "short") -> str:
-    if value is None:
-        return ""
-    name, zone = _bound(ctx, "time")
-    babel_locale = _locale_named(name)
-    if isinstance(value, time):
-        return format_time(value, format, locale=babel_locale)
-    return format_time(_aware(value, "time"), format, tzinfo=zone, locale=babel_locale)
-
-
-@jinja2.pass_context
-def _money_filter(ctx: Context, amount: Any, currency: str | None = None) -> str:
-    if amount is None:
-        return ""
-    name, _ = _bound(ctx, "money")
-    code = currency or _context_currency(ctx)
-    try:
-        value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
-    except InvalidOperation:
-        raise _FilterError(f"money: {amount!r} is not an amount") from None
-    return _format_money(value, code.upper(), name)
-
-
-def _context_currency(ctx: Context) -> str:
-    values = _values(ctx)
-    for key in ("order", "event", "product"):
-        holder = values.get(key)
-        if isinstance(holder, Mapping) and isinstance(holder.get("currency"), str):
-            return holder["currency"]
-    raise _FilterError("money needs a currency here: write amount|money('USD')")
-
-
-@lru_cache(maxsize=4096)
-def _format_money(value: Decimal, currency: str, locale_name: str) -> str:
-    """Cached: Babel takes ~40 µs per amount, and a message repeats the same few amounts."""
-    babel_locale = _locale_named(locale_name)
-    try:
-        text = format_currency(value, currency, locale=babel_locale)
-    except (ValueError, KeyError) as exc:
-        raise _FilterError(f"money: cannot format {value} {currency}: {exc}") from None
-    symbol = _SYMBOLS.get((locale_name, currency))
-    if symbol and symbol[1] not in text:
-        text = text.replace(symbol[0], symbol[1], 1)
-    if value == value.to_integral_value() and _cash_digits(currency) == 0:
-        decimal_sign = babel_locale.number_symbols["latn"]["decimal"]
-        text = re.sub(re.escape(decimal_sign) + r"0+(?!\d)", "", text)
-    return text
-
-
-@lru_cache(maxsize=64)
-def _cash_digits(currency: str) -> int:
-    fractions = get_global("currency_fractions")
-    return int(fractions.get(currency, fractions["DEFAULT"])[2])
-
-
-@jinja2.pass_eval_context
-def _nl2br_filter(eval_ctx: Any, value: Any) -> str:
-    text = "" if value is None else str(value)
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    if eval_ctx.autoescape:
-        # Each line may be a hole (inlining.py), so an address does not make a page shape.
-        return Markup("<br>\n").join(escape(hole(line)) for line in lines)
-    return "\n".join(lines)
-
-
-# -- HTML -> text --------------------------------------------------------------------
-
-_SKIPPED = frozenset({"head", "style", "script", "title", "template", "noscript"})
-_VOID = frozenset({"br", "img", "hr", "meta", "link", "input", "col", "area", "base", "wbr", "source"})
-_PARAGRAPHS = frozenset(
-    {"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "blockquote", "pre", "dl"}
-)
-_BLOCKS = _PARAGRAPHS | {
-    "div", "tr", "li", "section", "header", "footer", "article", "center", "dt", "dd",
-    "address", "tbody", "thead", "tfoot", "body",
-}  # fmt: skip
-_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden|mso-hide\s*:\s*all", re.I)
-
-
-def html_to_text(html: str) -> str:
-    """A readable plain-text version of an HTML message: paragraphs, line breaks,
-    links as "text (url)", list items as "- item", table rows one per line."""
-    parser = _TextWriter()
-    parser.feed(html)
-    parser.close()
-    return _tidy_text(parser.text())
-
-
-class _TextWriter(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self._out: list[str] = []
-        self._open: list[tuple[str, bool]] = []  # (tag, hides its content)
-        self._hidden = 0
-        self._breaks = 0  # pending line breaks before the next text
-        self._space = ""  # pending separator before the next text
-        self._links: list[tuple[str, int]] = []  # (href, index in _out where its text starts)
-        self._lists: list[list[int]] = []  # per open list: [ordered (0/1), counter]
-        self._cells = 0
-        self._pre = 0
-
-    def text(self) -> str:
-        return "".join(self._out)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = dict(attrs)
-        hides = (
-            tag in _SKIPPED
-            or "hidden" in attributes
-            or attributes.get("aria-hidden") == "true"
-            or bool(_HIDDEN_STYLE.search(attributes.get("style") or ""))
-        )
-        if tag not in _VOID:
-            self._open.append((tag, hides))
-            self._hidden += hides
-        if self._hidden or hides:
-            return
-        if tag in _BLOCKS:
-            self._break(2 if tag in _PARAGRAPHS else 1)
-        if tag == "br":
-            self._breaks = min(self._breaks + 1, 2)
-        elif tag == "hr":
-            self._write("-" * 20)
-            self._break(2)
-        elif tag == "img" and attributes.get("alt"):
-            self._write(attributes["alt"] or "")
-        elif tag == "a":
-            self._links.append((attributes.get("href") or "", len(self._out)))
-        elif tag in ("ul", "ol"):
-            self._lists.append([tag == "ol", 0])
-        elif tag == "li":
-            marker = "- "
-            if self._lists and self._lists[-1][0]:
-                self._lists[-1][1] += 1
-                marker = f"{self._lists[-1][1]}. "
-            self._write(marker)
-            self._space = ""
-        elif tag == "tr":
-            self._cells = 0
-        elif tag in ("td", "th"):
-            if self._cells:
-                self._space = "  "
-            self._cells += 1
-        elif tag == "pre":
-            self._pre += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if not any(open_tag == tag for open_tag, _ in self._open):
-            return
-        while self._open:
-            open_tag, hides = self._open.pop()
-            was_hidden = self._hidden > 0
-            self._hidden -= hides
-            if not was_hidden:
-                self._close(open_tag)
-            if open_tag == tag:
-                break
-
-    def _close(self, tag: str) -> None:
-        if tag == "a" and self._links:
-            href, start = self._links.pop()
-            label = "".join(self._out[start:]).strip()
-            target = href
-            if href.lower().startswith("mailto:"):
-                target = href[len("mailto:") :].split("?")[0]
-            if not target or href.startswith("#") or href.lower().startswith("javascript:"):
-                pass
-            elif not label:
-                self._write(target)
-            elif target != label:
-                self._space = " "
-                self._write(f"({target})")
-        elif tag in ("ul", "ol") and self._lists:
-            self._lists.pop()
-        elif tag == "pre":
-            self._pre -= 1
-        if tag in _BLOCKS:
-            self._break(2 if tag in _PARAGRAPHS else 1)
-
-    def handle_data(self, data: str) -> None:
-        if self._hidden:
-            return
-        if self._pre:
-            self._write(data)
-            return
-        collapsed = re.sub(r"\s+", " ", data)
-        if collapsed.startswith(" ") and not self._space:
-            self._space = " "
-        words = collapsed.strip()
-        if words:
-            self._write(words)
-            if collapsed.endswith(" "):
-                self._space = " "
-
-    def _break(self, count: int) -> None:
-        self._breaks = max(self._breaks, count)
-
-    def _write(self, text: str) -> None:
-        if self._out:
-            if self._breaks:
-                self._out.append("\n" * self._breaks)
-            elif self._space and not self._out[-1][-1:].isspace():
-                self._out.append(self._space)
-        self._breaks = 0
-        self._space = ""
-        self._out.append(text)

@@ -290,19 +290,14 @@ class _Planner:
         for event in batch:
             subjects.setdefault(kind_of(event.source), set()).add(event.subject_id)
         found: dict[tuple[str, int], list[Event]] = {}
-        for source, (table, column) in SOURCES.items():
+        for source in SOURCES:
             kind = kind_of(source)
-            short = [t.split(".", 1)[1] for t in waited if t.split(".", 1)[0] == kind]
-            wanted = sorted(subjects.get(kind, ()))
-            for start in range(0, len(wanted) if short else 0, 500):
-                ids = self.conn.execute(
-                    sa.select(table.c.id).where(
-                        table.c[column].in_(wanted[start : start + 500]), table.c.type.in_(short)
-                    )
-                ).scalars()
-                for event in event_rows.read_ids(self.conn, source, list(ids)):
-                    if not event.problem:
-                        found.setdefault((kind, event.subject_id), []).append(event)
+            types = [t for t in waited if t.split(".", 1)[0] == kind]
+            if not types or not subjects.get(kind):
+                continue
+            for event in event_rows.read_about(self.conn, source, subjects[kind], types):
+                if not event.problem:
+                    found.setdefault((kind, event.subject_id), []).append(event)
         return found
 
     def _audience(self, rule: Rule, event: Event, subject: Subject) -> None:

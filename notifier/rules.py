@@ -351,9 +351,11 @@ def _read_rule_fields(
     fields["unless"] = _read_unless(reader, node, label, on)
     fields["superseded_by"] = _read_events(reader, node, "superseded_by", label, on)
     fields["hold_while"] = _read_hold(reader, node, label)
+    fields["audience"] = _read_audience(reader, node, label, on)
+    if fields["audience"] is not None and check_context is not None:
+        check_context = _without_customer(check_context)
     fields["when"] = _read_expression(reader, node, "when", label, on, check_context)
     fields["send_at"] = _read_expression(reader, node, "send_at", label, on, check_context)
-    fields["audience"] = _read_audience(reader, node, label, on)
     fields["schedule"] = _read_schedule(reader, node, label, fields["audience"])
     fields["category"] = _read_category(reader, node, label)
     fields["enabled"] = _read_enabled(reader, node, label)
@@ -398,6 +400,19 @@ def _read_hold(reader: _Reader, node: CommentedMap, label: str) -> str | None:
     return str(value)
 
 
+def _without_customer(
+    check_context: Callable[[str], Mapping[str, Any]],
+) -> Callable[[str], Mapping[str, Any]]:
+    """An audience rule's `when:` and `send_at:` are evaluated once per event, before there
+    is a customer (audience.py): check them the same way, so `customer.*` fails here, with
+    the file and line, and not at run time."""
+
+    def context(on: str) -> Mapping[str, Any]:
+        return {**check_context(on), "customer": None}
+
+    return context
+
+
 def _read_expression(
     reader: _Reader,
     node: CommentedMap,
@@ -419,7 +434,10 @@ def _read_expression(
             else:
                 compiled.evaluate(context)
     except (ExpressionError, ValueError) as exc:
-        reader.fail(line, f"{label}: {key}: {exc}")
+        hint = ""
+        if node.get("audience") is not None and "customer" in source:
+            hint = " (an audience rule's condition is evaluated once per event: there is no customer yet)"
+        reader.fail(line, f"{label}: {key}: {exc}{hint}")
         return None
     return compiled
 

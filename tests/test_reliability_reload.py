@@ -208,3 +208,28 @@ def test_a_broken_template_edit_keeps_the_last_good_template_in_force(
     row = _settled(engine, "order-confirmation", second)
     assert row["state"] == "sent", (row["state"], row["reason"], row["detail"])
     assert _subject_to(smtp_server, "second@example.com") == f"Order {second} confirmed"
+
+
+@pytest.mark.slow
+def test_a_locale_added_within_a_refused_edit_does_not_reach_customers(
+    settings: Settings,
+    shop: Shop,
+    engine: sa.Engine,
+    smtp_server: FaultySmtpServer,
+    daemon: tuple[subprocess.Popen[bytes], Path],
+) -> None:
+    """The edit that adds Japanese order confirmations also breaks another template: the
+    whole edit is refused, so a Japanese customer still gets the English message."""
+    first = _placed(shop, "first@example.com")
+    assert _settled(engine, "order-confirmation", first)["state"] == "sent"
+    templates = Path(settings.templates)
+    _break(templates / "order_dispatched" / "en.html")
+    japanese = templates / "order_confirmation"
+    (japanese / "ja.subject.txt").write_text("ご注文 {{ order.number }} を承りました\n")
+    (japanese / "ja.html").write_text("<p>{{ customer.name }} 様</p>\n")
+    wait_for(lambda: bool(_published(engine).get("reload.error")), LIMIT, "the refused edit to be noticed")
+    order = shop.order(shop.customer(email="ja@example.com", timezone="Asia/Tokyo", locale="ja"))
+    _placed(shop, "ja@example.com", order=order)
+    row = _settled(engine, "order-confirmation", order)
+    assert row["state"] == "sent", (row["state"], row["reason"], row["detail"])
+    assert _subject_to(smtp_server, "ja@example.com") == f"Order {order} confirmed"

@@ -21,7 +21,8 @@ from babel.dates import format_date
 from babel.numbers import format_currency
 
 from notifier.mail import Rendered
-from notifier.rendering import LOCALES, Renderer, TemplateError, _one_line, html_to_text, normalize_locale
+from notifier.plaintext import html_to_text
+from notifier.rendering import LOCALES, Renderer, TemplateError, _one_line, normalize_locale
 from notifier.samples import SAMPLE_TRIGGER_OF_TEMPLATE, TRIGGERS, sample_context
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -1025,3 +1026,20 @@ def test_templates_read_dicts_exactly_as_jinjas_own_sandbox_does(source: str) ->
     ours = render(_Sandbox(undefined=StrictUndefined))
     assert ours == render(ImmutableSandboxedEnvironment(undefined=StrictUndefined))
     assert "Traceback" not in ours
+
+
+@pytest.mark.parametrize(
+    ("year", "weekday", "zh"), [(2026, "Saturday", "星期六"), (2027, "Sunday", "星期日")]
+)
+def test_the_valentines_invitation_names_the_weekday_of_the_year_it_goes_out(
+    renderer: Renderer, year: int, weekday: str, zh: str
+) -> None:
+    for locale in LOCALES:
+        context = sample_context("schedule.tick", locale)
+        context["now"] = datetime(year, 1, 20, 2, 0, tzinfo=UTC)
+        context["timezone"] = context["customer"]["timezone"] = "America/Los_Angeles"  # still 19 January
+        rendered = renderer.render("valentines_invitation", locale, context)
+        expected = weekday if locale == "en" else zh
+        assert expected in rendered.subject and expected in rendered.text and expected in rendered.html
+        if locale == "en":
+            assert f"{weekday} 14 February" in rendered.text

@@ -101,6 +101,7 @@ def test_shipped_rules_and_templates_load_together() -> None:
         ("bad_to", 7, "to:"),
         ("unknown_default_key", 4, "unknown key 'quite_hours'"),
         ("audience_on_order", 7, "audience only applies to product events"),
+        ("audience_when_customer", 7, "there is no customer yet"),
         ("bad_cron", 6, "schedule:"),
         ("schedule_and_on", 5, "either on (an event) or schedule"),
         ("bad_calendar", 4, "'funday' is not a weekday"),
