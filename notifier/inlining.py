@@ -66,6 +66,8 @@ _EDGE_WHITESPACE = " \t\n\f"
 _NUMBERS = (int, float, Decimal)
 
 _holes: ContextVar[list[str] | None] = ContextVar("notifier_holes", default=None)
+# Parses templates for may_have_holes (the syntax is Jinja's default, as the renderer's).
+_PARSER = jinja2.Environment()
 
 
 # --- while a template renders ----------------------------------------------------------------
@@ -114,9 +116,10 @@ _PLACEHOLDERS = tuple(Markup(f"{_OPEN}{_NONCE}{index}{_CLOSE}") for index in ran
 # --- which templates may have holes ---------------------------------------------------------
 
 
-def may_have_holes(env: jinja2.Environment, name: str) -> bool:
+def may_have_holes(source_of: Callable[[str], str], name: str) -> bool:
     """Whether the template and every template it uses only write their output out, never
-    look at it (see the module's docstring). False if any of them cannot be read."""
+    look at it (see the module's docstring). False if any of them cannot be read.
+    `source_of` gives a template's source by name."""
     seen: set[str] = set()
     waiting = [name]
     while waiting:
@@ -125,9 +128,7 @@ def may_have_holes(env: jinja2.Environment, name: str) -> bool:
             continue
         seen.add(current)
         try:
-            assert env.loader is not None
-            source = env.loader.get_source(env, current)[0]
-            tree = env.parse(source, current)
+            tree = _PARSER.parse(source_of(current), current)
         except Exception:
             return False
         if not _only_writes_output(tree):

@@ -68,7 +68,7 @@ from __future__ import annotations
 import os
 import re
 import time as _time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -192,6 +192,22 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
+class _RememberingLoader(jinja2.FileSystemLoader):
+    """Keeps the source of every template it hands to Jinja: what inlining.py checks must be
+    what was compiled, not a later edit of the file."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root)
+        self.sources: dict[str, str] = {}
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        self.sources[template] = source
+        return source, filename, uptodate
+
+
 class Renderer:
     """Renders message templates from one directory; one instance serves all customers."""
 
@@ -204,7 +220,7 @@ class Renderer:
         self._listings: dict[str, _Listing] = {}
         self._auto_reload = auto_reload
         self._env = _Sandbox(
-            loader=jinja2.FileSystemLoader(str(self._root)),
+            loader=_RememberingLoader(str(self._root)),
             undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(
                 enabled_extensions=("html", "htm"), default_for_string=False, default=False
@@ -384,8 +400,17 @@ class Renderer:
     def _may_have_holes(self, name: str) -> bool:
         known = self._hole_safe.get(name)
         if known is None:
-            known = self._hole_safe[name] = may_have_holes(self._env, name)
+            known = self._hole_safe[name] = may_have_holes(self._source_of, name)
         return known
+
+    def _source_of(self, name: str) -> str:
+        """A template's source as Jinja compiled it (without auto_reload, the checked one,
+        whatever the file holds now)."""
+        loader = self._env.loader
+        assert isinstance(loader, _RememberingLoader)
+        if name not in loader.sources:
+            self._env.get_template(name)
+        return loader.sources[name]
 
     def _render_file(self, name: str, values: dict[str, Any]) -> str:
         try:

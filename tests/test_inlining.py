@@ -167,3 +167,17 @@ def test_a_shape_whose_filled_values_never_repeat_stops_being_cached(tmp_path: P
     cache = by_shape._shapes
     assert cache is not None
     assert len(cache._inlined) <= inlining._GIVE_UP_MISSES + 1
+
+
+def test_the_check_reads_the_template_as_compiled_not_a_later_edit(tmp_path: Path) -> None:
+    """The daemon keeps the templates it checked; a later (refused) edit that no longer looks
+    at its output must not make the checked template, which does, render with holes."""
+    looks, _ = TRICKY["captured and measured"]
+    by_shape, _ = _renderers(tmp_path, looks)
+    assert by_shape.check_syntax() == []  # the daemon checks (and compiles) at load
+    (tmp_path / "t" / "en.html").write_text("<p>{{ v }}</p>", encoding="utf-8")
+    reference = Renderer(tmp_path / "reference", auto_reload=True)
+    shutil.copytree(tmp_path / "t", tmp_path / "reference" / "t")
+    (tmp_path / "reference" / "t" / "en.html").write_text(looks, encoding="utf-8")
+    for value in ("ab", "abcdef"):
+        assert by_shape.render("t", "en", {"v": value}) == reference.render("t", "en", {"v": value})
