@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from notifier import __version__
-from notifier.errors import ConfigError, NotifierError, RulesError
+from notifier.errors import EXIT_INVALID, ConfigError, NotifierError, RulesError
 from notifier.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -39,7 +39,6 @@ app = typer.Typer(
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
-EXIT_INVALID = 1
 EXIT_USAGE = 2
 CONFIRM_ABOVE = 5  # retry and resend ask before touching more than this many notifications
 

@@ -207,19 +207,27 @@ def use_one_malloc_arena() -> None:
         pass
 
 
+async def _start(
+    settings: Settings, workers: Workers | None, *, once: bool, **kwargs: object
+) -> tuple[Workers, Pipeline]:
+    """The workers (started here unless the command line already has) and this process's
+    pipeline; if the pipeline cannot start (bad rules, no database), the workers stop."""
+    from notifier.workers import Workers
+
+    workers = workers or Workers.start(settings, once=once)
+    try:
+        return workers, Pipeline(settings, **kwargs)  # type: ignore[arg-type]
+    except BaseException:
+        await asyncio.to_thread(workers.reap)
+        raise
+
+
 async def run_once(
     settings: Settings, workers: Workers | None = None, **kwargs: object
 ) -> tuple[int, CycleResult]:
     """`notifier run --once`: everything due now, then exit (with its workers, if any: the
     command line starts them first, so that they load while this process does)."""
-    from notifier.workers import Workers
-
-    workers = workers or Workers.start(settings, once=True)
-    try:
-        pipeline = Pipeline(settings, **kwargs)  # type: ignore[arg-type]
-    except BaseException:
-        await asyncio.to_thread(workers.reap)
-        raise
+    workers, pipeline = await _start(settings, workers, once=True, **kwargs)
     async with pipeline:
         try:
             code, total = await _run_once(pipeline, workers)
@@ -253,14 +261,7 @@ async def _run_once(pipeline: Pipeline, workers: Workers) -> tuple[int, CycleRes
 
 async def run_forever(settings: Settings, workers: Workers | None = None) -> int:
     """`notifier run`: the daemon, until SIGTERM or SIGINT."""
-    from notifier.workers import Workers
-
-    workers = workers or Workers.start(settings, once=False)
-    try:
-        pipeline = Pipeline(settings)
-    except BaseException:
-        await asyncio.to_thread(workers.reap)
-        raise
+    workers, pipeline = await _start(settings, workers, once=False)
     async with pipeline:
         loop = asyncio.get_running_loop()
         signals = 0

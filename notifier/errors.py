@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+EXIT_INVALID = 1  # the exit code of a command whose settings, rules or templates are not valid
+
 
 class NotifierError(Exception):
     """Something went wrong in notifier."""

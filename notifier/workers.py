@@ -15,9 +15,8 @@ has read every event (`run --once`); end of file means the main process has gone
 worker stops. It writes its exit code and totals to its stdout as it ends. The main process
 stops workers with SIGTERM, which they take like a daemon does: finish the batch in flight,
 record it, exit. Workers run in a session of their own, so Ctrl-C reaches the main process
-only. A worker
-that dies is replaced at once; one that keeps dying soon after it starts, after a growing
-delay (see _Slot).
+only. A worker that dies is replaced at once; one that keeps dying soon after it starts,
+after a growing delay (see _Slot).
 """
 
 from __future__ import annotations
@@ -49,7 +48,6 @@ log = logging.getLogger("notifier.workers")
 
 IDLE_PAUSE_ONCE = 0.1  # `run --once`: how long an idle worker waits before looking again
 EXIT_WORKER_FAILED = 70  # EX_SOFTWARE: a worker ended without saying how it went
-EXIT_INVALID_FILES = 1  # as `notifier run`: the rules or templates are not valid
 QUICK_DEATH = 60.0  # seconds: a worker that dies sooner after its start may die at every start
 RESTART_DELAY = 5.0  # seconds before the next start after the second quick death in a row...
 RESTART_DELAY_MAX = 300.0  # ...doubled after each further one, up to this
@@ -344,14 +342,14 @@ async def _pipeline(settings: Settings, once: bool, main: _MainProcess) -> Pipel
     last good ones) waits for a good edit instead of dying and being started again and
     again. None if the main process went away meanwhile."""
     from notifier.daemon import Pipeline
-    from notifier.errors import RulesError
+    from notifier.errors import EXIT_INVALID, RulesError
 
     while True:
         try:
             return Pipeline(settings, reads_events=False)
         except RulesError as exc:
             if once:  # the main process, which checked the same files, says what is wrong
-                raise SystemExit(EXIT_INVALID_FILES) from exc
+                raise SystemExit(EXIT_INVALID) from exc
             log.error(
                 "cannot start: the rules or templates are not valid (%s); trying again in %s",
                 "; ".join(str(problem) for problem in exc.problems),
