@@ -62,6 +62,13 @@ def _settled(engine: sa.Engine, rule: str, order: int) -> Any:
     return found[0]
 
 
+def _first_sent(shop: Shop, engine: sa.Engine) -> int:
+    """An order confirmation, sent: the daemon is up and sending. Returns the order."""
+    first = _placed(shop, "first@example.com")
+    assert _settled(engine, "order-confirmation", first)["state"] == "sent"
+    return first
+
+
 def _subject_to(smtp_server: FaultySmtpServer, email: str) -> str:
     [message] = [m for m in smtp_server.messages if m.rcpt_tos == (email,)]
     return str(parse(message)["Subject"])
@@ -96,8 +103,7 @@ def test_rules_edits_good_and_bad_while_running(
     process, log = daemon
     rules = Path(settings.rules)
     good_rules = rules.read_text()
-    first = _placed(shop, "first@example.com")
-    assert _settled(engine, "order-confirmation", first)["state"] == "sent"
+    _first_sent(shop, engine)
     digest = _published(engine)["rules.digest"]
 
     # A bad edit: refused, with file, line and reason in the log and in `status`.
@@ -152,8 +158,7 @@ def test_a_good_template_edit_takes_effect_without_a_restart(
     daemon: tuple[subprocess.Popen[bytes], Path],
 ) -> None:
     process, log = daemon
-    first = _placed(shop, "first@example.com")
-    assert _settled(engine, "order-confirmation", first)["state"] == "sent"
+    first = _first_sent(shop, engine)
     assert _subject_to(smtp_server, "first@example.com") == f"Order {first} confirmed"
     subject = Path(settings.templates) / "order_confirmation" / "en.subject.txt"
     subject.write_text("Good news: order {{ order.number }} is confirmed\n")
@@ -174,8 +179,7 @@ def test_a_broken_template_edit_is_refused_and_reported_until_fixed(
     daemon: tuple[subprocess.Popen[bytes], Path],
 ) -> None:
     process, log = daemon
-    first = _placed(shop, "first@example.com")
-    assert _settled(engine, "order-confirmation", first)["state"] == "sent"
+    _first_sent(shop, engine)
     html = Path(settings.templates) / "order_confirmation" / "en.html"
     good = html.read_text()
     line = _break(html)
@@ -200,8 +204,7 @@ def test_a_broken_template_edit_keeps_the_last_good_template_in_force(
     smtp_server: FaultySmtpServer,
     daemon: tuple[subprocess.Popen[bytes], Path],
 ) -> None:
-    first = _placed(shop, "first@example.com")
-    assert _settled(engine, "order-confirmation", first)["state"] == "sent"
+    _first_sent(shop, engine)
     _break(Path(settings.templates) / "order_confirmation" / "en.html")
     wait_for(lambda: bool(_published(engine).get("reload.error")), LIMIT, "the broken template to be noticed")
     second = _placed(shop, "second@example.com")
@@ -220,8 +223,7 @@ def test_a_locale_added_within_a_refused_edit_does_not_reach_customers(
 ) -> None:
     """The edit that adds Japanese order confirmations also breaks another template: the
     whole edit is refused, so a Japanese customer still gets the English message."""
-    first = _placed(shop, "first@example.com")
-    assert _settled(engine, "order-confirmation", first)["state"] == "sent"
+    _first_sent(shop, engine)
     templates = Path(settings.templates)
     _break(templates / "order_dispatched" / "en.html")
     japanese = templates / "order_confirmation"

@@ -45,6 +45,16 @@ def _journeys(url: str, orders: int, *, batch: int = 0) -> int:
     return len(ids) * len(STEPS)
 
 
+def _daemon_with_a_worker(
+    url: str, settings: Settings, tmp_path: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """One journey (three emails) in the database, and `notifier run --workers 2` started on
+    it; returns the daemon and its log."""
+    _journeys(url, 1)
+    log = tmp_path / "daemon.log"
+    return start_daemon(settings, log, args=("-v", "run", "--workers", "2"), env=env), log
+
+
 def _senders(log: str) -> set[str]:
     """Which processes logged a sent message: 'main' or 'worker N'."""
     found = set()
@@ -104,9 +114,7 @@ def test_stopping_the_daemon_stops_its_workers_and_loses_nothing(
 def test_a_worker_whose_main_process_is_killed_stops_by_itself(
     db_url: str, every_step: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
 ) -> None:
-    _journeys(db_url, 1)
-    log = tmp_path / "daemon.log"
-    daemon = start_daemon(every_step, log, args=("-v", "run", "--workers", "2"))
+    daemon, log = _daemon_with_a_worker(db_url, every_step, tmp_path)
     try:
         wait_for(lambda: len(smtp_server.messages) >= 3, limit=60)
         [worker] = _children(daemon.pid)
@@ -122,10 +130,8 @@ def test_a_worker_whose_main_process_is_killed_stops_by_itself(
 def test_a_worker_that_dies_is_replaced_and_its_messages_still_go(
     db_url: str, every_step: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
 ) -> None:
-    _journeys(db_url, 1)
-    log = tmp_path / "daemon.log"
     env = {"NOTIFIER_BATCH_SIZE": "20", "NOTIFIER_LEASE": "2s"}
-    daemon = start_daemon(every_step, log, args=("-v", "run", "--workers", "2"), env=env)
+    daemon, log = _daemon_with_a_worker(db_url, every_step, tmp_path, env)
     try:
         wait_for(lambda: len(smtp_server.messages) >= 3, limit=60)
         first = _children(daemon.pid)
