@@ -6,7 +6,7 @@ Builds a SQLite database (in a temporary folder unless --db names a file) with N
 (default 1,000,000), each with one order of the product placed in the last 240 days, about
 70% of them opted in to marketing mail and 1% (all opted in) unsubscribed since; then
 plans the `price-rise-warning` rule of SPEC §4 for one `product.price_change` event with
-`notifier.audience.plan_audience`, in a fresh process, so the peak RSS it reports is the
+`notifier.db.fanout.plan_audience`, in a fresh process, so the peak RSS it reports is the
 planning's (plus the interpreter and imports, shown separately as "before planning").
 Target: under 60 s and under 200 MB.
 """
@@ -50,7 +50,7 @@ def build(path: Path, customers: int, analyze: bool) -> float:
     Without ANALYZE (as most order systems leave SQLite) the query starts from the
     order_items index on product_id; with it, SQLite knows every customer bought the
     product and scans customers instead. Both stay inside the targets."""
-    from notifier.database import init_db, make_engine
+    from notifier.db.engine import init_db, make_engine
 
     started = time.perf_counter()
     engine = make_engine(f"sqlite:///{path}")
@@ -117,13 +117,13 @@ def plan(path: Path, explain: bool) -> dict[str, object]:
     """Plan the price-change event once (run in a fresh process). Returns the figures."""
     import sqlalchemy as sa
 
-    from notifier.audience import plan_audience
-    from notifier.context import load_subjects
-    from notifier.database import make_engine
-    from notifier.events import read_ids
-    from notifier.intake import brand_of
-    from notifier.rules import load_rules
-    from notifier.timing import utcnow
+    from notifier.config.rules_file import load_rules
+    from notifier.core.timing import utcnow
+    from notifier.db.engine import make_engine
+    from notifier.db.events import read_ids
+    from notifier.db.fanout import plan_audience
+    from notifier.db.subjects import load_subjects
+    from notifier.run.intake import brand_of
 
     rules = load_rules(Path("bench-rules.yaml"), template_exists=lambda _name: True, text=RULES)
     rule = rules.by_name("price-rise-warning")

@@ -1,4 +1,4 @@
-"""How long notifier.mail.build_message takes per message.
+"""How long notifier.compose.mail.build_message takes per message.
 
     .venv/bin/python bench/bench_mail.py
 
@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 
-from notifier.mail import Envelope, Rendered, build_message, make_message_id
+from notifier.compose.mail import Envelope, Rendered, build_message, make_message_id
 
 COUNT = 20_000
 STDLIB_COUNT = 1_000
@@ -103,7 +103,7 @@ def main() -> None:
     ours = per_message_us(build_message, samples)
     stdlib = per_message_us(stdlib_message, samples[:STDLIB_COUNT])
     print(f"{COUNT} messages, HTML {size / 1024:.1f} KB, message {len(built) / 1024:.1f} KB")
-    print(f"notifier.mail.build_message: {ours:7.1f} µs/message ({1e6 / ours:,.0f}/s)")
+    print(f"notifier.compose.mail.build_message: {ours:7.1f} µs/message ({1e6 / ours:,.0f}/s)")
     print(f"stdlib EmailMessage:         {stdlib:7.1f} µs/message ({1e6 / stdlib:,.0f}/s)")
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from notifier.database import init_db, make_engine
-from notifier.schema import Customer, Order, OrderEvent, OrderItem, Product
+from notifier.db.engine import init_db, make_engine
+from notifier.db.schema import Customer, Order, OrderEvent, OrderItem, Product
 
 CHUNK = 5_000
 PRODUCTS = 60

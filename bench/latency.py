@@ -22,7 +22,7 @@ import dataset
 from measure import ROOT, Figure, notifier_command, reap
 from sink import Sink
 
-from notifier.mail import make_message_id
+from notifier.compose.mail import make_message_id
 
 
 def _started(db: Path, timeout: float) -> bool:

@@ -24,7 +24,7 @@ from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 from typing import Any
 
-from notifier.rendering import Renderer
+from notifier.compose.rendering import Renderer
 
 BRAND = {"name": "Blossom & Co", "email": "care@blossom.example"}
 

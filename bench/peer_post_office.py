@@ -31,8 +31,8 @@ SAMPLE_ITEMS = ("Red roses, a dozen", "Valentine's card", "Clear glass vase")
 
 def write_templates(directory: Path) -> None:
     """notifier's en order confirmation (sample data) as Django templates: subject, html, txt."""
-    from notifier.rendering import Renderer
-    from notifier.samples import sample_context
+    from notifier.compose.rendering import Renderer
+    from notifier.compose.samples import sample_context
 
     root = Path(__file__).resolve().parent.parent / "templates"
     rendered = Renderer(root).render("order_confirmation", "en", sample_context("order.placed", "en"))

@@ -27,8 +27,8 @@ from rich.console import Console
 from rich.table import Table
 
 from notifier import __version__
+from notifier.config.settings import Settings, load_settings
 from notifier.errors import EXIT_INVALID, ConfigError, NotifierError, RulesError
-from notifier.settings import Settings, load_settings
 
 app = typer.Typer(
     help="notifier: tells customers what is happening with their orders before they ask.",
@@ -113,7 +113,7 @@ def init_db_command(
     ] = False,
 ) -> None:
     """Create the integration tables and notifier's own tables where missing; upgrade notifier's."""
-    from notifier.database import init_db, make_engine, schema_revision
+    from notifier.db.engine import init_db, make_engine, schema_revision
 
     settings = _settings()
     engine = make_engine(settings.database_url.reveal())
@@ -127,7 +127,7 @@ def init_db_command(
         if engine.dialect.name != "postgresql":
             errors.print("--notify-trigger needs PostgreSQL; SQLite daemons poll")
             raise typer.Exit(2)
-        from notifier.wakeup import install_trigger
+        from notifier.db.wakeup import install_trigger
 
         console.print(f"wake-up trigger installed on {', '.join(install_trigger(engine))}")
     engine.dispose()
@@ -146,7 +146,7 @@ def run_command(
     ] = None,
 ) -> None:
     """Run the daemon: poll events, evaluate rules, send what is due, until SIGTERM/SIGINT."""
-    from notifier.workers import Workers
+    from notifier.run.workers import Workers
 
     if poll_interval is not None:
         State.overrides["poll_interval"] = poll_interval
@@ -155,13 +155,13 @@ def run_command(
     settings = _settings()
     # The workers first: they load (a second or two) while this process does.
     helpers = Workers.start(settings, once=once)
-    from notifier.daemon import run_forever, run_once, use_one_malloc_arena
+    from notifier.run.daemon import run_forever, run_once, use_one_malloc_arena
 
     use_one_malloc_arena()
     try:
         if metrics_port is not None:
-            from notifier.database import make_engine
-            from notifier.metrics import serve_metrics
+            from notifier.db.engine import make_engine
+            from notifier.run.metrics import serve_metrics
 
             serve_metrics(metrics_port, engine=make_engine(settings.database_url.reveal()))
     except BaseException:
@@ -188,8 +188,8 @@ def run_command(
 @app.command("check")
 def check_command() -> None:
     """Validate rules.yaml and render every template in every locale with sample data."""
-    from notifier.checking import check_all
-    from notifier.contract import customer_locales
+    from notifier.compose.contract import customer_locales
+    from notifier.tools.checking import check_all
 
     settings = _settings()
     # The languages customers actually use, when the database can be read; else the shipped ones.
@@ -215,7 +215,7 @@ def preview_command(
     ] = False,
 ) -> None:
     """Render one message and print its subject and text (or HTML) part."""
-    from notifier.checking import preview
+    from notifier.tools.checking import preview
 
     settings = _settings()
     try:
@@ -235,7 +235,7 @@ def demo_command(
     ),
 ) -> None:
     """Run the embedded demo: sample orders in three languages, a local mail catcher, a summary."""
-    from notifier.demo import run_demo
+    from notifier.tools.demo import run_demo
 
     raise typer.Exit(run_demo(out, console))
 
@@ -245,9 +245,9 @@ def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """What is queued, sent, retrying, failed; SMTP health; the rules in force and the last reload."""
-    from notifier.database import connect
-    from notifier.inspection import status
-    from notifier.timing import utcnow
+    from notifier.core.timing import utcnow
+    from notifier.db.engine import connect
+    from notifier.tools.inspection import status
 
     settings = _settings()
     now = utcnow()
@@ -332,7 +332,7 @@ def _age(now: datetime, moment: datetime | None) -> str:
 
 def _rules_to_explain(settings: Settings) -> Any:
     """The rules file as written (templates not checked), or None with a note when unreadable."""
-    from notifier.rules import load_rules
+    from notifier.config.rules_file import load_rules
 
     try:
         return load_rules(settings.rules, template_exists=lambda _name: True)
@@ -353,9 +353,9 @@ def history_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """What a customer, order or case was sent, when, and why each rule did or did not send."""
-    from notifier.database import connect
-    from notifier.inspection import history
-    from notifier.timing import utcnow
+    from notifier.core.timing import utcnow
+    from notifier.db.engine import connect
+    from notifier.tools.inspection import history
 
     if sum(x is not None for x in (customer, order, case)) != 1:
         errors.print("give exactly one of --customer EMAIL, --order ID, --case ID")
@@ -389,7 +389,7 @@ def _print_entry(entry: Any) -> None:
 
 
 def _since(text: str, now: datetime) -> datetime:
-    from notifier.replay import parse_since
+    from notifier.tools.replay import parse_since
 
     try:
         return parse_since(text, now)
@@ -422,10 +422,10 @@ def retry_command(
     ] = False,
 ) -> None:
     """Put failed notifications back in the queue to go out at once (the same message again)."""
-    from notifier import store
-    from notifier.database import connect
-    from notifier.inspection import failed_notifications, notifications_by_id
-    from notifier.timing import utcnow
+    from notifier.core.timing import utcnow
+    from notifier.db import store
+    from notifier.db.engine import connect
+    from notifier.tools.inspection import failed_notifications, notifications_by_id
 
     now = utcnow()
     start = _since(since, now) if since is not None else None
@@ -475,10 +475,10 @@ def resend_command(
     ] = False,
 ) -> None:
     """Send a fresh copy of sent notifications on purpose (rendered again, with a new Message-ID)."""
-    from notifier import store
-    from notifier.database import connect
-    from notifier.inspection import notifications_by_id
-    from notifier.timing import utcnow
+    from notifier.core.timing import utcnow
+    from notifier.db import store
+    from notifier.db.engine import connect
+    from notifier.tools.inspection import notifications_by_id
 
     now = utcnow()
     settings = _settings()
@@ -526,9 +526,9 @@ def simulate_command(
     Reads only: nothing is written to the database and nothing is sent."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from notifier.config import load_checked
-    from notifier.replay import count_events, read_only, simulate
-    from notifier.timing import utcnow
+    from notifier.config.live import load_checked
+    from notifier.core.timing import utcnow
+    from notifier.tools.replay import count_events, read_only, simulate
 
     now = utcnow()
     start = _since(since, now)
@@ -603,9 +603,9 @@ def report_command(
 ) -> None:
     """Per rule: sent, failed, and for order rules how often a case followed within 7 days -
     with the message, and for orders of the same kind without it."""
-    from notifier.replay import read_only
-    from notifier.report import report
-    from notifier.timing import utcnow
+    from notifier.core.timing import utcnow
+    from notifier.tools.replay import read_only
+    from notifier.tools.report import report
 
     now = utcnow()
     start = _since(since, now)
@@ -664,7 +664,7 @@ def web_command(
     template gallery for marketing (/preview)."""
     import ipaddress
 
-    from notifier.web import serve
+    from notifier.tools.web import serve
 
     if preview is None:
         try:

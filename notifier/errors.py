@@ -5,8 +5,8 @@
     ├── RulesError                rules.yaml is not valid; carries every problem with file:line
     └── DatabaseUnavailable       the database cannot be reached right now (retry later)
 
-Template problems are `notifier.rendering.TemplateError`; SMTP problems never raise past
-`notifier.sending`, they become a `SendResult`.
+Template problems are `notifier.compose.rendering.TemplateError`; SMTP problems never raise past
+`notifier.smtp.sending`, they become a `SendResult`.
 """
 
 from __future__ import annotations

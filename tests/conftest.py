@@ -22,8 +22,8 @@ import sqlalchemy as sa
 import uvicorn
 from starlette.applications import Starlette
 
-from notifier.database import init_db, make_engine
-from notifier.settings import Secret, Settings
+from notifier.config.settings import Secret, Settings
+from notifier.db.engine import init_db, make_engine
 from tests.conftest_smtp import smtp_server  # noqa: F401
 from tests.shop import Shop
 from tests.smtp_server import FaultySmtpServer

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from notifier.settings import Settings
+from notifier.config.settings import Settings
 
 
 def start_daemon(

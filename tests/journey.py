@@ -12,10 +12,10 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from notifier.daemon import CycleResult, run_once
-from notifier.schema import OrderEvent
-from notifier.settings import Settings
-from notifier.tables import Notification
+from notifier.config.settings import Settings
+from notifier.db.schema import OrderEvent
+from notifier.db.tables import Notification
+from notifier.run.daemon import CycleResult, run_once
 from tests.shop import Shop
 from tests.smtp_server import FaultySmtpServer, Received
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from notifier.schema import Case, CaseEvent, Customer, Order, OrderEvent, OrderItem, Product, ProductEvent
+from notifier.db.schema import Case, CaseEvent, Customer, Order, OrderEvent, OrderItem, Product, ProductEvent
 
 
 def _table(model: Any) -> sa.Table:

@@ -34,8 +34,8 @@ from typing import Any, Literal
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword
 
-from notifier.catcher import LocalController
-from notifier.sending import SmtpConfig
+from notifier.smtp.sending import SmtpConfig
+from notifier.tools.catcher import LocalController
 
 __all__ = ["FaultySmtpServer", "Received", "Step", "free_port"]
 

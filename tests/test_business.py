@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from notifier.business import BusinessDuration, Calendar, parse_business, weekday_numbers
+from notifier.core.business import BusinessDuration, Calendar, parse_business, weekday_numbers
 
 TAIPEI = Calendar(
     timezone=ZoneInfo("Asia/Taipei"),

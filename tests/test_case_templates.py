@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from notifier.mail import Rendered
-from notifier.rendering import LOCALES, Renderer
-from notifier.samples import SAMPLE_TRIGGER_OF_TEMPLATE, TRIGGERS, sample_context
+from notifier.compose.mail import Rendered
+from notifier.compose.rendering import LOCALES, Renderer
+from notifier.compose.samples import SAMPLE_TRIGGER_OF_TEMPLATE, TRIGGERS, sample_context
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 CUSTOMER_MESSAGES = ["case_overdue_customer", "case_agent_replied", "case_resolved"]

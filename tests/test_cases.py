@@ -16,8 +16,8 @@ from starlette.applications import Starlette
 from typer.testing import CliRunner
 
 from notifier.cli import app
-from notifier.settings import Settings
-from notifier.web import create_app
+from notifier.config.settings import Settings
+from notifier.tools.web import create_app
 from tests.journey import body, notifications, parse, run
 from tests.shop import Shop
 from tests.smtp_server import FaultySmtpServer

@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 from typer.testing import CliRunner, Result
 
-from notifier import store
 from notifier.cli import app
-from notifier.daemon import Pipeline
-from notifier.settings import Settings
+from notifier.config.settings import Settings
+from notifier.db import store
+from notifier.run.daemon import Pipeline
 from tests.journey import notifications, parse, run
 from tests.shop import Shop, ts
 from tests.smtp_server import FaultySmtpServer

@@ -13,15 +13,15 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from notifier.checking import check_all
 from notifier.cli import app
-from notifier.config import load_checked
-from notifier.contract import SUPPLIES, check_contract, customer_locales, locale_report
-from notifier.database import make_engine
+from notifier.compose.contract import SUPPLIES, check_contract, customer_locales, locale_report
+from notifier.compose.rendering import LOCALES, Renderer
+from notifier.compose.samples import TRIGGERS, sample_context
+from notifier.config.live import load_checked
+from notifier.db.engine import make_engine
+from notifier.db.events import VOCABULARY
 from notifier.errors import Problem
-from notifier.events import VOCABULARY
-from notifier.rendering import LOCALES, Renderer
-from notifier.samples import TRIGGERS, sample_context
+from notifier.tools.checking import check_all
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from notifier.settings import Settings
+from notifier.config.settings import Settings
 from tests.daemons import start_daemon, wait_for
 from tests.journey import notifications, run
 from tests.shop import Shop

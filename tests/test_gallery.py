@@ -24,11 +24,11 @@ from markupsafe import escape
 from starlette.applications import Starlette
 
 from notifier import links
-from notifier.checking import preview
-from notifier.database import make_engine
-from notifier.rendering import LOCALES, Renderer
-from notifier.settings import Secret, Settings
-from notifier.web import create_app
+from notifier.compose.rendering import LOCALES, Renderer
+from notifier.config.settings import Secret, Settings
+from notifier.db.engine import make_engine
+from notifier.tools.checking import preview
+from notifier.tools.web import create_app
 from tests.shop import Shop
 from tests.smtp_server import FaultySmtpServer
 

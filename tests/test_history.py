@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 from typer.testing import CliRunner
 
-from notifier import store
 from notifier.cli import app
-from notifier.settings import Settings
+from notifier.config.settings import Settings
+from notifier.db import store
 from tests.journey import run
 from tests.shop import Shop, ts
 from tests.smtp_server import FaultySmtpServer

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from notifier import inlining
-from notifier.inlining import ShapeCache
-from notifier.rendering import LOCALES, Renderer, TemplateError
-from notifier.samples import SAMPLE_TRIGGER_OF_TEMPLATE, sample_context
+from notifier.compose import inlining
+from notifier.compose.inlining import ShapeCache
+from notifier.compose.rendering import LOCALES, Renderer, TemplateError
+from notifier.compose.samples import SAMPLE_TRIGGER_OF_TEMPLATE, sample_context
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from notifier import store
-from notifier.config import load_checked
-from notifier.database import make_engine
-from notifier.events import MAX_GAP_RUN, Event, event_from_row, missing_ids
-from notifier.intake import intake
-from notifier.schema import OrderEvent
-from notifier.tables import Notification
+from notifier.config.live import load_checked
+from notifier.db import store
+from notifier.db.engine import make_engine
+from notifier.db.events import MAX_GAP_RUN, Event, event_from_row, missing_ids
+from notifier.db.schema import OrderEvent
+from notifier.db.tables import Notification
+from notifier.run.intake import intake
 from tests.shop import Shop, ts
 
 ORDER_EVENTS = OrderEvent.__table__  # type: ignore[attr-defined]
@@ -142,7 +142,7 @@ def test_unreadable_event_rows_carry_their_problem(data: str, problem: str) -> N
 @pytest.mark.postgres
 def test_out_of_order_commit_on_postgres_is_still_evaluated(postgres_url: str, project: Path) -> None:
     """Two real transactions: the lower id commits after the higher one was read."""
-    from notifier.database import init_db
+    from notifier.db.engine import init_db
     from tests.conftest import _fresh_postgres
 
     engine = _fresh_postgres(postgres_url)

@@ -13,12 +13,12 @@ from freezegun import freeze_time
 from typer.testing import CliRunner
 
 from notifier.cli import app
-from notifier.daemon import Pipeline
-from notifier.database import reading
-from notifier.gates import judge
-from notifier.intake import intake
-from notifier.settings import Settings
-from notifier.tables import Reason
+from notifier.config.settings import Settings
+from notifier.core.gates import judge
+from notifier.db.engine import reading
+from notifier.db.tables import Reason
+from notifier.run.daemon import Pipeline
+from notifier.run.intake import intake
 from tests.journey import notifications, parse, run
 from tests.shop import Shop
 from tests.smtp_server import FaultySmtpServer

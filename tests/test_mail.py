@@ -1,4 +1,4 @@
-"""notifier.mail: every message is parsed back with the stdlib parser and must say
+"""notifier.compose.mail: every message is parsed back with the stdlib parser and must say
 exactly what went in."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notifier.mail import (
+from notifier.compose.mail import (
     Envelope,
     InvalidAddress,
     Rendered,

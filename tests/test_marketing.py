@@ -9,8 +9,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from freezegun import freeze_time
 
-from notifier import store
-from notifier.settings import Settings
+from notifier.config.settings import Settings
+from notifier.db import store
 from tests.journey import notifications, parse, run
 from tests.shop import Shop, ts
 from tests.smtp_server import FaultySmtpServer

@@ -7,9 +7,9 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from notifier.database import _alembic, init_db, make_engine, schema_revision
-from notifier.migrations.env_names import VERSION_TABLE
-from notifier.tables import NOTIFIER_TABLES
+from notifier.db.engine import _alembic, init_db, make_engine, schema_revision
+from notifier.db.migrations.env_names import VERSION_TABLE
+from notifier.db.tables import NOTIFIER_TABLES
 from tests.shop import ts
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from freezegun import freeze_time
 
-from notifier.settings import Settings
+from notifier.config.settings import Settings
 from tests.journey import body, notifications, parse, run
 from tests.shop import Shop
 from tests.smtp_server import FaultySmtpServer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from notifier.pacing import MINIMUM_RATE, Pace
+from notifier.smtp.pacing import MINIMUM_RATE, Pace
 
 
 class FakeTime:

@@ -24,10 +24,10 @@ import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 
-from notifier.database import make_engine
-from notifier.schema import Customer, Order, OrderEvent, OrderItem, Product
-from notifier.settings import Secret, Settings
-from notifier.tables import Notification
+from notifier.config.settings import Secret, Settings
+from notifier.db.engine import make_engine
+from notifier.db.schema import Customer, Order, OrderEvent, OrderItem, Product
+from notifier.db.tables import Notification
 from tests.daemons import start_daemon, stop, wait_for
 from tests.journey import notifications, run
 from tests.shop import Shop

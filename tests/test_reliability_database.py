@@ -25,10 +25,10 @@ import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 
-from notifier.daemon import Pipeline, run_once
-from notifier.database import init_db, make_engine
-from notifier.intake import intake
-from notifier.settings import Secret, Settings
+from notifier.config.settings import Secret, Settings
+from notifier.db.engine import init_db, make_engine
+from notifier.run.daemon import Pipeline, run_once
+from notifier.run.intake import intake
 from tests.daemons import start_daemon, stop, wait_for
 from tests.journey import notifications, run
 from tests.shop import Shop

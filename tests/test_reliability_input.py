@@ -14,8 +14,8 @@ from freezegun import freeze_time
 from typer.testing import CliRunner
 
 from notifier.cli import app
-from notifier.context import CUSTOMERS
-from notifier.settings import Settings
+from notifier.config.settings import Settings
+from notifier.db.subjects import CUSTOMERS
 from tests.journey import notifications, parse, run
 from tests.shop import Shop
 from tests.smtp_server import FaultySmtpServer

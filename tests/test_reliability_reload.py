@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from notifier.cli import app
-from notifier.settings import Settings
-from notifier.store import STATE
+from notifier.config.settings import Settings
+from notifier.db.store import STATE
 from tests.daemons import start_daemon, stop, wait_for
 from tests.journey import notifications, parse
 from tests.shop import Shop

@@ -22,10 +22,10 @@ from freezegun import freeze_time
 from typer.testing import CliRunner
 
 from notifier.cli import app
-from notifier.daemon import EXIT_OK, EXIT_SMTP_UNAVAILABLE
-from notifier.settings import Secret, Settings
-from notifier.store import ATTEMPTS, STATE, SUPPRESSIONS
-from notifier.timing import as_utc
+from notifier.config.settings import Secret, Settings
+from notifier.core.timing import as_utc
+from notifier.db.store import ATTEMPTS, STATE, SUPPRESSIONS
+from notifier.run.daemon import EXIT_OK, EXIT_SMTP_UNAVAILABLE
 from tests.daemons import start_daemon, stop, wait_for
 from tests.journey import notifications, run
 from tests.shop import Shop, ts

@@ -1,4 +1,4 @@
-"""notifier.rendering and the shipped templates: every message in every locale says what
+"""notifier.compose.rendering and the shipped templates: every message in every locale says what
 SPEC §3 requires, in the customer's timezone and money; templates stay in their sandbox."""
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency
 
-from notifier.mail import Rendered
-from notifier.plaintext import html_to_text
-from notifier.rendering import LOCALES, Renderer, TemplateError, _one_line, normalize_locale
-from notifier.samples import SAMPLE_TRIGGER_OF_TEMPLATE, TRIGGERS, sample_context
+from notifier.compose.mail import Rendered
+from notifier.compose.plaintext import html_to_text
+from notifier.compose.rendering import LOCALES, Renderer, TemplateError, _one_line, normalize_locale
+from notifier.compose.samples import SAMPLE_TRIGGER_OF_TEMPLATE, TRIGGERS, sample_context
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 INTERNAL = {"case_overdue_team", "case_not_solved_team"}  # notices to the team, English only
@@ -816,7 +816,7 @@ def test_an_unknown_timezone_shows_utc_and_is_logged(
         "now": datetime(2026, 2, 13, 17, 30, tzinfo=UTC),
         "timezone": "Mars/Olympus_Mons",
     }
-    with caplog.at_level(logging.WARNING, logger="notifier.rendering"):
+    with caplog.at_level(logging.WARNING, logger="notifier.compose.rendering"):
         assert renderer.render("f", "en", context).text == "17:30\n"
     assert "Mars/Olympus_Mons" in caplog.text
 
@@ -1006,7 +1006,7 @@ def test_templates_read_dicts_exactly_as_jinjas_own_sandbox_does(source: str) ->
     from jinja2 import StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    from notifier.rendering import _Sandbox
+    from notifier.compose.rendering import _Sandbox
 
     data = {
         "d": {

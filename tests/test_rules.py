@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from notifier.cli import app
-from notifier.config import load_checked
+from notifier.compose.samples import sample_context
+from notifier.config.live import load_checked
+from notifier.config.rules_file import Category, load_rules
 from notifier.errors import RulesError
-from notifier.rules import Category, load_rules
-from notifier.samples import sample_context
 
 CASES = Path(__file__).parent / "rules_cases"
 ROOT = Path(__file__).resolve().parent.parent

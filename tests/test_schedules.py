@@ -7,10 +7,10 @@ from datetime import timedelta
 import sqlalchemy as sa
 from freezegun import freeze_time
 
-from notifier.config import load_checked
-from notifier.schedules import fire_due, latest_tick
-from notifier.settings import Settings
-from notifier.store import STATE
+from notifier.config.live import load_checked
+from notifier.config.settings import Settings
+from notifier.db.store import STATE
+from notifier.run.schedules import fire_due, latest_tick
 from tests.journey import notifications, parse, run
 from tests.shop import Shop, ts
 from tests.smtp_server import FaultySmtpServer

@@ -22,10 +22,10 @@ import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 
-from notifier.database import init_db, make_engine
-from notifier.sending import SmtpConfig
-from notifier.settings import Secret, Settings
-from notifier.store import ATTEMPTS, STATE
+from notifier.config.settings import Secret, Settings
+from notifier.db.engine import init_db, make_engine
+from notifier.db.store import ATTEMPTS, STATE
+from notifier.smtp.sending import SmtpConfig
 from tests.journey import notifications, run
 from tests.shop import Shop
 from tests.smtp_server import FaultySmtpServer, free_port

@@ -1,7 +1,7 @@
-"""notifier.sending and notifier.catcher, against a real SMTP server (no mocks).
+"""notifier.smtp.sending and notifier.tools.catcher, against a real SMTP server (no mocks).
 
 Every test with the `smtp_server` fixture runs twice: against a server that offers
-PIPELINING (notifier.pipelining sends each message) and one that does not (aiosmtplib
+PIPELINING (notifier.smtp.pipelining sends each message) and one that does not (aiosmtplib
 does, a command at a time). Failures must come out the same either way.
 """
 
@@ -42,8 +42,7 @@ from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notifier.catcher import MailCatcher, eml_name
-from notifier.sending import (
+from notifier.smtp.sending import (
     _MAILBOX,
     Outcome,
     Sender,
@@ -55,6 +54,7 @@ from notifier.sending import (
     backoff,
     classify,
 )
+from notifier.tools.catcher import MailCatcher, eml_name
 from tests.smtp_server import DEFAULT_TEXT, FaultySmtpServer, free_port
 
 SHOP = "orders@flowers.test"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from notifier.database import init_db
-from notifier.settings import Secret, Settings
-from notifier.wakeup import install_trigger
+from notifier.config.settings import Secret, Settings
+from notifier.db.engine import init_db
+from notifier.db.wakeup import install_trigger
 from tests.conftest import _fresh_postgres
 from tests.daemons import start_daemon, stop, wait_for
 from tests.journey import STEPS, journeys, kinds_per_order

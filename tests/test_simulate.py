@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 from typer.testing import CliRunner, Result
 
-from notifier import store
 from notifier.cli import app
-from notifier.replay import read_only
-from notifier.settings import Settings
-from notifier.tables import NOTIFIER_TABLES
+from notifier.config.settings import Settings
+from notifier.db import store
+from notifier.db.tables import NOTIFIER_TABLES
+from notifier.tools.replay import read_only
 from tests.shop import Shop, ts
 from tests.smtp_server import FaultySmtpServer
 from tests.test_cli_tools import outbox_row

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from notifier.timing import format_duration, is_expired, parse_duration, quiet_hours_end
+from notifier.core.timing import format_duration, is_expired, parse_duration, quiet_hours_end
 
 QUIET = (time(21, 0), time(8, 0))
 

@@ -17,10 +17,11 @@ import pytest
 import sqlalchemy as sa
 from starlette.applications import Starlette
 
-from notifier import links, store
-from notifier.settings import Secret, Settings
-from notifier.timing import utcnow
-from notifier.web import create_app
+from notifier import links
+from notifier.config.settings import Secret, Settings
+from notifier.core.timing import utcnow
+from notifier.db import store
+from notifier.tools.web import create_app
 from tests.shop import Shop
 
 ROOT = Path(__file__).resolve().parent.parent

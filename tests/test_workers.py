@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from notifier.daemon import Pipeline
-from notifier.database import init_db, make_engine
-from notifier.settings import Settings
-from notifier.workers import RESTART_DELAY_MAX, Workers, _Slot
+from notifier.config.settings import Settings
+from notifier.db.engine import init_db, make_engine
+from notifier.run.daemon import Pipeline
+from notifier.run.workers import RESTART_DELAY_MAX, Workers, _Slot
 from tests.daemons import start_daemon, stop, wait_for
 from tests.journey import STEPS, journeys, kinds_per_order
 from tests.shop import Shop
@@ -59,7 +59,7 @@ def _senders(log: str) -> set[str]:
     """Which processes logged a sent message: 'main' or 'worker N'."""
     found = set()
     for line in log.splitlines():
-        if " notifier.dispatch: sent " in line:
+        if " notifier.run.dispatch: sent " in line:
             worker = re.search(r"\[(worker \d+)\]", line)
             found.add(worker.group(1) if worker else "main")
     return found
@@ -240,7 +240,7 @@ def test_a_worker_that_dies_at_every_start_is_started_again_only_after_its_delay
         workers.kill()
         workers.running[0].process.wait(timeout=30)
         workers.running[0].close()
-    messages = [r.getMessage() for r in caplog.records if r.name == "notifier.workers"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "notifier.run.workers"]
     died = "worker 1 stopped unexpectedly (exit 3)"
     assert messages[-3:] == [
         f"{died}; starting another",
@@ -277,8 +277,8 @@ def _alive(pid: int) -> bool:
 def test_the_workers_module_loads_without_the_daemon() -> None:
     """`run` starts its workers before it loads the daemon's modules (about a second), so
     that the workers load at the same time as the main process does."""
-    heavy = ("notifier.daemon", "sqlalchemy", "jinja2", "babel", "css_inline")
-    code = f"import sys, notifier.workers; print([m for m in {heavy!r} if m in sys.modules])"
+    heavy = ("notifier.run.daemon", "sqlalchemy", "jinja2", "babel", "css_inline")
+    code = f"import sys, notifier.run.workers; print([m for m in {heavy!r} if m in sys.modules])"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]"
 

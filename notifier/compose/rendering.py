@@ -1,0 +1,522 @@
+"""Render a message template into a subject, an HTML part and a text part.
+
+Templates are untrusted input (marketing edits them). They render in Jinja's
+immutable sandbox with StrictUndefined, autoescaping in HTML only, and every failure
+(syntax, undefined name, sandbox refusal, filter error) becomes a TemplateError naming
+the file, the line and the reason in plain words. The immutable sandbox also refuses
+calls that change lists and dicts (`items.append`, `customer.update`), so a template
+cannot alter the context its caller shares; `{% set %}` and `namespace()` still work.
+Edited files are picked up at the next render (Jinja's auto_reload).
+
+The templates directory::
+
+    templates/
+      _layout.html                    shared HTML layout; every HTML part extends it
+      _style.css                      CSS included by the layout, inlined into each HTML part
+      _macros.html                    shared macros: {% import "_macros.html" as m %}
+      _footer.txt                     shared footer of the text parts
+      <template>/<locale>.subject.txt one line; whitespace is collapsed after rendering
+      <template>/<locale>.html        HTML part (autoescaped)
+      <template>/<locale>.txt         text part; optional, derived from the HTML when absent
+
+Names starting with "_" are shared pieces, not messages. A message exists in a locale
+when both its subject and its HTML file do. Locales are "en", "zh-CN" and "zh-TW"
+(more may be added as files); a customer's locale is normalized ("zh_TW",
+"zh-Hant-HK" -> "zh-TW"; "zh-Hans", "zh-SG" -> "zh-CN"; "en-GB" -> "en") and a
+message missing that locale falls back to "en".
+
+The context (the contract; a plain dict, nested values are dicts; every documented
+key is present, optional ones with the value None):
+
+    customer   {id, name, email, locale, timezone, marketing_opt_in}
+    order      {id, number (str), placed_at (aware, UTC), status, total (Decimal),
+               currency, ship_to_name, ship_to_address, promised_date (date | None)} | None
+    items      [{product_id, sku, name, quantity (int), unit_price, line_total (Decimal)}]
+    event      {id, type ("order.dispatched"), occurred_at (aware), data (raw dict), plus
+               every documented data key of the type, None when absent:
+               order.dispatched: carrier, tracking_number, tracking_url, eta (date);
+               order.delivered: delivered_at (aware), signed_by; order.cancelled: reason;
+               product.price_change: old_price, new_price (Decimal), currency,
+               effective_at (aware); case.agent_replied: agent; case.resolved: resolution}
+    case       {id, number (str), subject, status, priority, opened_at (aware)} | None
+    product    {id, sku, name, tags (list of str), price (Decimal), currency} | None
+    reply_by   aware datetime | None: when a person will answer a new case
+    links      {unsubscribe: str | None, not_solved: str | None}
+    brand      {name, email}
+    locale     the chosen template locale ("zh-TW"); set by Renderer.render
+    timezone   the customer's IANA zone; defaults to customer.timezone, then "UTC"
+    now        aware datetime
+
+Filters, bound to the context's locale and timezone (None renders as ""):
+
+    value|datetime(format="medium")  an aware datetime in the customer's timezone
+    value|date(format="long")        a date, or an aware datetime's date in that timezone
+    value|time(format="short")       the time of an aware datetime in that timezone
+    amount|money(currency=None)      an amount; the currency defaults to the one of
+                                     order, event or product in the context, in that order.
+                                     zh-TW writes TWD as NT$; whole amounts of currencies
+                                     paid without cents (TWD) drop the ".00"
+    text|nl2br                       line breaks as <br> in HTML, unchanged in text
+
+Formats are Babel's names ("short", "medium", "long", "full") or CLDR patterns
+("EEEE d MMMM, HH:mm"). A plain None prints as nothing. The filters are in filters.py,
+the text made from HTML in plaintext.py, the CSS inlining by page shape in inlining.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time as _time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import css_inline
+import jinja2
+from jinja2.nodes import EvalContext
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from notifier.compose.filters import FILTERS, FilterError, rendering_message
+from notifier.compose.inlining import ShapeCache, collecting_holes, hole, may_have_holes
+from notifier.compose.mail import Rendered
+from notifier.compose.plaintext import html_to_text, tidy_text
+
+__all__ = ["LOCALES", "Renderer", "TemplateError", "normalize_locale"]
+
+LOCALES: tuple[str, ...] = ("en", "zh-CN", "zh-TW")
+FALLBACK_LOCALE = "en"
+
+_TRADITIONAL_REGIONS = frozenset({"tw", "hk", "mo"})
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_LOCALE_FILE = re.compile(r"(?P<locale>[A-Za-z0-9-]+)\.(?P<part>subject\.txt|html|txt)")
+_TEMPLATE_SUFFIXES = frozenset({".html", ".htm", ".txt", ".css"})
+# Unicode category Cc (C0 and C1 controls, DEL): what a subject must not keep.
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
+_REGION = re.compile(r"[a-z]{2}|[0-9]{3}")
+_SUBTAG_SEPARATOR = re.compile(r"[-_]")
+# A template folder's listing is reused while the folder (same device, inode and mtime)
+# has not changed. A file added within the filesystem's timestamp granularity of the
+# listing can leave the folder's mtime as it was, so a listing taken less than
+# _LISTING_SETTLE_NS after the folder's mtime is not reused; and in case a filesystem's
+# folder mtimes cannot be trusted at all (a network share, a skewed clock), no listing is
+# reused for longer than _LISTING_MAX_AGE seconds.
+_LISTING_SETTLE_NS = 2_000_000_000
+_LISTING_MAX_AGE = 5.0
+
+
+class TemplateError(Exception):
+    """A template could not be parsed or rendered; str() is "file:line: reason"."""
+
+    def __init__(self, file: str, line: int | None, reason: str) -> None:
+        self.file = file
+        self.line = line
+        self.reason = reason
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {reason}")
+
+
+def normalize_locale(value: str | None) -> str:
+    """Return the template locale code for a customer's locale.
+
+    Chinese maps to "zh-TW" (Traditional script, or Taiwan, Hong Kong, Macau) or
+    "zh-CN" (everything else); any other language to its lower-case code ("en-GB" ->
+    "en", "fr_FR" -> "fr"); nothing usable to "en". Whether a template has that
+    locale is Renderer.choose_locale's business.
+    """
+    return _candidates(value)[-1]
+
+
+@lru_cache(maxsize=1024)
+def _candidates(value: str | None) -> tuple[str, ...]:
+    """Template locales worth trying for a customer locale, most specific first.
+
+    Cached: customers share a handful of locale spellings, and this runs twice per email.
+    """
+    if not value:
+        return (FALLBACK_LOCALE,)
+    base = value.strip().split(".")[0].split("@")[0]
+    parts = [part.lower() for part in _SUBTAG_SEPARATOR.split(base) if part]
+    if not parts or not _LANGUAGE.fullmatch(parts[0]):
+        return (FALLBACK_LOCALE,)
+    language, subtags = parts[0], parts[1:]
+    regions = [tag for tag in subtags if _REGION.fullmatch(tag)]
+    specific = [f"{language}-{regions[0].upper()}"] if regions else []
+    if language != "zh":
+        return (*specific, language)
+    if "hant" in subtags:
+        chinese = "zh-TW"
+    elif "hans" in subtags:
+        chinese = "zh-CN"
+    else:
+        chinese = "zh-TW" if set(regions) & _TRADITIONAL_REGIONS else "zh-CN"
+    return (*(code for code in specific if code != chinese), chinese)
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """One template folder's files as last read, and what it takes to trust them still."""
+
+    files: frozenset[str]
+    locales: tuple[str, ...]  # the complete ones, in _complete_locales order
+    identity: tuple[int, int, int]  # the folder's (st_dev, st_ino, st_mtime_ns) when read
+    trusted: bool  # read long enough after the folder's last change (see _LISTING_SETTLE_NS)
+    read_at: float  # time.monotonic()
+
+
+_NO_LISTING = _Listing(frozenset(), (), (0, 0, 0), False, 0.0)
+
+
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, with a short way to the data templates mostly read.
+
+    Template data are plain dicts (order, customer, items), and `order.total` is a key, not
+    an attribute. Jinja finds that out by trying the attribute first, failing, and only
+    then looking up the key; a dict has no attribute by any name outside dir(dict), so
+    looking the key up first gives the same answer without the failed lookup. Everything
+    else (methods like `items`, other types, missing keys) takes the sandbox's own checks.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
+class _RememberingLoader(jinja2.FileSystemLoader):
+    """Keeps the source of every template it hands to Jinja: what inlining.py checks must be
+    what was compiled, not a later edit of the file."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root)
+        self.sources: dict[str, str] = {}
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        self.sources[template] = source
+        return source, filename, uptodate
+
+
+class Renderer:
+    """Renders message templates from one directory; one instance serves all customers."""
+
+    def __init__(self, templates_dir: Path, *, auto_reload: bool = True) -> None:
+        """`auto_reload=False` keeps the templates as first loaded: the daemon checks every file
+        when it (re)loads, and a refused edit must not reach customers through the cache."""
+        self._shown = Path(templates_dir)
+        self._root = Path(os.path.abspath(templates_dir))
+        self._root_text = str(self._root)
+        self._listings: dict[str, _Listing] = {}
+        self._auto_reload = auto_reload
+        self._env = _Sandbox(
+            loader=_RememberingLoader(str(self._root)),
+            undefined=jinja2.StrictUndefined,
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("html", "htm"), default_for_string=False, default=False
+            ),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=auto_reload,
+            cache_size=400 if auto_reload else -1,
+            keep_trailing_newline=True,
+            finalize=_finalize,
+        )
+        self._env.filters.update(FILTERS)
+        self._inliner = css_inline.CSSInliner(
+            keep_style_tags=False,
+            keep_link_tags=False,
+            keep_at_rules=True,
+            load_remote_stylesheets=False,
+            minify_css=True,
+        )
+        # Pages with holes need templates that stay as they were checked: not with auto_reload.
+        self._shapes = None if auto_reload else ShapeCache(self._inliner.inline)
+        self._hole_safe: dict[str, bool] = {}
+
+    def template_names(self) -> list[str]:
+        """Message templates present: folders whose names do not start with "_" or "."."""
+        try:
+            entries = list(os.scandir(self._root))
+        except OSError:
+            return []
+        return sorted(
+            entry.name
+            for entry in entries
+            if entry.is_dir() and _NAME.fullmatch(entry.name) and not entry.name.startswith("_")
+        )
+
+    def locales_of(self, template: str) -> list[str]:
+        """Locales in which the template has at least a subject and an HTML part."""
+        return list(self._listing(template).locales)
+
+    def has_template(self, template: str) -> bool:
+        return bool(self.locales_of(template))
+
+    def choose_locale(self, template: str, wanted: str | None) -> str:
+        """The customer's locale if the template has it, else "en"."""
+        return _pick(self._listing(template).locales, wanted)
+
+    def render(self, template: str, locale: str | None, context: Mapping[str, Any]) -> Rendered:
+        """Render one message in the customer's locale (or "en"); TemplateError on any failure."""
+        listing = self._listing(template)
+        if not listing.locales:
+            raise TemplateError(self._display(template), None, f"there is no message template {template!r}")
+        chosen = _pick(listing.locales, locale)
+        values = dict(context)
+        values["locale"] = chosen
+        if not values.get("timezone"):
+            customer = values.get("customer")
+            zone = customer.get("timezone") if isinstance(customer, Mapping) else None
+            values["timezone"] = zone or "UTC"
+        base = f"{template}/{chosen}"
+        with rendering_message(values):
+            return self._render_parts(base, listing, values)
+
+    def _render_parts(self, base: str, listing: _Listing, values: dict[str, Any]) -> Rendered:
+        subject = _one_line(self._render_file(f"{base}.subject.txt", values))
+        if not subject:
+            raise TemplateError(self._display(f"{base}.subject.txt"), None, "the subject is empty")
+        html = self._html(f"{base}.html", values)
+        if f"{values['locale']}.txt" in listing.files:
+            text = tidy_text(self._render_file(f"{base}.txt", values))
+        else:
+            text = html_to_text(html)
+        return Rendered(subject=subject, html=html, text=text)
+
+    def check_syntax(self) -> list[TemplateError]:
+        """Compile every template file without rendering; also report incomplete messages."""
+        errors: list[TemplateError] = []
+        for path in sorted(self._root.rglob("*")):
+            relative = path.relative_to(self._root)
+            if (
+                path.suffix not in _TEMPLATE_SUFFIXES
+                or any(part.startswith(".") for part in relative.parts)
+                or not path.is_file()
+            ):
+                continue
+            name = relative.as_posix()
+            try:
+                self._env.get_template(name)
+            except Exception as exc:
+                errors.append(self._error(exc, name))
+        for template in self.template_names():
+            errors.extend(self._check_parts(template))
+        return errors
+
+    # -- internals ---------------------------------------------------------------
+
+    def _check_parts(self, template: str) -> list[TemplateError]:
+        files = self._files(template)
+        complete = set(self.locales_of(template))
+        errors = []
+        partial = {m["locale"] for name in files if (m := _LOCALE_FILE.fullmatch(name))}
+        for code in sorted(partial - complete):
+            missing = f"{code}.html" if f"{code}.subject.txt" in files else f"{code}.subject.txt"
+            errors.append(TemplateError(self._display(f"{template}/{missing}"), None, "file is missing"))
+        if FALLBACK_LOCALE not in complete:
+            errors.append(
+                TemplateError(
+                    self._display(template),
+                    None,
+                    "no 'en' version (en.subject.txt and en.html), which every other locale falls back to",
+                )
+            )
+        return errors
+
+    def _files(self, template: str) -> frozenset[str]:
+        return self._listing(template).files
+
+    def _listing(self, template: str) -> _Listing:
+        """The template folder's files, read again only when the folder has changed.
+
+        One os.stat per call instead of listing the folder: a file added, removed or
+        renamed changes the folder's mtime, so a new or deleted locale shows at the next
+        render. (Edits to a file's content are Jinja's auto_reload business.) Without
+        auto_reload a folder is listed once, like its files are read once: the daemon's
+        check at (re)load lists them all, and a locale file added within a refused edit must
+        not reach customers either.
+        """
+        if not _valid_template_name(template):
+            return _NO_LISTING
+        if not self._auto_reload and template in self._listings:
+            return self._listings[template]
+        folder = os.path.join(self._root_text, template)
+        try:
+            stat = os.stat(folder)
+        except OSError:
+            self._listings.pop(template, None)
+            return _NO_LISTING
+        identity = (stat.st_dev, stat.st_ino, stat.st_mtime_ns)
+        cached = self._listings.get(template)
+        now = _time.monotonic()
+        if (
+            cached is not None
+            and cached.trusted
+            and cached.identity == identity
+            and now - cached.read_at < _LISTING_MAX_AGE
+        ):
+            return cached
+        read_at_ns = _time.time_ns()
+        try:
+            files = frozenset(entry.name for entry in os.scandir(folder))
+        except OSError:
+            self._listings.pop(template, None)
+            return _NO_LISTING
+        listing = _Listing(
+            files=files,
+            locales=tuple(_complete_locales(files)),
+            identity=identity,
+            trusted=read_at_ns - stat.st_mtime_ns > _LISTING_SETTLE_NS,
+            read_at=now,
+        )
+        self._listings[template] = listing
+        return listing
+
+    def _html(self, name: str, values: dict[str, Any]) -> str:
+        """The HTML part with its CSS inlined: once per page shape where the template allows
+        it (inlining.py), else message by message."""
+        try:
+            if self._shapes is not None and self._may_have_holes(name):
+                with collecting_holes() as texts:
+                    page = self._render_file(name, values)
+                html = self._shapes.inline(page, texts)
+                if html is not None:
+                    return html
+            return self._inliner.inline(self._render_file(name, values))
+        except (css_inline.InlineError, ValueError) as exc:
+            raise TemplateError(self._display(name), None, f"CSS: {exc}") from exc
+
+    def _may_have_holes(self, name: str) -> bool:
+        known = self._hole_safe.get(name)
+        if known is None:
+            known = self._hole_safe[name] = may_have_holes(self._source_of, name)
+        return known
+
+    def _source_of(self, name: str) -> str:
+        """A template's source as Jinja compiled it (without auto_reload, the checked one,
+        whatever the file holds now)."""
+        loader = self._env.loader
+        assert isinstance(loader, _RememberingLoader)
+        if name not in loader.sources:
+            self._env.get_template(name)
+        return loader.sources[name]
+
+    def _render_file(self, name: str, values: dict[str, Any]) -> str:
+        try:
+            return self._env.get_template(name).render(values)
+        except Exception as exc:
+            raise self._error(exc, name) from exc
+
+    def _display(self, name: str) -> str:
+        return (self._shown / name).as_posix()
+
+    def _error(self, exc: Exception, name: str) -> TemplateError:
+        """Turn any failure while loading or rendering `name` into a TemplateError."""
+        if isinstance(exc, TemplateError):
+            return exc
+        file, line = name, None
+        if isinstance(exc, jinja2.TemplateSyntaxError):
+            file = self._relative(exc.filename) or exc.name or name
+            line = exc.lineno
+            reason = f"syntax error: {exc.message}"
+        else:
+            position = self._template_position(exc)
+            if position:
+                file, line = position
+            reason = _explain(exc, self._source_line(file, line))
+        if file != name:
+            reason += f" (while rendering {name})"
+        return TemplateError(self._display(file), line, reason)
+
+    def _template_position(self, exc: BaseException) -> tuple[str, int] | None:
+        """The innermost template frame of the traceback (Jinja rewrites it to template lines)."""
+        found = None
+        tb = exc.__traceback__
+        while tb is not None:
+            relative = self._relative(tb.tb_frame.f_code.co_filename)
+            if relative:
+                found = (relative, tb.tb_lineno)
+            tb = tb.tb_next
+        return found
+
+    def _relative(self, filename: str | None) -> str | None:
+        if not filename:
+            return None
+        path = os.path.normpath(filename)
+        root = str(self._root)
+        if not path.startswith(root + os.sep):
+            return None
+        return Path(os.path.relpath(path, root)).as_posix()
+
+    def _source_line(self, name: str, line: int | None) -> str:
+        if not line:
+            return ""
+        try:
+            lines = (self._root / name).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            return ""
+        return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def _complete_locales(files: frozenset[str]) -> list[str]:
+    found = {
+        match["locale"]
+        for name in files
+        if (match := _LOCALE_FILE.fullmatch(name)) and match["part"] == "html"
+    }
+    present = {code for code in found if f"{code}.subject.txt" in files}
+    return [code for code in LOCALES if code in present] + sorted(present - set(LOCALES))
+
+
+def _pick(available: tuple[str, ...] | list[str], wanted: str | None) -> str:
+    for code in _candidates(wanted):
+        if code in available:
+            return code
+    return FALLBACK_LOCALE
+
+
+def _valid_template_name(template: str) -> bool:
+    return bool(_NAME.fullmatch(template)) and not template.startswith("_") and ".." not in template
+
+
+def _explain(exc: Exception, source_line: str) -> str:
+    """A plain-words reason for a rendering failure."""
+    if isinstance(exc, SecurityError):
+        return f"not allowed in a template: {exc}".rstrip(".")
+    if isinstance(exc, jinja2.UndefinedError):
+        message = str(exc)
+        match = re.fullmatch(r"'.+? object' has no (attribute|element) (.+)", message)
+        if match:
+            key = re.escape(match[2].strip("'\""))
+            owner = re.search(rf"([A-Za-z_][\w.]*)\s*(?:\.\s*{key}\b|\[\s*['\"]{key}['\"]\s*\])", source_line)
+            if owner:
+                return f"'{owner[1]}' has no {match[1]} {match[2]}"
+        return message
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return f"no template named {exc.name!r}"
+    if isinstance(exc, FilterError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+@jinja2.pass_eval_context
+def _finalize(eval_ctx: EvalContext, value: Any) -> Any:
+    if value is None:
+        return ""
+    return hole(value) if eval_ctx.autoescape else value
+
+
+def _one_line(value: str) -> str:
+    return " ".join(_CONTROL_CHARS.sub(" ", value).split())
+

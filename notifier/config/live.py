@@ -1,0 +1,105 @@
+"""The rules and templates in force: loaded once at start, watched, reloaded when edited.
+
+A bad file at start-up is fatal (the daemon must not run on rules nobody checked). A bad
+edit while running is refused and logged, and the last good rules and templates stay in
+force. Either way the outcome is published for `notifier status`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from notifier.compose.rendering import Renderer
+from notifier.compose.samples import sample_context
+from notifier.config.rules_file import RuleSet, load_rules
+from notifier.errors import Problem, RulesError
+
+log = logging.getLogger("notifier.config.live")
+
+
+def load_checked(rules_path: Path, templates: Path) -> tuple[RuleSet, Renderer]:
+    """Rules validated against the templates, and every template's syntax checked."""
+    renderer = Renderer(templates, auto_reload=False)
+    if not templates.is_dir():
+        raise RulesError([Problem(str(templates), None, "the templates folder does not exist")])
+    problems = [Problem(*_split_location(str(error))) for error in renderer.check_syntax()]
+    try:
+        rules = load_rules(rules_path, template_exists=renderer.has_template, check_context=sample_context)
+    except RulesError as exc:
+        problems = list(exc.problems) + problems
+        raise RulesError(problems) from exc
+    if problems:
+        raise RulesError(problems)
+    return rules, renderer
+
+
+def _split_location(text: str) -> tuple[str, int | None, str]:
+    """'templates/x/en.html:12: reason' -> (path, 12, reason)."""
+    head, _, reason = text.partition(": ")
+    path, _, line = head.rpartition(":")
+    if path and line.isdigit():
+        return path, int(line), reason
+    return head, None, reason
+
+
+def _fingerprint(paths: Iterator[Path]) -> tuple[tuple[str, int, int], ...]:
+    items = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        items.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(sorted(items))
+
+
+@dataclass(slots=True)
+class ReloadOutcome:
+    changed: bool
+    error: str | None = None
+
+
+class LiveConfig:
+    """Holds the last good RuleSet and Renderer; `reload_if_changed()` picks up edits."""
+
+    def __init__(self, rules_path: Path, templates: Path) -> None:
+        self.rules_path = rules_path
+        self.templates = templates
+        self.rules, self.renderer = load_checked(rules_path, templates)
+        self._seen = self._current_fingerprint()
+        self.last_error: str | None = None
+
+    def _current_fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        files = [self.rules_path]
+        if self.templates.is_dir():
+            files.extend(p for p in self.templates.rglob("*") if p.is_file())
+        return _fingerprint(iter(files))
+
+    def reload_if_changed(self) -> ReloadOutcome:
+        """Reload when a file changed; keep the last good config if the new one is bad."""
+        current = self._current_fingerprint()
+        if current == self._seen:
+            return ReloadOutcome(changed=False)
+        self._seen = current
+        try:
+            rules, renderer = load_checked(self.rules_path, self.templates)
+        except RulesError as exc:
+            self.last_error = str(exc)
+            log.error(
+                "rules or templates changed but are not valid; keeping the last good ones (rules %s):\n%s",
+                self.rules.digest,
+                exc,
+            )
+            return ReloadOutcome(changed=True, error=str(exc))
+        self.rules, self.renderer, self.last_error = rules, renderer, None
+        log.info(
+            "reloaded %s (%d rules, digest %s) and %s",
+            self.rules_path,
+            len(rules.rules),
+            rules.digest,
+            self.templates,
+        )
+        return ReloadOutcome(changed=True)

@@ -1,0 +1,165 @@
+"""notifier's own tables: the outbox, its attempts, the event cursors and the suppression list.
+
+Only `store.py` writes them. States and reasons are `StrEnum`s so the words stored are the
+words `status` and `history` show.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from notifier.db.schema import UTC_TIMESTAMP
+
+
+class State(StrEnum):
+    QUEUED = "queued"  # planned; goes out at due_at
+    SENDING = "sending"  # claimed by a daemon until lease_until
+    SENT = "sent"  # the SMTP server accepted it
+    RETRYING = "retrying"  # a transient failure; goes again at next_attempt_at
+    FAILED = "failed"  # given up: permanent SMTP reply, render error, or retried too long
+    SKIPPED = "skipped"  # decided not to send; `reason` says why
+
+
+# States in which a notification still owes a send.
+OPEN_STATES = (State.QUEUED, State.SENDING, State.RETRYING)
+
+
+class Reason(StrEnum):
+    CONDITION_FALSE = "condition_false"  # the rule's `when:` was false for this event
+    EXPIRED = "expired"  # it would have gone out later than the rule's max_age allows
+    NO_RECIPIENT = "no_recipient"  # no customer, order or case to send to
+    INVALID_ADDRESS = "invalid_address"  # the recipient's address cannot be used
+    BAD_EVENT = "bad_event"  # the event row cannot be read (data not JSON, ...)
+    RENDER_FAILED = "render_failed"  # the template failed; nothing was sent
+    SMTP_PERMANENT = "smtp_permanent"  # the server refused it for good (5xx)
+    RETRIES_EXHAUSTED = "retries_exhausted"  # transient failures for longer than retry_for
+    UNLESS_HAPPENED = "unless_happened"  # an awaited `unless:` event arrived in time
+    NOT_OPTED_IN = "not_opted_in"  # marketing mail to a customer who did not opt in
+    SUPPRESSED = "suppressed"  # the address unsubscribed or bounced
+    NO_SECRET_KEY = "no_secret_key"  # marketing mail needs NOTIFIER_SECRET_KEY for its links
+    RULE_GONE = "rule_gone"  # the rule was removed or disabled before the message fell due
+    QUIET_HOURS = "quiet_hours"  # (queued) marketing mail waiting for the customer's morning
+    HELD = "held"  # (queued) marketing mail waiting while the customer has an open case
+    SUPERSEDED = "superseded"  # a later event made the message stale (superseded_by)
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Field:  # type: ignore[valid-type]
+    return Field(default=None, sa_type=UTC_TIMESTAMP, nullable=nullable, index=index)
+
+
+class Notification(SQLModel, table=True):
+    """One message owed for one rule and one triggering occurrence (the outbox)."""
+
+    __tablename__ = "notifier_notifications"
+    __table_args__ = (
+        sa.Index("ix_notifier_notifications_due", "state", "next_attempt_at"),
+        sa.Index("ix_notifier_notifications_thread", "thread", "state"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=400, unique=True)  # rule:source:event_id[:recipient]
+    rule: str = Field(index=True)
+    template: str
+    category: str
+    source: str  # order | case | product
+    event_id: int
+    event_type: str
+    event_occurred_at: datetime = _ts(nullable=False)
+    thread: str  # 'order:1042': messages of one thread go out in event order
+    subject_id: int  # the order, case or product id the event is about
+    customer_id: int | None = Field(default=None, index=True)
+    recipient: str | None = Field(default=None, index=True)
+    state: str = Field(default=State.QUEUED)
+    reason: str | None = None  # a Reason, for skipped and failed
+    detail: str | None = None  # plain words: the condition, the SMTP reply, the template error
+    due_at: datetime = _ts(nullable=False)
+    expires_at: datetime | None = _ts()
+    next_attempt_at: datetime = _ts(nullable=False)
+    attempts: int = 0
+    first_failure_at: datetime | None = _ts()
+    lease_owner: str | None = None
+    lease_until: datetime | None = _ts()
+    message_id: str | None = None
+    message: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    locale: str | None = None
+    subject: str | None = None
+    smtp_code: int | None = None
+    smtp_reply: str | None = None
+    resend_of: int | None = None
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+    sent_at: datetime | None = _ts()
+
+
+class Attempt(SQLModel, table=True):
+    """One hand-over to SMTP and what the server said."""
+
+    __tablename__ = "notifier_attempts"
+    id: int | None = Field(default=None, primary_key=True)
+    notification_id: int = Field(index=True)
+    at: datetime = _ts(nullable=False)
+    outcome: str  # sending.Outcome
+    code: int | None = None
+    reply: str = ""
+    worker: str = ""
+
+
+class Cursor(SQLModel, table=True):
+    """How far the event table of one source has been evaluated."""
+
+    __tablename__ = "notifier_cursors"
+    source: str = Field(primary_key=True)
+    position: int = 0  # every id <= position was evaluated, or is a gap listed below
+    updated_at: datetime = _ts(nullable=False)
+
+
+class Gap(SQLModel, table=True):
+    """An event id below the cursor not seen yet: an uncommitted or rolled-back row."""
+
+    __tablename__ = "notifier_gaps"
+    source: str = Field(primary_key=True)
+    event_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    noticed_at: datetime = _ts(nullable=False)
+
+
+class Suppression(SQLModel, table=True):
+    """An address that gets no marketing mail: unsubscribed or hard-bounced."""
+
+    __tablename__ = "notifier_suppressions"
+    address: str = Field(primary_key=True)
+    reason: str
+    created_at: datetime = _ts(nullable=False)
+
+
+class Feedback(SQLModel, table=True):
+    """What a customer told us through a link in an email ("not solved").
+
+    notifier never writes to the order system's tables; intake reads these rows as events
+    (`case.not_solved`), so rules route them like any other event.
+    """
+
+    __tablename__ = "notifier_feedback"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: int | None = Field(default=None, primary_key=True, sa_column_kwargs={"autoincrement": True})
+    case_id: int = Field(index=True)
+    type: str  # not_solved
+    occurred_at: datetime = _ts(nullable=False)
+    data: str | None = None  # JSON text: what the customer wrote, if anything
+
+
+class StateEntry(SQLModel, table=True):
+    """Small facts the daemon publishes for `status`: rules in force, last reload, SMTP health."""
+
+    __tablename__ = "notifier_state"
+    key: str = Field(primary_key=True)
+    value: str
+    updated_at: datetime = _ts(nullable=False)
+
+
+NOTIFIER_TABLES: tuple[sa.Table, ...] = tuple(
+    model.__table__  # type: ignore[attr-defined, union-attr]
+    for model in (Notification, Attempt, Cursor, Gap, Suppression, Feedback, StateEntry)
+)
