@@ -118,12 +118,12 @@ def plan(path: Path, explain: bool) -> dict[str, object]:
     import sqlalchemy as sa
 
     from notifier.config.rules_file import load_rules
+    from notifier.core.context import brand_of
     from notifier.core.timing import utcnow
     from notifier.db.engine import make_engine
     from notifier.db.events import read_ids
     from notifier.db.fanout import plan_audience
     from notifier.db.subjects import load_subjects
-    from notifier.run.intake import brand_of
 
     rules = load_rules(Path("bench-rules.yaml"), template_exists=lambda _name: True, text=RULES)
     rule = rules.by_name("price-rise-warning")

@@ -12,16 +12,17 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 
 from notifier.config.live import load_checked
-from notifier.config.rules_file import RuleSet
 from notifier.config.settings import Settings
+from notifier.core.context import brand_of
 from notifier.core.planning import plan_rule
+from notifier.core.rules import RuleSet
 from notifier.core.timing import as_utc
 from notifier.db import store
 from notifier.db.events import read_ids
 from notifier.db.fanout import plan_audience
 from notifier.db.subjects import load_customers, load_subjects
 from notifier.db.tables import Notification
-from notifier.run.intake import brand_of, intake
+from notifier.run.intake import intake
 from tests.journey import body, notifications, parse, run
 from tests.shop import Shop, ts
 from tests.smtp_server import FaultySmtpServer

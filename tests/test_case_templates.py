@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from notifier.compose.mail import Rendered
-from notifier.compose.rendering import LOCALES, Renderer
+from notifier.compose.rendering import Renderer
 from notifier.compose.samples import SAMPLE_TRIGGER_OF_TEMPLATE, TRIGGERS, sample_context
+from notifier.core.locale import LOCALES
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 CUSTOMER_MESSAGES = ["case_overdue_customer", "case_agent_replied", "case_resolved"]

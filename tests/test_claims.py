@@ -8,8 +8,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from notifier.core.values import State
 from notifier.db import store
-from notifier.db.tables import State
 from tests.shop import ts
 
 NOW = ts("2026-02-10 10:00")

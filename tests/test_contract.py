@@ -14,12 +14,14 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from notifier.cli import app
-from notifier.compose.contract import SUPPLIES, check_contract, customer_locales, locale_report
-from notifier.compose.rendering import LOCALES, Renderer
+from notifier.compose.contract import check_contract, customer_locales, locale_report
+from notifier.compose.rendering import Renderer
 from notifier.compose.samples import TRIGGERS, sample_context
 from notifier.config.live import load_checked
+from notifier.core.locale import LOCALES
+from notifier.core.supply import SUPPLIES
+from notifier.core.vocabulary import VOCABULARY
 from notifier.db.engine import make_engine
-from notifier.db.events import VOCABULARY
 from notifier.errors import Problem
 from notifier.tools.checking import check_all
 

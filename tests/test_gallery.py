@@ -24,8 +24,9 @@ from markupsafe import escape
 from starlette.applications import Starlette
 
 from notifier import links
-from notifier.compose.rendering import LOCALES, Renderer
+from notifier.compose.rendering import Renderer
 from notifier.config.settings import Secret, Settings
+from notifier.core.locale import LOCALES
 from notifier.db.engine import make_engine
 from notifier.tools.checking import preview
 from notifier.tools.web import create_app

@@ -16,8 +16,9 @@ import pytest
 
 from notifier.compose import inlining
 from notifier.compose.inlining import ShapeCache
-from notifier.compose.rendering import LOCALES, Renderer, TemplateError
+from notifier.compose.rendering import Renderer, TemplateError
 from notifier.compose.samples import SAMPLE_TRIGGER_OF_TEMPLATE, sample_context
+from notifier.core.locale import LOCALES
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 

@@ -10,9 +10,10 @@ import pytest
 import sqlalchemy as sa
 
 from notifier.config.live import load_checked
+from notifier.core.values import Event
+from notifier.core.vocabulary import MAX_GAP_RUN, event_from_row, missing_ids
 from notifier.db import store
 from notifier.db.engine import make_engine
-from notifier.db.events import MAX_GAP_RUN, Event, event_from_row, missing_ids
 from notifier.db.schema import OrderEvent
 from notifier.db.tables import Notification
 from notifier.run.intake import intake

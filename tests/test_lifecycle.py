@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from notifier.cli import app
 from notifier.config.settings import Settings
 from notifier.core.gates import judge
+from notifier.core.values import Reason
 from notifier.db.engine import reading
-from notifier.db.tables import Reason
 from notifier.run.daemon import Pipeline
 from notifier.run.intake import intake
 from tests.journey import notifications, parse, run

@@ -16,15 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notifier.compose.mail import (
-    Envelope,
-    InvalidAddress,
-    Rendered,
-    build_message,
-    check_address,
-    make_message_id,
-    parse_from,
-)
+from notifier.compose.mail import Envelope, Rendered, build_message, make_message_id
+from notifier.core.addresses import InvalidAddress, check_address, parse_from
 
 DATE = datetime(2025, 2, 10, 9, 30, 15, tzinfo=UTC)
 UNSUBSCRIBE = "<https://blossom.example/u/0123456789abcdef0123456789abcdef>"

@@ -14,13 +14,12 @@ from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from notifier.config.rules_file import Rule
 from notifier.core.planning import Planned
+from notifier.core.rules import Rule
 from notifier.core.timing import utcnow
+from notifier.core.values import Event, Reason, State
 from notifier.db import store
 from notifier.db.engine import make_engine
-from notifier.db.events import Event
-from notifier.db.tables import Reason, State
 from notifier.run import metrics
 from tests.journey import notifications
 from tests.shop import ts

@@ -22,8 +22,9 @@ from babel.numbers import format_currency
 
 from notifier.compose.mail import Rendered
 from notifier.compose.plaintext import html_to_text
-from notifier.compose.rendering import LOCALES, Renderer, TemplateError, _one_line, normalize_locale
+from notifier.compose.rendering import Renderer, TemplateError, _one_line
 from notifier.compose.samples import SAMPLE_TRIGGER_OF_TEMPLATE, TRIGGERS, sample_context
+from notifier.core.locale import LOCALES, normalize_locale
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 INTERNAL = {"case_overdue_team", "case_not_solved_team"}  # notices to the team, English only

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from notifier.cli import app
 from notifier.compose.samples import sample_context
 from notifier.config.live import load_checked
-from notifier.config.rules_file import Category, load_rules
+from notifier.config.rules_file import load_rules
+from notifier.core.rules import Category
 from notifier.errors import RulesError
 
 CASES = Path(__file__).parent / "rules_cases"

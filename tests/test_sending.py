@@ -42,16 +42,15 @@ from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from hypothesis import given
 from hypothesis import strategies as st
 
+from notifier.core.retry import backoff
+from notifier.core.values import Outcome, SendResult
 from notifier.smtp.sending import (
     _MAILBOX,
-    Outcome,
     Sender,
-    SendResult,
     ServerUnusable,
     SmtpConfig,
     _data_payload,
     _envelope_address,
-    backoff,
     classify,
 )
 from notifier.tools.catcher import MailCatcher, eml_name

@@ -70,7 +70,6 @@ import re
 import time as _time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -83,21 +82,16 @@ from notifier.compose.filters import FILTERS, FilterError, rendering_message
 from notifier.compose.inlining import ShapeCache, collecting_holes, hole, may_have_holes
 from notifier.compose.mail import Rendered
 from notifier.compose.plaintext import html_to_text, tidy_text
+from notifier.core.locale import FALLBACK_LOCALE, LOCALES, _pick, normalize_locale
 
 __all__ = ["LOCALES", "Renderer", "TemplateError", "normalize_locale"]
 
-LOCALES: tuple[str, ...] = ("en", "zh-CN", "zh-TW")
-FALLBACK_LOCALE = "en"
 
-_TRADITIONAL_REGIONS = frozenset({"tw", "hk", "mo"})
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _LOCALE_FILE = re.compile(r"(?P<locale>[A-Za-z0-9-]+)\.(?P<part>subject\.txt|html|txt)")
 _TEMPLATE_SUFFIXES = frozenset({".html", ".htm", ".txt", ".css"})
 # Unicode category Cc (C0 and C1 controls, DEL): what a subject must not keep.
 _CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
-_LANGUAGE = re.compile(r"[a-z]{2,3}")
-_REGION = re.compile(r"[a-z]{2}|[0-9]{3}")
-_SUBTAG_SEPARATOR = re.compile(r"[-_]")
 # A template folder's listing is reused while the folder (same device, inode and mtime)
 # has not changed. A file added within the filesystem's timestamp granularity of the
 # listing can leave the folder's mtime as it was, so a listing taken less than
@@ -117,43 +111,6 @@ class TemplateError(Exception):
         self.reason = reason
         where = f"{file}:{line}" if line else file
         super().__init__(f"{where}: {reason}")
-
-
-def normalize_locale(value: str | None) -> str:
-    """Return the template locale code for a customer's locale.
-
-    Chinese maps to "zh-TW" (Traditional script, or Taiwan, Hong Kong, Macau) or
-    "zh-CN" (everything else); any other language to its lower-case code ("en-GB" ->
-    "en", "fr_FR" -> "fr"); nothing usable to "en". Whether a template has that
-    locale is Renderer.choose_locale's business.
-    """
-    return _candidates(value)[-1]
-
-
-@lru_cache(maxsize=1024)
-def _candidates(value: str | None) -> tuple[str, ...]:
-    """Template locales worth trying for a customer locale, most specific first.
-
-    Cached: customers share a handful of locale spellings, and this runs twice per email.
-    """
-    if not value:
-        return (FALLBACK_LOCALE,)
-    base = value.strip().split(".")[0].split("@")[0]
-    parts = [part.lower() for part in _SUBTAG_SEPARATOR.split(base) if part]
-    if not parts or not _LANGUAGE.fullmatch(parts[0]):
-        return (FALLBACK_LOCALE,)
-    language, subtags = parts[0], parts[1:]
-    regions = [tag for tag in subtags if _REGION.fullmatch(tag)]
-    specific = [f"{language}-{regions[0].upper()}"] if regions else []
-    if language != "zh":
-        return (*specific, language)
-    if "hant" in subtags:
-        chinese = "zh-TW"
-    elif "hans" in subtags:
-        chinese = "zh-CN"
-    else:
-        chinese = "zh-TW" if set(regions) & _TRADITIONAL_REGIONS else "zh-CN"
-    return (*(code for code in specific if code != chinese), chinese)
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,13 +434,6 @@ def _complete_locales(files: frozenset[str]) -> list[str]:
     }
     present = {code for code in found if f"{code}.subject.txt" in files}
     return [code for code in LOCALES if code in present] + sorted(present - set(LOCALES))
-
-
-def _pick(available: tuple[str, ...] | list[str], wanted: str | None) -> str:
-    for code in _candidates(wanted):
-        if code in available:
-            return code
-    return FALLBACK_LOCALE
 
 
 def _valid_template_name(template: str) -> bool:

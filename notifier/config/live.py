@@ -14,7 +14,8 @@ from pathlib import Path
 
 from notifier.compose.rendering import Renderer
 from notifier.compose.samples import sample_context
-from notifier.config.rules_file import RuleSet, load_rules
+from notifier.config.rules_file import load_rules
+from notifier.core.rules import RuleSet
 from notifier.errors import Problem, RulesError
 
 log = logging.getLogger("notifier.config.live")

@@ -22,14 +22,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
-from notifier.config.rules_file import Category, Rule, RuleSet
+from notifier.core.rules import Category, Rule, RuleSet
 from notifier.core.timing import quiet_hours_end
+from notifier.core.values import Claimed, Event, Reason, State
 from notifier.db import events as event_rows
 from notifier.db import store
-from notifier.db.events import Event
-from notifier.db.store import Claimed
 from notifier.db.subjects import CASES, load_customers
-from notifier.db.tables import Reason, State
 
 HOLD_RECHECK = timedelta(minutes=15)  # how often a held message looks again at the open case
 CASE_LIFECYCLE = ("case.opened", "case.reopened", "case.resolved")

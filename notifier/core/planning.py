@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from notifier.compose.mail import InvalidAddress, check_address
-from notifier.config.rules_file import Category, Rule, RuleSet, Wait
+from notifier.core.addresses import InvalidAddress, check_address
 from notifier.core.business import BusinessDuration, Calendar
 from notifier.core.conditions import ExpressionError
+from notifier.core.context import template_context
+from notifier.core.rules import Category, Rule, RuleSet, Wait
 from notifier.core.timing import expires_at
-from notifier.db.events import Event
-from notifier.db.subjects import Subject, template_context
-from notifier.db.tables import Reason, State
+from notifier.core.values import Event, Reason, State, Subject
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

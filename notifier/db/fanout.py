@@ -21,14 +21,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from notifier.config.rules_file import Category, Rule, RuleSet
 from notifier.core.conditions import ExpressionError
+from notifier.core.context import template_context
 from notifier.core.planning import due_time
-from notifier.db.events import Event
+from notifier.core.rules import Category, Rule, RuleSet
+from notifier.core.values import Event, State, Subject
 from notifier.db.schema import UTC_TIMESTAMP
 from notifier.db.store import NOTIFICATIONS, SUPPRESSIONS
-from notifier.db.subjects import CUSTOMERS, ITEMS, ORDERS, PRODUCTS, Subject, template_context
-from notifier.db.tables import State
+from notifier.db.subjects import CUSTOMERS, ITEMS, ORDERS, PRODUCTS
 
 log = logging.getLogger("notifier.db.fanout")
 

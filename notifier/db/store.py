@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from notifier.core.timing import as_utc
-from notifier.db.tables import Attempt, Cursor, Feedback, Gap, Notification, State, StateEntry, Suppression
+from notifier.core.values import Claimed, State
+from notifier.db.tables import Attempt, Cursor, Feedback, Gap, Notification, StateEntry, Suppression
 
 NOTIFICATIONS: sa.Table = Notification.__table__  # type: ignore[attr-defined]
 ATTEMPTS: sa.Table = Attempt.__table__  # type: ignore[attr-defined]
@@ -97,39 +98,6 @@ def insert_notifications(conn: sa.Connection, rows: Sequence[dict[str, Any]]) ->
     )
     result = conn.execute(statement, list(rows))
     return max(result.rowcount or 0, 0)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Claimed:
-    """A notification this worker holds until its lease runs out."""
-
-    id: int
-    key: str
-    rule: str
-    template: str
-    category: str
-    source: str
-    event_id: int
-    event_type: str
-    thread: str
-    subject_id: int
-    customer_id: int | None
-    recipient: str | None
-    due_at: datetime
-    expires_at: datetime | None
-    attempts: int
-    first_failure_at: datetime | None
-    message_id: str | None
-    message: bytes | None
-    resend_of: int | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> Claimed:
-        values = {name: row[name] for name in cls.__slots__}  # type: ignore[attr-defined]
-        for name in ("due_at", "expires_at", "first_failure_at"):
-            if values[name] is not None:
-                values[name] = as_utc(values[name])  # SQLite hands back naive UTC
-        return cls(**values)
 
 
 _CLAIM_COLUMNS = [NOTIFICATIONS.c[name] for name in Claimed.__slots__]  # type: ignore[attr-defined]

@@ -8,15 +8,15 @@ gives the dict that conditions and templates see (rendering.py documents every k
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
-from notifier.db.events import Event, kind_of, parse_timestamp
+from notifier.core.values import Subject, kind_of
+from notifier.core.vocabulary import parse_timestamp
 from notifier.db.schema import Case, Customer, Order, OrderItem, Product
 
 CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
@@ -25,18 +25,6 @@ ITEMS = OrderItem.__table__  # type: ignore[attr-defined]
 PRODUCTS = Product.__table__  # type: ignore[attr-defined]
 CASES = Case.__table__  # type: ignore[attr-defined]
 CHUNK = 500
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Subject:
-    """What an event is about, as the template contract shapes it."""
-
-    customer: dict[str, Any] | None = None
-    order: dict[str, Any] | None = None
-    items: list[dict[str, Any]] = field(default_factory=list)
-    case: dict[str, Any] | None = None
-    product: dict[str, Any] | None = None
-    problem: str | None = None  # why no message can be made about it
 
 
 def money(value: Any) -> Decimal | None:
@@ -203,38 +191,3 @@ def load_customers(conn: sa.Connection, ids: Iterable[int]) -> dict[int, dict[st
     return {r["id"]: _customer(r) for r in _rows(conn, CUSTOMERS, "id", ids)}
 
 
-def event_value(event: Event) -> dict[str, Any]:
-    """The `event` variable: id, type, occurred_at, data, and every documented key."""
-    value: dict[str, Any] = dict(event.data)
-    value.update(
-        {"id": event.id, "type": event.type, "occurred_at": event.occurred_at, "data": dict(event.data)}
-    )
-    return value
-
-
-def template_context(
-    subject: Subject,
-    event: Event,
-    *,
-    customer: dict[str, Any] | None = None,
-    brand: Mapping[str, str],
-    links: Mapping[str, str | None] | None = None,
-    reply_by: datetime | None = None,
-    now: datetime,
-) -> dict[str, Any]:
-    """The dict conditions and templates see (the contract in rendering.py)."""
-    person = customer or subject.customer or {}
-    return {
-        "customer": person or None,
-        "order": subject.order,
-        "items": subject.items,
-        "event": event_value(event),
-        "case": subject.case,
-        "product": subject.product,
-        "reply_by": reply_by,
-        "links": {"unsubscribe": None, "not_solved": None, **(links or {})},
-        "brand": dict(brand),
-        "locale": person.get("locale", "en"),
-        "timezone": person.get("timezone", "UTC"),
-        "now": now,
-    }

@@ -7,44 +7,12 @@ words `status` and `history` show.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from notifier.core.values import State
 from notifier.db.schema import UTC_TIMESTAMP
-
-
-class State(StrEnum):
-    QUEUED = "queued"  # planned; goes out at due_at
-    SENDING = "sending"  # claimed by a daemon until lease_until
-    SENT = "sent"  # the SMTP server accepted it
-    RETRYING = "retrying"  # a transient failure; goes again at next_attempt_at
-    FAILED = "failed"  # given up: permanent SMTP reply, render error, or retried too long
-    SKIPPED = "skipped"  # decided not to send; `reason` says why
-
-
-# States in which a notification still owes a send.
-OPEN_STATES = (State.QUEUED, State.SENDING, State.RETRYING)
-
-
-class Reason(StrEnum):
-    CONDITION_FALSE = "condition_false"  # the rule's `when:` was false for this event
-    EXPIRED = "expired"  # it would have gone out later than the rule's max_age allows
-    NO_RECIPIENT = "no_recipient"  # no customer, order or case to send to
-    INVALID_ADDRESS = "invalid_address"  # the recipient's address cannot be used
-    BAD_EVENT = "bad_event"  # the event row cannot be read (data not JSON, ...)
-    RENDER_FAILED = "render_failed"  # the template failed; nothing was sent
-    SMTP_PERMANENT = "smtp_permanent"  # the server refused it for good (5xx)
-    RETRIES_EXHAUSTED = "retries_exhausted"  # transient failures for longer than retry_for
-    UNLESS_HAPPENED = "unless_happened"  # an awaited `unless:` event arrived in time
-    NOT_OPTED_IN = "not_opted_in"  # marketing mail to a customer who did not opt in
-    SUPPRESSED = "suppressed"  # the address unsubscribed or bounced
-    NO_SECRET_KEY = "no_secret_key"  # marketing mail needs NOTIFIER_SECRET_KEY for its links
-    RULE_GONE = "rule_gone"  # the rule was removed or disabled before the message fell due
-    QUIET_HOURS = "quiet_hours"  # (queued) marketing mail waiting for the customer's morning
-    HELD = "held"  # (queued) marketing mail waiting while the customer has an open case
-    SUPERSEDED = "superseded"  # a later event made the message stale (superseded_by)
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Field:  # type: ignore[valid-type]

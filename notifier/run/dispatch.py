@@ -19,25 +19,25 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from notifier import links
-from notifier.compose.mail import Envelope, InvalidAddress, build_message, make_message_id, parse_from
+from notifier.compose.mail import Envelope, build_message, make_message_id
 from notifier.compose.rendering import TemplateError
 from notifier.config.live import LiveConfig
-from notifier.config.rules_file import Category, RuleSet
 from notifier.config.settings import Settings
+from notifier.core.addresses import InvalidAddress, parse_from
+from notifier.core.context import brand_of, template_context
 from notifier.core.gates import Decided, judge
 from notifier.core.planning import shift
+from notifier.core.retry import backoff
+from notifier.core.rules import Category, RuleSet
 from notifier.core.timing import utcnow
+from notifier.core.values import Claimed, Event, Outcome, Reason, SendResult, State, Subject
 from notifier.db import events as event_rows
 from notifier.db import store
 from notifier.db.engine import reading
-from notifier.db.events import Event
-from notifier.db.store import Claimed
-from notifier.db.subjects import Subject, load_customers, load_subjects, template_context
-from notifier.db.tables import Reason, State
+from notifier.db.subjects import load_customers, load_subjects
 from notifier.run import metrics, schedules
-from notifier.run.intake import brand_of
 from notifier.smtp.pacing import Pace
-from notifier.smtp.sending import Outcome, Sender, SendResult, backoff
+from notifier.smtp.sending import Sender
 
 log = logging.getLogger("notifier.run.dispatch")
 

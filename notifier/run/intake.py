@@ -14,14 +14,16 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from notifier.compose.mail import parse_from
-from notifier.config.rules_file import RuleSet
+from notifier.core.context import brand_of
 from notifier.core.planning import Planned, plan_event
+from notifier.core.rules import RuleSet
+from notifier.core.values import Event, Subject
+from notifier.core.vocabulary import missing_ids
 from notifier.db import events as event_rows
 from notifier.db import store
-from notifier.db.events import SOURCES, Event
+from notifier.db.events import SOURCES
 from notifier.db.fanout import plan_audience
-from notifier.db.subjects import Subject, load_subjects
+from notifier.db.subjects import load_subjects
 from notifier.run import metrics
 
 log = logging.getLogger("notifier.run.intake")
@@ -32,12 +34,6 @@ class IntakeResult:
     events: int  # event rows evaluated
     planned: int  # notifications newly stored (queued or skipped)
     more: bool = False  # events are left to read (the batch limit was reached)
-
-
-def brand_of(rules: RuleSet) -> dict[str, str]:
-    """{name, email} from defaults.from, for templates."""
-    name, email = parse_from(rules.defaults.from_header)
-    return {"name": name or email, "email": email}
 
 
 def plan_batch(
@@ -105,7 +101,7 @@ def intake_batch(
             conn,
             source,
             position=fresh[-1].id if fresh else position,
-            new_gaps=event_rows.missing_ids(position, fresh),
+            new_gaps=missing_ids(position, fresh),
             closed_gaps=[event.id for event in filled],
             now=now,
         )

@@ -32,8 +32,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from notifier.core.timing import as_utc, utcnow
+from notifier.core.values import State
 from notifier.db.store import NOTIFICATIONS as OUTBOX
-from notifier.db.tables import State
 from notifier.tools.inspection import oldest_due
 
 if TYPE_CHECKING:

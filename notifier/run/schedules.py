@@ -18,13 +18,12 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from notifier.config.rules_file import Rule, RuleSet
+from notifier.core.context import brand_of
+from notifier.core.rules import Rule, RuleSet
+from notifier.core.values import Event, Subject
 from notifier.db import store
-from notifier.db.events import Event
 from notifier.db.fanout import plan_audience
 from notifier.db.store import STATE
-from notifier.db.subjects import Subject
-from notifier.run.intake import brand_of
 
 log = logging.getLogger("notifier.run.schedules")
 

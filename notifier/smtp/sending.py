@@ -15,14 +15,11 @@ whose `Outcome` tells the caller what to do with the message:
 from __future__ import annotations
 
 import asyncio
-import math
-import random
 import re
 import select
 import ssl
 import time
 from dataclasses import dataclass, fields
-from enum import StrEnum
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from aiosmtplib import (
@@ -46,7 +43,9 @@ from aiosmtplib import (
 )
 from aiosmtplib.email import parse_address
 
+from notifier.core.retry import backoff
 from notifier.core.timing import parse_duration
+from notifier.core.values import Outcome, SendResult
 from notifier.errors import ConfigError
 from notifier.smtp import pipelining
 from notifier.smtp.pipelining import Replies
@@ -71,7 +70,6 @@ _FALSE = frozenset({"false", "no", "off", "0"})
 _PROBE_AFTER_IDLE = 5.0
 # QUIT is a courtesy; never let a slow server hold up shutting down.
 _QUIT_TIMEOUT = 2.0
-_JITTER = 0.2
 # One envelope mailbox: no spaces, controls, commas or angle brackets; an @ with text
 # on both sides. Non-ASCII letters are allowed (they go with SMTPUTF8).
 _NOT_IN_MAILBOX = r"\s\x00-\x1f\x7f<>,;()\[\]\\\"@"
@@ -81,23 +79,6 @@ _AUTH_REQUIRED = 530  # RFC 4954: "Authentication required", usually at MAIL FRO
 # it: every line ending a CRLF, and a line starting with "." gets another "." in front.
 _LINE_ENDING = re.compile(rb"\r\n|\n|\r(?!\n)")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
-_RNG = random.Random()
-
-
-class Outcome(StrEnum):
-    SENT = "sent"  # the server accepted the message
-    TRANSIENT = "transient"  # try this message again later (4xx, dropped connection, timeout)
-    PERMANENT = "permanent"  # this message will never go (5xx for this recipient/message)
-    STALLED = "stalled"  # the server as a whole is unusable: stop sending, keep the message
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SendResult:
-    """What happened to one message (or one `check`)."""
-
-    outcome: Outcome
-    code: int | None  # the SMTP reply code, when the server gave one
-    reply: str  # the server's text, or what went wrong in plain words
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -652,24 +633,3 @@ def _unusable(step: str, config: SmtpConfig, cause: BaseException) -> ServerUnus
     return error
 
 
-def backoff(attempt: int, *, first: float, cap: float = 3600.0, rng: random.Random | None = None) -> float:
-    """Seconds to wait before retry number `attempt` (1-based).
-
-    first * 2**(attempt - 1), capped at `cap` (even when `first` alone is more), times a
-    random factor within ±20% so that many messages failing together do not all come
-    back at the same moment. The jitter is small enough that each wait is still longer
-    than the one before (0.8 * 2 > 1.2), until the cap. A `first` of 0 means "at once".
-    Deterministic when given a seeded `rng`.
-    """
-    if attempt < 1:
-        raise ValueError(f"attempt counts from 1, not {attempt}")
-    if first < 0 or cap < 0:
-        raise ValueError(f"waits cannot be negative (first={first}, cap={cap})")
-    if first == 0 or cap == 0:
-        return 0.0  # "retry at once", as configured
-    # Compare exponents rather than computing 2**attempt: a long outage could otherwise
-    # overflow a float.
-    doublings = attempt - 1
-    base = cap if doublings >= math.log2(cap / first) else first * 2**doublings
-    factor = (rng or _RNG).uniform(1 - _JITTER, 1 + _JITTER)
-    return min(cap, base * factor)

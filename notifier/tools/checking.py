@@ -14,16 +14,18 @@ import sqlalchemy as sa
 
 from notifier.compose.contract import contract_report
 from notifier.compose.mail import Rendered
-from notifier.compose.rendering import LOCALES, TemplateError
+from notifier.compose.rendering import TemplateError
 from notifier.compose.samples import SAMPLE_TRIGGER_OF_TEMPLATE, sample_context
 from notifier.config.live import load_checked
-from notifier.config.rules_file import RuleSet
 from notifier.config.settings import Settings
+from notifier.core.context import brand_of, template_context
+from notifier.core.locale import LOCALES
+from notifier.core.rules import RuleSet
 from notifier.core.timing import utcnow
-from notifier.db.events import Event, read_about
-from notifier.db.subjects import Subject, load_subjects, template_context
+from notifier.core.values import Event, Subject
+from notifier.db.events import read_about
+from notifier.db.subjects import load_subjects
 from notifier.errors import Problem, RulesError
-from notifier.run.intake import brand_of
 
 
 def trigger_of(template: str, rules: RuleSet | None) -> str:

@@ -31,23 +31,20 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from notifier import links
-from notifier.compose.mail import (
-    Envelope,
-    InvalidAddress,
-    Rendered,
-    build_message,
-    check_address,
-    make_message_id,
-)
-from notifier.compose.rendering import LOCALES, Renderer, TemplateError
+from notifier.compose.mail import Envelope, Rendered, build_message, make_message_id
+from notifier.compose.rendering import Renderer, TemplateError
 from notifier.compose.samples import sample_context
 from notifier.config.live import load_checked
-from notifier.config.rules_file import Category, Rule, RuleSet, load_rules
+from notifier.config.rules_file import load_rules
 from notifier.config.settings import Settings
+from notifier.core.addresses import InvalidAddress, check_address
+from notifier.core.context import brand_of
+from notifier.core.locale import LOCALES
+from notifier.core.rules import Category, Rule, RuleSet
 from notifier.core.timing import utcnow
+from notifier.core.values import Outcome
 from notifier.errors import ConfigError, RulesError
-from notifier.run.intake import brand_of
-from notifier.smtp.sending import Outcome, Sender, SmtpConfig
+from notifier.smtp.sending import Sender, SmtpConfig
 from notifier.tools import checking
 from notifier.tools.checking import trigger_of
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from notifier.config.rules_file import Rule, RuleSet
+from notifier.core.rules import Rule, RuleSet
 from notifier.core.timing import as_utc, format_duration, utcnow
+from notifier.core.values import Event, Reason, State, kind_of
 from notifier.db import events as event_rows
-from notifier.db.events import SOURCES, Event, kind_of
+from notifier.db.events import SOURCES
 from notifier.db.store import ATTEMPTS, CURSORS, GAPS, NOTIFICATIONS, STATE
 from notifier.db.subjects import CASES, CUSTOMERS, ORDERS
-from notifier.db.tables import Reason, State
 
 # --- status ----------------------------------------------------------------------------------
 

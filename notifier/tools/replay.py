@@ -24,19 +24,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
-from notifier.config.rules_file import Category, Rule, RuleSet
 from notifier.core.conditions import ExpressionError
+from notifier.core.context import brand_of, template_context
 from notifier.core.planning import Planned, due_time, plan_event
+from notifier.core.rules import Category, Rule, RuleSet
 from notifier.core.timing import as_utc, parse_duration, quiet_hours_end
+from notifier.core.values import Event, Reason, State, Subject, kind_of
 from notifier.db import events as event_rows
 from notifier.db import store
 from notifier.db.engine import make_engine, normalize_url
-from notifier.db.events import SOURCES, Event, kind_of
+from notifier.db.events import SOURCES
 from notifier.db.fanout import _audience_select
 from notifier.db.store import NOTIFICATIONS
-from notifier.db.subjects import Subject, load_subjects, template_context
-from notifier.db.tables import Reason, State
-from notifier.run.intake import brand_of
+from notifier.db.subjects import load_subjects
 
 # --- reading without writing ---------------------------------------------------------------------
 

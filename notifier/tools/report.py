@@ -19,12 +19,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from notifier.config.rules_file import RuleSet
+from notifier.core.rules import RuleSet
 from notifier.core.timing import as_utc
-from notifier.db.events import SOURCES, parse_timestamp
+from notifier.core.values import State
+from notifier.core.vocabulary import parse_timestamp
+from notifier.db.events import SOURCES
 from notifier.db.store import NOTIFICATIONS
 from notifier.db.subjects import CASES
-from notifier.db.tables import State
 from notifier.tools.replay import at_or_after
 
 WINDOW = timedelta(days=7)

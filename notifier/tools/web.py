@@ -28,15 +28,15 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from notifier import links
-from notifier.compose.rendering import normalize_locale
 from notifier.config.rules_file import load_rules
 from notifier.config.settings import Settings
+from notifier.core.context import brand_of
+from notifier.core.locale import normalize_locale
 from notifier.core.timing import utcnow
 from notifier.db import store
 from notifier.db.engine import make_engine
 from notifier.db.subjects import CASES, CUSTOMERS
 from notifier.errors import NotifierError
-from notifier.run.intake import brand_of
 from notifier.run.metrics import metrics_app
 from notifier.tools.gallery import gallery_routes
 
