@@ -17,6 +17,7 @@ from notifier.config.settings import Settings
 from notifier.core.gates import judge
 from notifier.core.values import Reason
 from notifier.db.engine import reading
+from notifier.db.facts import load_facts
 from notifier.run.daemon import Pipeline
 from notifier.run.intake import intake
 from tests.journey import notifications, parse, run
@@ -180,7 +181,8 @@ def test_supersession_is_judged_for_a_whole_batch_in_a_fixed_number_of_queries(
 
     with reading(pipeline.engine) as conn:
         sa.event.listen(conn, "before_cursor_execute", count)
-        _, decided = judge(conn, claimed, pipeline.config.rules, now=now, has_secret=False)
+        facts = load_facts(conn, claimed, pipeline.config.rules, has_secret=False)
+        _, decided = judge(claimed, pipeline.config.rules, facts, now=now)
     pipeline.engine.dispose()
     assert len(claimed) == orders
     assert [d.reason for d in decided] == [Reason.SUPERSEDED] * orders

@@ -8,6 +8,7 @@ the one place that choice is made: the daemon, `check`, `preview` and the galler
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 
 LOCALES: tuple[str, ...] = ("en", "zh-CN", "zh-TW")
@@ -70,3 +71,12 @@ def _pick(available: tuple[str, ...] | list[str], wanted: str | None) -> str:
         if code in available:
             return code
     return FALLBACK_LOCALE
+
+
+def message_locale(
+    available: Sequence[str], customer_locale: str | None, rule_locale: str | None = None
+) -> str:
+    """THE choice of a message's language: the rule's own `locale:` (internal notices) or
+    else the customer's, if the template has it (normalized: "zh_TW" -> "zh-TW"), else "en".
+    `available` are the template's complete locales (Renderer.locales_of)."""
+    return _pick(tuple(available), rule_locale or customer_locale)

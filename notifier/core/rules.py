@@ -99,6 +99,7 @@ class Rule:
     schedule: Schedule | None = None  # calendar rules fire on cron ticks instead of events
     superseded_by: tuple[str, ...] = ()  # skip if one of these events is known when it would go
     hold_while: str | None = None  # "case.open": wait while the customer has an open case
+    fingerprint: str = ""  # a hash of the rule's definition: stored with what it decided
 
     def due_after(self, response_times: Mapping[str, Wait], priority: str | None) -> Wait:
         """How long after the event the message falls due (send_at aside)."""

@@ -50,6 +50,9 @@ class Reason(StrEnum):
     QUIET_HOURS = "quiet_hours"  # (queued) marketing mail waiting for the customer's morning
     HELD = "held"  # (queued) marketing mail waiting while the customer has an open case
     SUPERSEDED = "superseded"  # a later event made the message stale (superseded_by)
+    RULE_ERROR = "rule_error"  # the rule's condition, due time or audience raised for this event
+    BAD_ROW = "bad_row"  # a row of the order system's tables holds a value notifier cannot use
+    UNEXPECTED = "unexpected_error"  # an error notifier did not foresee; the rest of the batch went on
 
 
 _KIND = {"feedback": "case"}

@@ -34,6 +34,7 @@ from notifier.core.values import Claimed, Event, Outcome, Reason, SendResult, St
 from notifier.db import events as event_rows
 from notifier.db import store
 from notifier.db.engine import reading
+from notifier.db.facts import load_facts
 from notifier.db.subjects import load_customers, load_subjects
 from notifier.run import metrics, schedules
 from notifier.smtp.pacing import Pace
@@ -176,9 +177,8 @@ class Dispatcher:
         # rendering takes a while, and on SQLite a write transaction would hold up the order
         # system's writes (and other daemons' claims) for all that time.
         with reading(self.engine) as conn:
-            wanted, decided = judge(
-                conn, claimed, rules, now=now, has_secret=self.settings.secret_key is not None
-            )
+            facts = load_facts(conn, claimed, rules, has_secret=self.settings.secret_key is not None)
+            wanted, decided = judge(claimed, rules, facts, now=now)
             to_render = [c for c in wanted if c.message is None]
             loaded = _Loaded.read(conn, to_render)
         built = self._render_all(to_render, loaded, rules, now, decided) if to_render else {}
