@@ -1,0 +1,28 @@
+"""The store: the only code that reads and writes notifier's own tables by their columns.
+
+Every function takes an open connection, so the caller decides the transaction (intake writes
+notifications and moves the cursor in one). The modules, one concern each:
+
+    base.py       the tables, and the dialect's INSERT ... ON CONFLICT
+    cursors.py    how far each event source has been read, and the gaps
+    planned.py    planned notifications into the outbox
+    claims.py     due notifications leased to one process at a time
+    outcomes.py   what became of them; retries and resends by hand
+    published.py  facts for `status`, the suppression list, customers' feedback
+"""
+
+from __future__ import annotations
+
+from notifier.db.store.base import ATTEMPTS, CURSORS, FEEDBACK, GAPS, NOTIFICATIONS, STATE, SUPPRESSIONS
+from notifier.db.store.claims import CLAIM_LOCK, claim_due, extend_lease, release
+from notifier.db.store.cursors import advance_cursor, expire_gaps, lock_cursor, open_gaps
+from notifier.db.store.outcomes import insert_resend, record_attempts, requeue_failed, update_notifications
+from notifier.db.store.planned import insert_notifications
+from notifier.db.store.published import publish, record_feedback, suppress, suppressed
+
+__all__ = [
+    "ATTEMPTS", "CLAIM_LOCK", "CURSORS", "FEEDBACK", "GAPS", "NOTIFICATIONS", "STATE", "SUPPRESSIONS",
+    "advance_cursor", "claim_due", "expire_gaps", "extend_lease", "insert_notifications", "insert_resend",
+    "lock_cursor", "open_gaps", "publish", "record_attempts", "record_feedback", "release",
+    "requeue_failed", "suppress", "suppressed", "update_notifications",
+]

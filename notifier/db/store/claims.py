@@ -1,0 +1,130 @@
+"""Claims: due notifications leased to one process at a time, one thread's in event order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from notifier.core.timing import as_utc
+from notifier.core.values import Claimed, State
+from notifier.db.store.base import (
+    NOTIFICATIONS,
+)
+
+_CLAIM_COLUMNS = [NOTIFICATIONS.c[name] for name in Claimed.__slots__]  # type: ignore[attr-defined]
+
+
+CLAIM_LOCK = 0x6E6F7469  # an arbitrary, fixed advisory-lock key for claims ("noti")
+
+
+def claim_due(
+    conn: sa.Connection, *, now: datetime, limit: int, worker: str, lease: timedelta
+) -> list[Claimed]:
+    """Take up to `limit` due notifications, oldest first, and lease them to `worker`.
+
+    A notification waits while an earlier one of its thread (same order or case) is being
+    sent elsewhere or waiting to retry, so one order's emails reach SMTP in event order.
+    Leases that ran out (a worker died) are claimable again.
+    """
+    if conn.dialect.name == "postgresql":
+        # Claims are short; taking them one daemon at a time keeps a thread's order across
+        # daemons (a concurrent claim could otherwise take a later message of an order whose
+        # earlier one another daemon is claiming right now).
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
+    candidates = _due_candidates(conn, now, limit)
+    ids = [c.id for c in _unblocked(conn, candidates, now)][:limit]
+    if not ids:
+        return []
+    conn.execute(
+        NOTIFICATIONS.update()
+        .where(NOTIFICATIONS.c.id.in_(ids))
+        .values(state=State.SENDING, lease_owner=worker, lease_until=now + lease, updated_at=now)
+    )
+    rows = conn.execute(sa.select(*_CLAIM_COLUMNS).where(NOTIFICATIONS.c.id.in_(ids))).mappings()
+    claimed = [Claimed.from_row(row) for row in rows]
+    return sorted(claimed, key=lambda c: (c.due_at, c.event_id, c.id))
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    id: int
+    thread: str
+    due_at: datetime
+    next_attempt_at: datetime
+
+
+def _due_candidates(conn: sa.Connection, now: datetime, limit: int) -> list[_Candidate]:
+    """The `limit` oldest due notifications, read along the (state, next_attempt_at) index
+    one state at a time, so the cost is the batch's, not the backlog's."""
+    n = NOTIFICATIONS
+    columns = (n.c.id, n.c.thread, n.c.due_at, n.c.next_attempt_at)
+    queries = [
+        sa.select(*columns)
+        .where(n.c.state == state, n.c.next_attempt_at <= now)
+        .order_by(n.c.next_attempt_at, n.c.id)
+        .limit(limit)
+        for state in (State.QUEUED, State.RETRYING)
+    ]
+    # Leases that ran out: a worker died while sending.
+    queries.append(sa.select(*columns).where(n.c.state == State.SENDING, n.c.lease_until < now).limit(limit))
+    found: list[_Candidate] = []
+    for query in queries:
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        found.extend(
+            _Candidate(r.id, r.thread, as_utc(r.due_at), as_utc(r.next_attempt_at))
+            for r in conn.execute(query)
+        )
+    return sorted(found, key=lambda c: (c.next_attempt_at, c.id))[:limit]
+
+
+def _unblocked(conn: sa.Connection, candidates: list[_Candidate], now: datetime) -> list[_Candidate]:
+    """Candidates with no earlier message of their thread being sent elsewhere or waiting to
+    retry (earlier ones that are themselves candidates go first, in the same batch)."""
+    threads = sorted({c.thread for c in candidates})
+    blockers: dict[str, list[tuple[datetime, int]]] = {}
+    n = NOTIFICATIONS
+    for start in range(0, len(threads), 500):
+        query = sa.select(n.c.thread, n.c.due_at, n.c.id).where(
+            n.c.thread.in_(threads[start : start + 500]),
+            sa.or_(
+                sa.and_(n.c.state == State.SENDING, n.c.lease_until > now),
+                sa.and_(n.c.state == State.RETRYING, n.c.next_attempt_at > now),
+            ),
+        )
+        for row in conn.execute(query):
+            blockers.setdefault(row.thread, []).append((as_utc(row.due_at), row.id))
+    return [
+        c
+        for c in candidates
+        if not any((due, id_) < (c.due_at, c.id) and id_ != c.id for due, id_ in blockers.get(c.thread, ()))
+    ]
+
+
+def extend_lease(conn: sa.Connection, ids: Sequence[int], worker: str, until: datetime) -> int:
+    """Keep claimed notifications reserved while a slow send is still in flight."""
+    if not ids:
+        return 0
+    result = conn.execute(
+        NOTIFICATIONS.update()
+        .where(
+            NOTIFICATIONS.c.id.in_(list(ids)),
+            NOTIFICATIONS.c.lease_owner == worker,
+            NOTIFICATIONS.c.state == State.SENDING,
+        )
+        .values(lease_until=until)
+    )
+    return result.rowcount or 0
+
+
+def release(conn: sa.Connection, ids: Sequence[int], now: datetime) -> None:
+    """Hand claimed notifications back untouched (SMTP stalled, or shutting down)."""
+    if ids:
+        conn.execute(
+            NOTIFICATIONS.update()
+            .where(NOTIFICATIONS.c.id.in_(list(ids)), NOTIFICATIONS.c.state == State.SENDING)
+            .values(state=State.QUEUED, lease_owner=None, lease_until=None, updated_at=now)
+        )

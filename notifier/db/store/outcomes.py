@@ -1,0 +1,112 @@
+"""What became of claimed notifications: states, SMTP replies, attempts; and retries and resends by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from notifier.core.values import State
+from notifier.db.store.base import (
+    ATTEMPTS,
+    NOTIFICATIONS,
+    insert_into,
+)
+
+
+def update_notifications(conn: sa.Connection, changes: Sequence[dict[str, Any]]) -> None:
+    """Apply per-row changes; every dict has `b_id` and the same set of columns."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for change in changes:
+        groups.setdefault(tuple(sorted(change)), []).append(change)
+    for columns, rows in groups.items():
+        values: dict[str, Any] = {name: sa.bindparam(name) for name in columns if name != "b_id"}
+        statement = NOTIFICATIONS.update().where(NOTIFICATIONS.c.id == sa.bindparam("b_id")).values(values)
+        conn.execute(statement, rows)
+
+
+def record_attempts(conn: sa.Connection, attempts: Sequence[dict[str, Any]]) -> None:
+    if attempts:
+        conn.execute(ATTEMPTS.insert(), list(attempts))
+
+
+def requeue_failed(conn: sa.Connection, ids: Sequence[int], now: datetime) -> int:
+    """Put failed notifications back in the queue to go at once (`notifier retry`)."""
+    result = conn.execute(
+        NOTIFICATIONS.update()
+        .where(NOTIFICATIONS.c.id.in_(list(ids)), NOTIFICATIONS.c.state == State.FAILED)
+        .values(
+            state=State.QUEUED,
+            next_attempt_at=now,
+            due_at=now,
+            expires_at=None,
+            attempts=0,
+            first_failure_at=None,
+            reason=None,
+            detail=None,
+            updated_at=now,
+        )
+    )
+    return result.rowcount or 0
+
+
+# Columns a resend copies from the notification it repeats: the same rule, template, event and
+# recipient. Everything about the sending itself (message, Message-ID, SMTP reply) starts afresh.
+_RESEND_COPIED = (
+    "rule",
+    "template",
+    "category",
+    "source",
+    "event_id",
+    "event_type",
+    "event_occurred_at",
+    "thread",
+    "subject_id",
+    "customer_id",
+    "recipient",
+)
+
+
+def insert_resend(conn: sa.Connection, original_id: int, now: datetime) -> int | None:
+    """Queue a fresh copy of a sent notification to go at once (`notifier resend`).
+
+    The copy's key is `<original key>:resend:<n>` (n counts the resends of that original),
+    `resend_of` names the original, and message and Message-ID are left empty so the copy is
+    rendered again and gets a Message-ID of its own. A resend of a resend copies the original.
+    Returns the new notification's id, or None when `original_id` is not a sent notification.
+    """
+    n = NOTIFICATIONS
+    found = (
+        conn.execute(sa.select(n).where(n.c.id == original_id, n.c.state == State.SENT)).mappings().first()
+    )
+    if found is None:
+        return None
+    row: Any = found
+    if row["resend_of"] is not None:
+        root = conn.execute(sa.select(n).where(n.c.id == row["resend_of"])).mappings().first()
+        row = root if root is not None else row
+    earlier = conn.execute(sa.select(sa.func.count()).where(n.c.resend_of == row["id"])).scalar_one()
+    values = {name: row[name] for name in _RESEND_COPIED}
+    values.update(
+        state=State.QUEUED,
+        resend_of=row["id"],
+        due_at=now,
+        next_attempt_at=now,
+        expires_at=None,
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+    )
+    for number in range(earlier + 1, earlier + 100):
+        key = f"{row['key']}:resend:{number}"
+        inserted = conn.execute(
+            insert_into(conn, NOTIFICATIONS)
+            .values(key=key, **values)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(NOTIFICATIONS.c.id)
+        ).scalar()
+        if inserted is not None:
+            return int(inserted)
+    return None
