@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword
 
-from notifier.smtp.sending import SmtpConfig
+from notifier.smtp.url import SmtpConfig
 from notifier.tools.catcher import LocalController
 
 __all__ = ["FaultySmtpServer", "Received", "Step", "free_port"]

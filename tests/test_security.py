@@ -25,7 +25,7 @@ from freezegun import freeze_time
 from notifier.config.settings import Secret, Settings
 from notifier.db.engine import init_db, make_engine
 from notifier.db.store import ATTEMPTS, STATE
-from notifier.smtp.sending import SmtpConfig
+from notifier.smtp.url import SmtpConfig
 from tests.journey import notifications, run
 from tests.shop import Shop
 from tests.smtp_server import FaultySmtpServer, free_port

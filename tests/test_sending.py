@@ -1,4 +1,5 @@
-"""notifier.smtp.sending and notifier.tools.catcher, against a real SMTP server (no mocks).
+"""notifier.smtp (url, refusals, pool, wire, pipelining) and notifier.tools.catcher,
+against a real SMTP server (no mocks).
 
 Every test with the `smtp_server` fixture runs twice: against a server that offers
 PIPELINING (notifier.smtp.pipelining sends each message) and one that does not (aiosmtplib
@@ -44,15 +45,10 @@ from hypothesis import strategies as st
 
 from notifier.core.retry import backoff
 from notifier.core.values import Outcome, SendResult
-from notifier.smtp.sending import (
-    _MAILBOX,
-    Sender,
-    ServerUnusable,
-    SmtpConfig,
-    _data_payload,
-    _envelope_address,
-    classify,
-)
+from notifier.smtp.pool import Sender
+from notifier.smtp.refusals import ServerUnusable, classify
+from notifier.smtp.url import SmtpConfig
+from notifier.smtp.wire import MAILBOX, data_payload, envelope_address
 from notifier.tools.catcher import MailCatcher, eml_name
 from tests.smtp_server import DEFAULT_TEXT, FaultySmtpServer, free_port
 
@@ -643,7 +639,7 @@ def test_a_message_with_bare_line_feeds_and_leading_dots_arrives_as_given(
 def test_the_data_payload_is_aiosmtplibs(message: bytes) -> None:
     normalized = normalize_message_line_endings(message)
 
-    assert _data_payload(message) == (PERIOD_REGEX.sub(b"..", normalized) + b".\r\n", len(normalized))
+    assert data_payload(message) == (PERIOD_REGEX.sub(b"..", normalized) + b".\r\n", len(normalized))
 
 
 mailbox_text = st.text(st.sampled_from("ab.-+_'!#$%&*/=?^`{|}~:林é0"), min_size=1, max_size=8)
@@ -652,8 +648,8 @@ mailbox_text = st.text(st.sampled_from("ab.-+_'!#$%&*/=?^`{|}~:林é0"), min_siz
 @given(local=mailbox_text, domain=mailbox_text)
 def test_the_envelope_address_is_the_one_aiosmtplib_would_send(local: str, domain: str) -> None:
     address = f"{local}@{domain}"
-    if _MAILBOX.fullmatch(address):
-        assert _envelope_address(address) == parse_address(address)
+    if MAILBOX.fullmatch(address):
+        assert envelope_address(address) == parse_address(address)
 
 
 # -- the classification table --------------------------------------------------------------

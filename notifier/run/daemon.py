@@ -34,7 +34,8 @@ from notifier.run import metrics
 from notifier.run.dispatch import BatchResult, Dispatcher
 from notifier.run.intake import IntakeResult, intake
 from notifier.run.schedules import fire_due
-from notifier.smtp.sending import Sender, SmtpConfig
+from notifier.smtp.pool import Sender
+from notifier.smtp.url import SmtpConfig
 
 if TYPE_CHECKING:
     from notifier.run.workers import Workers

@@ -38,7 +38,7 @@ from notifier.db.facts import load_facts
 from notifier.db.subjects import load_customers, load_subjects
 from notifier.run import metrics, schedules
 from notifier.smtp.pacing import Pace
-from notifier.smtp.sending import Sender
+from notifier.smtp.pool import Sender
 
 log = logging.getLogger("notifier.run.dispatch")
 

@@ -6,7 +6,7 @@ work on both ends. aiosmtplib sets each connection up (greeting, EHLO, STARTTLS,
 reads exactly one reply per command it sends and drops anything that arrives early, so
 once a connection is ready its transport is handed to `Replies`, which reads every reply
 in order however they arrive. The outcomes are aiosmtplib's own exceptions, raised where
-`SMTP.sendmail` would raise them, so `sending.classify` treats both paths alike.
+`SMTP.sendmail` would raise them, so `refusals.classify` treats both paths alike.
 """
 
 from __future__ import annotations

@@ -44,7 +44,8 @@ from notifier.core.rules import Category, Rule, RuleSet
 from notifier.core.timing import utcnow
 from notifier.core.values import Outcome
 from notifier.errors import ConfigError, RulesError
-from notifier.smtp.sending import Sender, SmtpConfig
+from notifier.smtp.pool import Sender
+from notifier.smtp.url import SmtpConfig
 from notifier.tools import checking
 from notifier.tools.checking import trigger_of
 
