@@ -1,0 +1,173 @@
+"""The commands that set up and run notifier: init-db, run, check, preview, demo, web."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from notifier.cli.options import State, read_settings
+from notifier.cli.output import console, errors, print_problems
+from notifier.errors import EXIT_INVALID, ConfigError, NotifierError, RulesError
+
+
+def init_db_command(
+    notify_trigger: Annotated[
+        bool,
+        typer.Option(
+            "--notify-trigger",
+            help="PostgreSQL: also install a trigger on the event tables that wakes running daemons "
+            "the moment an event commits (LISTEN/NOTIFY).",
+        ),
+    ] = False,
+) -> None:
+    """Create the integration tables and notifier's own tables where missing; upgrade notifier's."""
+    from notifier.db.engine import init_db, make_engine, schema_revision
+
+    settings = read_settings()
+    engine = make_engine(settings.database_url.reveal())
+    created = init_db(engine)
+    if created:
+        console.print(f"created {len(created)} table(s): {', '.join(created)}")
+    else:
+        console.print("all tables already exist; nothing to create")
+    console.print(f"notifier tables at revision {schema_revision(engine)}")
+    if notify_trigger:
+        if engine.dialect.name != "postgresql":
+            errors.print("--notify-trigger needs PostgreSQL; SQLite daemons poll")
+            raise typer.Exit(2)
+        from notifier.db.wakeup import install_trigger
+
+        console.print(f"wake-up trigger installed on {', '.join(install_trigger(engine))}")
+    engine.dispose()
+
+
+def run_command(
+    once: Annotated[bool, typer.Option("--once", help="Do everything due now, then exit.")] = False,
+    poll_interval: Annotated[str | None, typer.Option(help="How often to look for work, e.g. 2s.")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port at /metrics (docs/metrics.md).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Sending processes (env NOTIFIER_WORKERS, default 1): one per core sends faster."),
+    ] = None,
+) -> None:
+    """Run the daemon: poll events, evaluate rules, send what is due, until SIGTERM/SIGINT."""
+    from notifier.run.workers import Workers
+
+    if poll_interval is not None:
+        State.overrides["poll_interval"] = poll_interval
+    if workers is not None:
+        State.overrides["workers"] = str(workers)
+    settings = read_settings()
+    # The workers first: they load (a second or two) while this process does.
+    helpers = Workers.start(settings, once=once)
+    from notifier.run.daemon import run_forever, run_once, use_one_malloc_arena
+
+    use_one_malloc_arena()
+    try:
+        if metrics_port is not None:
+            from notifier.db.engine import make_engine
+            from notifier.run.metrics import serve_metrics
+
+            serve_metrics(metrics_port, engine=make_engine(settings.database_url.reveal()))
+    except BaseException:
+        helpers.reap()
+        raise
+    try:
+        if once:
+            code, total = asyncio.run(run_once(settings, helpers))
+            console.print(
+                f"{total.events} event(s) read, {total.sent} sent, {total.retrying} to retry, "
+                f"{total.failed} failed, {total.skipped} skipped"
+            )
+            raise typer.Exit(code)
+        raise typer.Exit(asyncio.run(run_forever(settings, helpers)))
+    except RulesError as exc:
+        errors.print("[red]notifier cannot start: the rules or templates are not valid[/red]")
+        print_problems(exc)
+        raise typer.Exit(EXIT_INVALID) from exc
+    except (ConfigError, NotifierError) as exc:
+        errors.print(f"[red]notifier cannot start:[/red] {exc}")
+        raise typer.Exit(EXIT_INVALID) from exc
+
+
+def check_command() -> None:
+    """Validate rules.yaml and render every template in every locale with sample data."""
+    from notifier.compose.contract import customer_locales
+    from notifier.tools.checking import check_all
+
+    settings = read_settings()
+    # The languages customers actually use, when the database can be read; else the shipped ones.
+    locales = customer_locales(settings.database_url.reveal())
+    problems, summary = check_all(settings.rules, settings.templates, locales=locales)
+    for line in summary:
+        console.print(line, markup=False, highlight=False)
+    if problems:
+        print_problems(RulesError(problems))
+        raise typer.Exit(EXIT_INVALID)
+    console.print("[green]OK[/green]")
+
+
+def preview_command(
+    template: Annotated[str, typer.Argument(help="Template name, e.g. order_confirmation.")],
+    locale: Annotated[str, typer.Option(help="en, zh-CN or zh-TW.")] = "en",
+    order: Annotated[int | None, typer.Option(help="Use this real order instead of sample data.")] = None,
+    case: Annotated[int | None, typer.Option(help="Use this real case.")] = None,
+    product: Annotated[int | None, typer.Option(help="Use this real product.")] = None,
+    html: Annotated[
+        bool, typer.Option("--html", help="Print the HTML part instead of the text part.")
+    ] = False,
+) -> None:
+    """Render one message and print its subject and text (or HTML) part."""
+    from notifier.tools.checking import preview
+
+    settings = read_settings()
+    try:
+        rendered = preview(settings, template, locale=locale, order=order, case=case, product=product)
+    except (NotifierError, LookupError, ValueError) as exc:
+        errors.print(f"[red]cannot preview {template}:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from exc
+    console.print(f"Subject: {rendered.subject}", markup=False, highlight=False)
+    console.print()
+    console.print(rendered.html if html else rendered.text, markup=False, highlight=False)
+
+
+def demo_command(
+    out: Annotated[Path, typer.Option(help="Folder for the demo database and the .eml files.")] = Path(
+        "demo-out"
+    ),
+) -> None:
+    """Run the embedded demo: sample orders in three languages, a local mail catcher, a summary."""
+    from notifier.tools.demo import run_demo
+
+    raise typer.Exit(run_demo(out, console))
+
+
+def web_command(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8025,
+    preview: Annotated[
+        bool | None,
+        typer.Option(
+            "--preview/--no-preview",
+            help="Serve the template gallery at /preview. It shows customer data and can send test "
+            "mail, so by default it is on only when listening on a loopback address.",
+        ),
+    ] = None,
+) -> None:
+    """Serve the links in emails (one-click unsubscribe, "not solved"), /metrics, and the
+    template gallery for marketing (/preview)."""
+    import ipaddress
+
+    from notifier.tools.web import serve
+
+    if preview is None:
+        try:
+            preview = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            preview = host == "localhost"
+    serve(read_settings(), host, port, preview=preview)
