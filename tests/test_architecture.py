@@ -423,3 +423,14 @@ def test_the_bookkeeping_names_are_outbox_columns(column: str) -> None:
     from notifier.db.store import NOTIFICATIONS
 
     assert column in NOTIFICATIONS.c
+
+
+def test_the_console_script_is_still_notifier_cli_main() -> None:
+    """pyproject's `notifier = "notifier.cli:main"` must keep working after cli became a package."""
+    from importlib.metadata import entry_points
+
+    from notifier.cli import main
+
+    (script,) = entry_points(group="console_scripts", name="notifier")
+    assert script.value == "notifier.cli:main"
+    assert script.load() is main
