@@ -132,12 +132,12 @@ def imports_of(
     source: str, module: str, *, is_package: bool, known: Iterable[str], anything: bool = False
 ) -> list[Import]:
     """The notifier modules (with `anything`, all modules) `module` imports, at any depth."""
-    known, package = set(known), module if is_package else module.rpartition(".")[0]
+    names, package = set(known), module if is_package else module.rpartition(".")[0]
     found = [
         (target, node.lineno)
         for node in _walk_running(ast.parse(source))
         if isinstance(node, ast.Import | ast.ImportFrom)
-        for target in targets(node, package, known)
+        for target in targets(node, package, names)
     ]
     return [(target, line) for target, line in found if anything or target.split(".")[0] == PACKAGE.name]
 
@@ -361,13 +361,13 @@ def outbox_spellings(source: str, module: str, *, is_package: bool, known: Itera
     or model (`n = NOTIFICATIONS`, `OUTBOX.c.rule`, `store.NOTIFICATIONS`, `Notification.x`),
     or one of its bookkeeping columns named in a string or a keyword (`row["smtp_reply"]`,
     `{"lease_owner": None}`, `.values(next_attempt_at=...)`)."""
-    tree, known = ast.parse(source), set(known)
+    tree, names = ast.parse(source), set(known)
     package = module if is_package else module.rpartition(".")[0]
     tables: set[str] = set()  # names bound to the table or the model
     modules: dict[str, str] = {}  # names bound to the store's modules or the model's
     for node in _walk_running(tree):
         if isinstance(node, ast.Import | ast.ImportFrom):
-            for alias, target in zip(node.names, targets(node, package, known), strict=True):
+            for alias, target in zip(node.names, targets(node, package, names), strict=True):
                 bound = alias.asname or alias.name
                 if isinstance(node, ast.ImportFrom) and OUTBOX.get(target) == alias.name:
                     tables.add(bound)
