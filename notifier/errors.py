@@ -6,7 +6,7 @@
     └── DatabaseUnavailable       the database cannot be reached right now (retry later)
 
 Template problems are `notifier.compose.rendering.TemplateError`; SMTP problems never raise past
-`notifier.smtp.sending`, they become a `SendResult`.
+`notifier.smtp` (its one table: notifier.smtp.refusals), they become a `SendResult`.
 """
 
 from __future__ import annotations

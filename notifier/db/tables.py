@@ -69,7 +69,7 @@ class Attempt(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     notification_id: int = Field(index=True)
     at: datetime = _ts(nullable=False)
-    outcome: str  # sending.Outcome
+    outcome: str  # core.values.Outcome
     code: int | None = None
     reply: str = ""
     worker: str = ""
