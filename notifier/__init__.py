@@ -1,18 +1,22 @@
 """notifier: tells customers what is happening with their orders and cases before they ask.
 
-The package reads like the pipeline it runs:
+The folders are the layers, and imports only go down this list (tests/test_architecture.py
+keeps it so):
 
-    events.py     new rows from the event tables -> Event values
-    rules.py      rules.yaml -> a frozen, validated RuleSet
-    conditions.py sandboxed `when:` and `send_at:` expressions
-    planning.py   Event + RuleSet -> notifications to queue (or the reason not to)
-    context.py    the documented template context, loaded from the order system's tables
-    rendering.py  sandboxed Jinja templates -> subject, HTML and text
-    mail.py       rendered parts -> RFC 5322 bytes
-    sending.py    pooled SMTP connections; every failure classified once
-    dispatch.py   claim due notifications, render, send, record
-    store.py      notifier's own tables, and the only code that writes them
-    daemon.py     the scheduler that runs it all, reloads, stops gracefully
+    core/      pure by import: the values, and every decision (does a rule apply, when is it
+               due, is it still wanted, in which language, what after an SMTP reply, in which
+               words to explain it)
+    compose/   pure: templates rendered in a sandbox, CSS inlined, RFC 5322 bytes
+    config/    rules.yaml read and validated, settings, the rules in force and their reload
+    db/        the integration tables, the readers that load a batch once, the store (the only
+               code that spells notifier's own tables), migrations
+    smtp/      the wire: pooled connections, pipelining, pacing, the table of refusals
+    run/       the daemon: events in, rules decide, messages claimed, judged, rendered, sent,
+               recorded; workers, reload, signals
+    tools/     check, preview and the gallery, status and history, simulate, report, web, demo
+    cli/       the command line, thin: parse, call, print
+
+README.md's design section names every module in one line.
 """
 
 __version__ = "0.1.0"
