@@ -553,6 +553,7 @@ def simulate_command(
                 now=now,
                 batch_size=settings.batch_size,
                 current=current,
+                has_secret=settings.secret_key is not None,
                 progress=lambda n: progress.advance(task, n),
             )
     if as_json:
