@@ -149,3 +149,22 @@ def test_simulate_says_what_the_daemon_without_a_secret_key_would_do(
     warning = without.rules["price-rise-warning"]
     assert (warning.would_send, dict(warning.skip_reasons)) == (0, {"no_secret_key": 2})
     assert with_key.rules["price-rise-warning"].would_send == 2
+
+
+def test_a_message_held_past_its_max_age_would_be_skipped_as_expired(
+    settings: Settings, shop: Shop, engine: sa.Engine
+) -> None:
+    """The same week's events, replayed to 20 February without a daemon: Lin's case never
+    closes, so her two warnings are held until marketing's 7-day max_age has passed."""
+    for when, source, subject_id, kind, data in _timeline(shop):
+        table, column = SOURCES[source]
+        row = {column: subject_id, "type": kind, "occurred_at": when, "data": data}
+        with engine.begin() as conn:
+            conn.execute(sa.insert(table).values(row))
+    with read_only(settings.database_url.reveal()) as conn:
+        replay = simulate(conn, _rules(settings), since=START, now=_at("2026-02-20 00:00"))
+    warning = replay.rules["price-rise-warning"]
+    assert (warning.would_send, warning.not_due_yet, dict(warning.skip_reasons)) == (2, 0, {"expired": 2})
+    # The first was due 3 February 15:00 UTC; the first look past its max_age is on 10 February.
+    assert replay.days[(_at("2026-02-10 00:00").date(), "price-rise-warning")].skip_reasons == {"expired": 1}
+    assert replay.rules["order-dispatched"].would_send == 1, "read when it happened: nothing newer known"

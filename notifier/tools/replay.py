@@ -307,18 +307,22 @@ def audience_rows(
 
 def _read_at(conn: sa.Connection, batch: list[Event]) -> dict[tuple[str, int], datetime]:
     """When the daemon read each event, where it planned something for it: a message is not
-    looked at before its event was read (after downtime, later events are known by then)."""
+    looked at before its event was read (after downtime, later events are known by then).
+
+    Looked up by thread (indexed) as well as event id; fan-out rows (threaded by customer)
+    are not found, and their messages are first looked at when due."""
     n = NOTIFICATIONS
     found: dict[tuple[str, int], datetime] = {}
-    by_source: dict[str, list[int]] = {}
+    by_source: dict[str, list[Event]] = {}
     for event in batch:
-        by_source.setdefault(event.source, []).append(event.id)
-    for source, ids in by_source.items():
-        for start in range(0, len(ids), CHUNK):
+        by_source.setdefault(event.source, []).append(event)
+    for source, events in by_source.items():
+        for start in range(0, len(events), CHUNK):
+            chunk = events[start : start + CHUNK]
             query = (
                 sa.select(n.c.event_id, sa.func.min(n.c.created_at))
-                .where(n.c.source == source, n.c.event_id.in_(ids[start : start + CHUNK]))
-                .where(n.c.resend_of.is_(None))
+                .where(n.c.thread.in_({e.thread for e in chunk}), n.c.source == source)
+                .where(n.c.event_id.in_([e.id for e in chunk]), n.c.resend_of.is_(None))
                 .group_by(n.c.event_id)
             )
             for event_id, created in conn.execute(query):
