@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from notifier.config.live import load_checked
 from notifier.config.settings import Settings
 from notifier.core.rules import RuleSet
+from notifier.db import store
 from notifier.db.events import SOURCES
 from notifier.run.daemon import Pipeline
 from notifier.tools.replay import Replay, read_only, simulate
@@ -168,3 +169,30 @@ def test_a_message_held_past_its_max_age_would_be_skipped_as_expired(
     # The first was due 3 February 15:00 UTC; the first look past its max_age is on 10 February.
     assert replay.days[(_at("2026-02-10 00:00").date(), "price-rise-warning")].skip_reasons == {"expired": 1}
     assert replay.rules["order-dispatched"].would_send == 1, "read when it happened: nothing newer known"
+
+
+OFFER_RULE = """
+  - name: delivered-offer
+    on: order.delivered
+    delay: 2h
+    category: marketing
+    template: thank_you
+"""
+
+
+def test_an_address_suppressed_later_did_not_stop_the_mail_before(
+    settings: Settings, shop: Shop, engine: sa.Engine
+) -> None:
+    """Lin unsubscribed the day after her offer went; Kai an hour before his was due."""
+    settings.rules.write_text(settings.rules.read_text() + OFFER_RULE)
+    for name in ("lin", "kai"):
+        buyer = shop.customer(email=f"{name}@example.com", timezone="UTC", marketing_opt_in=True)
+        order = shop.order(buyer, placed_at="2026-02-02 01:00")
+        shop.event("order", order, "delivered", "2026-02-03 09:00", {"delivered_at": "2026-02-03 09:00:00"})
+    with engine.begin() as conn:
+        store.suppress(conn, "lin@example.com", "unsubscribed", _at("2026-02-04 09:00"))
+        store.suppress(conn, "kai@example.com", "unsubscribed", _at("2026-02-03 10:00"))
+    with read_only(settings.database_url.reveal()) as conn:
+        replay = simulate(conn, _rules(settings), since=START, now=END)
+    offer = replay.rules["delivered-offer"]
+    assert (offer.would_send, dict(offer.skip_reasons)) == (1, {"suppressed": 1})

@@ -23,9 +23,9 @@ from notifier.core.rules import Category, RuleSet
 from notifier.core.timing import as_utc
 from notifier.core.values import Claimed, Event, Reason, State
 from notifier.db import events as event_rows
-from notifier.db import store
 from notifier.db.facts import case_lifecycles
-from notifier.db.subjects import load_customers
+from notifier.db.store import SUPPRESSIONS
+from notifier.db.subjects import CHUNK, load_customers
 
 TICK = timedelta(microseconds=1)
 
@@ -62,7 +62,7 @@ class Known:
     later: Mapping[tuple[str, int, Types], list[Event]]  # (source, subject, types) -> events
     owners: Mapping[int, dict[int, int]]  # customer -> {case id: customer id}
     lifecycle: Mapping[int, list[Event]]  # customer -> lifecycle events of their cases
-    suppressed: frozenset[str]
+    suppressed: Mapping[str, datetime]  # lower-case address -> since when
     zones: Mapping[int, str | None]
     has_secret: bool
 
@@ -78,7 +78,7 @@ class Known:
             cases = open_cases(self.owners[item.customer_id], self.lifecycle[item.customer_id], at=moment)
         return Facts(
             later=later,
-            suppressed=self.suppressed,
+            suppressed=frozenset(a for a, since in self.suppressed.items() if since <= moment),
             open_cases=cases,
             zones=self.zones,
             has_secret=self.has_secret,
@@ -137,10 +137,23 @@ def load_known(
         later=later,
         owners=by_customer,
         lifecycle=events,
-        suppressed=frozenset(store.suppressed(conn, [c.recipient for c in marketing if c.recipient])),
+        suppressed=suppressed_since(conn, [c.recipient for c in marketing if c.recipient]),
         zones={i: str(people[i].get("timezone") or "UTC") for i in needs_zone if i in people},
         has_secret=has_secret,
     )
+
+
+def suppressed_since(conn: sa.Connection, addresses: Iterable[str]) -> dict[str, datetime]:
+    """Which of these addresses unsubscribed or bounced, and when: a message that went out
+    before an unsubscribe was not suppressed then."""
+    wanted = sorted({a.lower() for a in addresses if a})
+    found: dict[str, datetime] = {}
+    for start in range(0, len(wanted), CHUNK):
+        query = sa.select(SUPPRESSIONS.c.address, SUPPRESSIONS.c.created_at).where(
+            SUPPRESSIONS.c.address.in_(wanted[start : start + CHUNK])
+        )
+        found.update((address, as_utc(since)) for address, since in conn.execute(query))
+    return found
 
 
 def follow(
