@@ -4,7 +4,7 @@ one rule and adds one - what would be sent beside what was, and nothing written 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +14,12 @@ from freezegun import freeze_time
 from typer.testing import CliRunner, Result
 
 from notifier.cli import app
+from notifier.config.live import load_checked
 from notifier.config.settings import Settings
 from notifier.db import store
 from notifier.db.tables import NOTIFIER_TABLES
 from notifier.tools.replay import read_only
+from notifier.tools.replay import simulate as replay_simulate
 from tests.shop import Shop, ts
 from tests.smtp_server import FaultySmtpServer
 from tests.test_cli_tools import outbox_row
@@ -111,10 +113,12 @@ def _counts(engine: sa.Engine) -> dict[str, int]:
         }
 
 
-def simulate(settings: Settings, *args: str) -> Result:
+def simulate(settings: Settings, *args: str, secret: str | None = "test-secret") -> Result:
+    """`notifier simulate` with these settings (a secret key unless told otherwise)."""
     base = ["--database-url", settings.database_url.reveal(), "--rules", str(settings.rules), "simulate"]
+    env = {"NOTIFIER_SECRET_KEY": secret} if secret else {}
     with freeze_time(NOW, real_asyncio=True):
-        return CliRunner().invoke(app, [*base, *args])
+        return CliRunner().invoke(app, [*base, *args], env=env)
 
 
 def test_a_month_replayed_against_candidate_rules(
@@ -170,6 +174,8 @@ def test_simulate_prints_tables_and_refuses_a_bad_candidate(
     candidate = _candidate(settings)
     human = simulate(settings, "--rules", str(candidate), "--since", "31d")
     assert human.exit_code == 0, human.output
+    keyless = simulate(settings, "--rules", str(candidate), "--since", "31d", secret=None)
+    assert "price-rise-warning would skip: no_secret_key 2" in keyless.stdout, "as the daemon would, keyless"
     line = next(line for line in human.stdout.splitlines() if "delivered-thanks" in line)
     assert "new" in line and " 8 " in line
     assert "delivered-thanks would skip: condition_false 7" in human.stdout
@@ -187,3 +193,33 @@ def test_the_replay_connection_cannot_write(db_url: str) -> None:
     with read_only(db_url) as conn:
         with pytest.raises(sa.exc.DBAPIError):
             store.insert_notifications(conn, [outbox_row()])
+
+
+BUSINESS_NOTICE = """
+  - name: price-rise-notice
+    on: product.price_change
+    delay: 2 business days
+    audience: { ordered_product_within: 365d }
+    template: price_change_warning
+"""
+
+
+def test_an_audience_rule_in_business_time_is_due_on_the_shops_calendar(
+    settings: Settings, shop: Shop, engine: sa.Engine
+) -> None:
+    """Friday 13 February 2026, 09:00 in Taipei: Saturday is a rush day, the Lunar New Year
+    holidays run 16-20 February, so two business days end on Tuesday 24 (not Tuesday 17, as
+    on a default calendar)."""
+    settings.rules.write_text(settings.rules.read_text() + BUSINESS_NOTICE)
+    buyer = shop.customer(email="lin@example.com", timezone="Asia/Taipei")
+    roses = shop.product()
+    shop.order(buyer, items=[(roses, 1)], placed_at="2026-02-01 02:00")
+    change = {"old_price": "59.00", "new_price": "69.00", "currency": "USD", "effective_at": "2026-04-01"}
+    shop.event("product", roses, "price_change", "2026-02-13 01:00", change)
+    rules, _renderer = load_checked(settings.rules, settings.templates)
+    with read_only(settings.database_url.reveal()) as conn:
+        replay = replay_simulate(conn, rules, since=ts("2026-02-01 00:00"), now=ts("2026-03-01 00:00"))
+    days = replay.days.items()
+    assert [day for (day, rule), tally in days if rule == "price-rise-notice" and tally.would_send] == [
+        date(2026, 2, 24)
+    ]

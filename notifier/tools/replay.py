@@ -1,12 +1,17 @@
 """What-if replay: the past events of the database against a candidate rules file.
 
 `notifier simulate --rules candidate.yaml --since 30d` reads every event since then (every
-source, in batches), plans each with the same pure code the daemon uses
-(planning.plan_event / plan_rule, with `now` = the event's time, so `when:` and due times come
-out as they would have), follows each queued plan to its due time (an `unless:` event before
-then, a suppressed address: would skip; quiet hours: goes in the morning; due after now: not
-due yet), counts audience rules with a SELECT COUNT instead of an INSERT, and sets the result
-per rule and per day beside what was actually sent.
+source, in batches) and makes the daemon's decisions about each, with the daemon's code: it
+plans with notifier.core.planning (plan_event / plan_rule, with the rules' calendar and
+response times), then follows each queued message through notifier.core.gates.judge_one at
+the moments the daemon would have looked at it, with the facts as they stood then
+(replay_facts.py): an `unless:` or `superseded_by:` event known by then, a suppressed address,
+no secret key: would skip; quiet hours, a hold while a case is open: judged again when they
+end (and expired past max_age); still waiting at the end: not due yet. A message is first
+looked at when it is due and the daemon had read its event (the outbox says when it did:
+after downtime, later events are known by then). Audience rules read the rows a fan-out
+would insert instead of inserting them. The result is set per rule and per day beside what
+was actually sent.
 
 It never writes: the connection is read-only (SQLite `query_only`, a PostgreSQL READ ONLY
 transaction) and is rolled back at the end; nothing is sent.
@@ -14,29 +19,28 @@ transaction) and is rolled back at the end; nothing is sent.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
-from notifier.core.conditions import ExpressionError
-from notifier.core.context import brand_of, template_context
-from notifier.core.planning import Planned, due_time, plan_event
-from notifier.core.rules import Category, Rule, RuleSet
-from notifier.core.timing import as_utc, parse_duration, quiet_hours_end
-from notifier.core.values import Event, Reason, State, Subject, kind_of
+from notifier.core.context import brand_of
+from notifier.core.planning import plan_event, plan_rule
+from notifier.core.rules import Rule, RuleSet
+from notifier.core.timing import as_utc, parse_duration
+from notifier.core.values import Claimed, Event, Reason, State, Subject
 from notifier.db import events as event_rows
-from notifier.db import store
 from notifier.db.engine import make_engine, normalize_url
 from notifier.db.events import SOURCES
 from notifier.db.fanout import _audience_select
 from notifier.db.store import NOTIFICATIONS
-from notifier.db.subjects import load_subjects
+from notifier.db.subjects import CHUNK, load_subjects
+from notifier.tools.replay_facts import as_claimed, follow, load_known
 
 # --- reading without writing ---------------------------------------------------------------------
 
@@ -170,14 +174,16 @@ def simulate(
     now: datetime,
     batch_size: int = 500,
     current: RuleSet | None = None,
+    has_secret: bool = True,
     progress: Callable[[int], None] = lambda _n: None,
 ) -> Replay:
-    """Plan every event since `since` with the candidate rules; count what was really sent."""
+    """Plan every event since `since` with the candidate rules, follow each message through
+    the daemon's gates (`has_secret`: NOTIFIER_SECRET_KEY is set); count what was really sent."""
     replay = Replay(rules_file=candidate.path, since=since, until=now)
     for rule in candidate.rules:
         replay.tally(rule.name)
         replay.status[rule.name] = _status(rule, current)
-    planner = _Planner(conn, candidate, replay)
+    planner = _Planner(conn, candidate, replay, has_secret=has_secret)
     for source, (table, _column) in SOURCES.items():
         first = conn.execute(
             sa.select(sa.func.min(table.c.id)).where(at_or_after(conn, table.c.occurred_at, since))
@@ -212,114 +218,117 @@ def _status(rule: Rule, current: RuleSet | None) -> str:
 
 
 class _Planner:
-    """Plans one batch of events at a time, as intake would have, then follows each plan."""
+    """Plans one batch of events at a time, as intake would have, then follows each message
+    through the daemon's gates (replay_facts.follow)."""
 
-    def __init__(self, conn: sa.Connection, rules: RuleSet, replay: Replay) -> None:
+    def __init__(self, conn: sa.Connection, rules: RuleSet, replay: Replay, *, has_secret: bool) -> None:
         self.conn = conn
         self.rules = rules
         self.replay = replay
+        self.has_secret = has_secret
         self.brand = brand_of(rules)
+        self.numbers = itertools.count(1)  # stand-ins for the outbox ids the gates key their facts by
 
     def plan(self, batch: list[Event]) -> None:
         wanted = [e for e in batch if self.rules.enabled_on(e.type)]
         if not wanted:
             return
         subjects = load_subjects(self.conn, {(e.source, e.subject_id) for e in wanted if not e.problem})
-        later = self._unless_events(wanted)
-        plans: list[Planned] = []
+        seen = _read_at(self.conn, wanted)
+        queued: list[tuple[Claimed, Event]] = []
+        people: dict[int, Mapping[str, Any]] = {}
         for event in wanted:
             subject = subjects.get((event.source, event.subject_id)) or Subject(
                 problem=f"{event.source} {event.subject_id} could not be loaded"
             )
-            plans += plan_event(event, subject, self.rules, brand=self.brand, now=event.occurred_at)
+            if subject.customer:
+                people[subject.customer["id"]] = subject.customer
+            now = seen.get((event.source, event.id), event.occurred_at)
+            for plan in plan_event(event, subject, self.rules, brand=self.brand, now=now):
+                if plan.state is State.SKIPPED:
+                    reason = plan.reason or Reason.CONDITION_FALSE
+                    self.replay.count(plan.rule.name, plan.due_at, skip=reason.value)
+                else:
+                    queued.append((as_claimed(plan.row(now), next(self.numbers)), event))
             for rule in self.rules.enabled_on(event.type):
                 if rule.audience is not None:
-                    self._audience(rule, event, subject)
-        blocked = store.suppressed(
-            self.conn, [p.recipient for p in plans if p.recipient and p.rule.category is Category.MARKETING]
-        )
-        for plan in plans:
-            self._follow(plan, later, blocked, subjects)
+                    self._audience(rule, event, subject, now)
+        self._judge(queued, seen, people)
 
-    def _follow(
+    def _judge(
         self,
-        plan: Planned,
-        later: dict[tuple[str, int], list[Event]],
-        blocked: set[str],
-        subjects: dict[tuple[str, int], Subject],
+        queued: list[tuple[Claimed, Event]],
+        seen: Mapping[tuple[str, int], datetime],
+        people: Mapping[int, Mapping[str, Any]] | None = None,
     ) -> None:
-        """What would have become of one plan at its due time."""
-        rule, event = plan.rule, plan.event
-        if plan.state is State.SKIPPED:
-            self.replay.count(rule.name, plan.due_at, skip=(plan.reason or Reason.CONDITION_FALSE).value)
+        """What became of each queued message: the daemon first looks at it when it is due
+        and its event has been read, then as the gates say."""
+        if not queued:
             return
-        due = plan.due_at
-        if rule.unless:
-            happened = [
-                e
-                for e in later.get((kind_of(event.source), event.subject_id), [])
-                if e.type in rule.unless and e.id != event.id and event.occurred_at <= e.occurred_at <= due
-            ]
-            if happened:
-                self.replay.count(rule.name, due, skip=Reason.UNLESS_HAPPENED.value)
-                return
-        if rule.category is Category.MARKETING:
-            if plan.recipient and plan.recipient.lower() in blocked:
-                self.replay.count(rule.name, due, skip=Reason.SUPPRESSED.value)
-                return
-            due = self._after_quiet_hours(due, subjects.get((event.source, event.subject_id)))
-        self.replay.count(rule.name, due, send=1)
+        items = [item for item, _ in queued]
+        known = load_known(self.conn, items, self.rules, has_secret=self.has_secret, people=people)
+        for item, event in queued:
+            first = max(item.due_at, seen.get((event.source, event.id), item.due_at))
+            fate = follow(item, event, self.rules, known, first_look=first, until=self.replay.until)
+            if fate.reason is not None:
+                self.replay.count(item.rule, fate.moment, skip=fate.reason.value)
+            else:
+                self.replay.count(item.rule, fate.moment, send=1)
 
-    def _after_quiet_hours(self, due: datetime, subject: Subject | None) -> datetime:
-        quiet = self.rules.defaults.quiet_hours
-        person = subject.customer if subject else None
-        if quiet is None or not person:
-            return due
-        try:
-            zone = ZoneInfo(person.get("timezone") or "UTC")
-        except (ZoneInfoNotFoundError, ValueError):
-            zone = ZoneInfo("UTC")
-        return quiet_hours_end(due, zone, quiet.start, quiet.end) or due
-
-    def _unless_events(self, batch: list[Event]) -> dict[tuple[str, int], list[Event]]:
-        """The events that `unless:` rules wait for, about the orders and cases in the batch."""
-        waited = {t for e in batch for rule in self.rules.enabled_on(e.type) for t in rule.unless}
-        if not waited:
-            return {}
-        subjects: dict[str, set[int]] = {}
-        for event in batch:
-            subjects.setdefault(kind_of(event.source), set()).add(event.subject_id)
-        found: dict[tuple[str, int], list[Event]] = {}
-        for source in SOURCES:
-            kind = kind_of(source)
-            types = [t for t in waited if t.split(".", 1)[0] == kind]
-            if not types or not subjects.get(kind):
-                continue
-            for event in event_rows.read_about(self.conn, source, subjects[kind], types):
-                if not event.problem:
-                    found.setdefault((kind, event.subject_id), []).append(event)
-        return found
-
-    def _audience(self, rule: Rule, event: Event, subject: Subject) -> None:
-        """Count the audience a fan-out rule would have written to, without writing."""
-        if event.problem or subject.problem:
-            self.replay.count(rule.name, event.occurred_at, skip=Reason.BAD_EVENT.value)
+    def _audience(self, rule: Rule, event: Event, subject: Subject, now: datetime) -> None:
+        """Follow the messages a fan-out rule would have stored, without storing them."""
+        # plan_rule decides `when:` and the due time as for any rule; with no customer yet,
+        # only its verdicts about the event itself count (the audience is chosen in SQL).
+        plan = plan_rule(rule, event, subject, self.rules, brand=self.brand, now=now)
+        if plan.state is State.SKIPPED and plan.reason in EVENT_LEVEL:
+            reason = plan.reason or Reason.CONDITION_FALSE
+            self.replay.count(rule.name, event.occurred_at, skip=reason.value)
             return
-        context = template_context(subject, event, brand=self.brand, now=event.occurred_at)
-        try:
-            if rule.when is not None and not rule.when.holds(context):
-                self.replay.count(rule.name, event.occurred_at, skip=Reason.CONDITION_FALSE.value)
-                return
-            due = due_time(rule, event, context)
-        except ExpressionError:
-            self.replay.count(rule.name, event.occurred_at, skip=Reason.CONDITION_FALSE.value)
-            return
-        audience = _audience_select(
-            self.conn, rule, event, due, due + self.rules.max_age(rule), event.occurred_at
-        ).subquery()
-        size = self.conn.execute(sa.select(sa.func.count()).select_from(audience)).scalar_one()
-        if size:
-            self.replay.count(rule.name, due, send=size)
+        seen = {(event.source, event.id): now}
+        fixed = {"due_at": plan.due_at, "expires_at": plan.expires_at}
+        expires = plan.expires_at or plan.due_at + self.rules.max_age(rule)
+        for rows in audience_rows(self.conn, rule, event, plan.due_at, expires, now):
+            self._judge([(as_claimed({**row, **fixed}, next(self.numbers)), event) for row in rows], seen)
+
+
+# What a plan for an audience rule, made before there is a customer, says about the event.
+EVENT_LEVEL = (Reason.BAD_EVENT, Reason.NO_RECIPIENT, Reason.CONDITION_FALSE, Reason.RULE_ERROR)
+
+
+def audience_rows(
+    conn: sa.Connection, rule: Rule, event: Event, due: datetime, expires: datetime, now: datetime
+) -> Iterator[list[dict[str, Any]]]:
+    """The rows a fan-out would have inserted, read in chunks instead (the one place the
+    replay uses the fan-out's SQL)."""
+    result = conn.execute(_audience_select(conn, rule, event, due, expires, now))
+    for rows in result.mappings().partitions(CHUNK):
+        yield [dict(row) for row in rows]
+
+
+def _read_at(conn: sa.Connection, batch: list[Event]) -> dict[tuple[str, int], datetime]:
+    """When the daemon read each event, where it planned something for it: a message is not
+    looked at before its event was read (after downtime, later events are known by then).
+
+    Looked up by thread (indexed) as well as event id; fan-out rows (threaded by customer)
+    are not found, and their messages are first looked at when due."""
+    n = NOTIFICATIONS
+    found: dict[tuple[str, int], datetime] = {}
+    by_source: dict[str, list[Event]] = {}
+    for event in batch:
+        by_source.setdefault(event.source, []).append(event)
+    for source, events in by_source.items():
+        for start in range(0, len(events), CHUNK):
+            chunk = events[start : start + CHUNK]
+            query = (
+                sa.select(n.c.event_id, sa.func.min(n.c.created_at))
+                .where(n.c.thread.in_({e.thread for e in chunk}), n.c.source == source)
+                .where(n.c.event_id.in_([e.id for e in chunk]), n.c.resend_of.is_(None))
+                .group_by(n.c.event_id)
+            )
+            for event_id, created in conn.execute(query):
+                if created is not None:
+                    found[(source, event_id)] = as_utc(created)
+    return found
 
 
 def _actually_sent(conn: sa.Connection, replay: Replay) -> None:
