@@ -247,7 +247,7 @@ def status_command(
     """What is queued, sent, retrying, failed; SMTP health; the rules in force and the last reload."""
     from notifier.core.timing import utcnow
     from notifier.db.engine import connect
-    from notifier.tools.inspection import status
+    from notifier.tools.status import status
 
     settings = _settings()
     now = utcnow()
@@ -272,6 +272,8 @@ def status_command(
     console.print(rules)
     age = _age(now, report.oldest_queued_due)
     _say(f"oldest due message waiting: {age}; sent in the last minute: {report.sent_last_minute}")
+    if report.rule_errors_line:
+        _say(report.rule_errors_line)
     _say(_smtp_line(report.as_dict()["smtp"]))
     for line in _config_lines(report.as_dict(), settings):
         _say(line)
@@ -355,7 +357,7 @@ def history_command(
     """What a customer, order or case was sent, when, and why each rule did or did not send."""
     from notifier.core.timing import utcnow
     from notifier.db.engine import connect
-    from notifier.tools.inspection import history
+    from notifier.tools.history import history
 
     if sum(x is not None for x in (customer, order, case)) != 1:
         errors.print("give exactly one of --customer EMAIL, --order ID, --case ID")
@@ -425,7 +427,7 @@ def retry_command(
     from notifier.core.timing import utcnow
     from notifier.db import store
     from notifier.db.engine import connect
-    from notifier.tools.inspection import failed_notifications, notifications_by_id
+    from notifier.tools.status import failed_notifications, notifications_by_id
 
     now = utcnow()
     start = _since(since, now) if since is not None else None
@@ -478,7 +480,7 @@ def resend_command(
     from notifier.core.timing import utcnow
     from notifier.db import store
     from notifier.db.engine import connect
-    from notifier.tools.inspection import notifications_by_id
+    from notifier.tools.status import notifications_by_id
 
     now = utcnow()
     settings = _settings()
