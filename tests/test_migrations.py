@@ -43,7 +43,7 @@ def test_migrated_tables_match_the_models(db_url: str) -> None:
 def test_init_db_twice_is_harmless(db_url: str) -> None:
     engine = make_engine(db_url)
     assert init_db(engine) == []
-    assert schema_revision(engine) == "0002"
+    assert schema_revision(engine) == "0003"
     engine.dispose()
 
 
@@ -62,7 +62,7 @@ def test_upgrades_a_database_made_by_the_previous_schema(db_url: str) -> None:
         )
     created = init_db(engine)
     assert "notifier_feedback" in created and "customers" in created
-    assert schema_revision(engine) == "0002"
+    assert schema_revision(engine) == "0003"
     with engine.connect() as conn:
         kept = conn.execute(sa.text("SELECT address FROM notifier_suppressions")).scalars().all()
     assert kept == ["kept@example.com"]
@@ -75,6 +75,6 @@ def test_tables_made_before_migrations_are_adopted(db_url: str) -> None:
         command.upgrade(_alembic(conn), "0001")
         conn.execute(sa.text(f"DROP TABLE {VERSION_TABLE}"))  # as create_all would have left it
     init_db(engine)
-    assert schema_revision(engine) == "0002"
+    assert schema_revision(engine) == "0003"
     assert "notifier_feedback" in sa.inspect(engine).get_table_names()
     engine.dispose()

@@ -247,4 +247,7 @@ def _rows(
         "created_at": _moment(now),
         "updated_at": _moment(now),
     }
-    return sa.select(*(values[name].label(name) for name in _VALUE_NAMES))
+    # A WHERE of its own: SQLite's parser needs one before ON CONFLICT in INSERT ... SELECT.
+    return sa.select(*(values[name].label(name) for name in _VALUE_NAMES)).where(
+        decided.c.customer_id.is_not(None)
+    )
