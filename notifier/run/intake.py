@@ -74,9 +74,11 @@ def fan_out(
 ) -> int:
     """One rule's audience for one event, stored and counted; returns the rows newly stored."""
     fanned = plan_audience(conn, rule, event, rules, subject=subject, brand=brand, now=now)
+    if not fanned.stored:  # counted once, when first stored (a rerun stores nothing)
+        return 0
     if fanned.error:
         metrics.rule_error(rule.name)
-    if fanned.stored:  # counted once, when first stored
+    else:
         for reason, n in fanned.counts.items():
             metrics.decided(rule.name, State.QUEUED if reason == State.QUEUED else State.SKIPPED, n)
     return fanned.stored
