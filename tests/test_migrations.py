@@ -96,6 +96,7 @@ def test_0003_adds_the_decision_columns_and_keeps_the_outbox(db_url: str) -> Non
     init_db(engine)
     assert schema_revision(engine) == "0003"
     with engine.connect() as conn:
-        row = conn.execute(sa.text("SELECT key, rule_fingerprint, due_basis FROM notifier_notifications")).one()
+        query = sa.text("SELECT key, rule_fingerprint, due_basis FROM notifier_notifications")
+        row = conn.execute(query).one()
     assert tuple(row) == ("k", None, None)
     engine.dispose()
