@@ -3,11 +3,13 @@ audience, when their message is due, that nobody is planned twice, and the email
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 
@@ -64,8 +66,9 @@ def _by_customer(engine: sa.Engine) -> dict[int, Any]:
 
 
 def test_the_audience_is_every_opted_in_buyer_within_the_window_once(
-    engine: sa.Engine, shop: Shop, project: Path
+    engine: sa.Engine, shop: Shop, project: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="notifier.db.fanout")
     roses = shop.product(name="Twelve red roses", price="59.00")
     vase = shop.product(name="Glass vase", price="19.50")
 
@@ -109,6 +112,12 @@ def test_the_audience_is_every_opted_in_buyer_within_the_window_once(
         no_address: "invalid_address",
     }, "everyone who ever bought the product has a row; vase_only never did"
     assert planned == 8
+    [summary] = [
+        r.getMessage() for r in caplog.records if r.getMessage().startswith("fan-out price-rise-warning")
+    ]
+    assert summary.endswith(
+        "queued 3, not bought within the audience window 2, unusable address 1, not opted in 1, suppressed 1"
+    ), summary
     assert rows[spaced]["recipient"] == "Hank@Example.com"
     assert rows[loyal]["key"] == f"price-rise-warning:product:1:{loyal}"
     assert rows[loyal]["thread"] == f"customer:{loyal}"

@@ -9,7 +9,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
+from notifier.cli import app
 from notifier.config.live import load_checked
 from notifier.core.conditions import compile_expression
 from notifier.core.rules import RuleSet
@@ -84,6 +86,10 @@ def test_an_audience_rule_naming_customer_fails_alone_and_intake_goes_on(
     assert report.rule_errors_line == "rule errors: 1 (price-rise-warning: 1)"
     assert report.by_reason["failed"] == {"rule_error": 1}
     assert report.as_dict()["rule_errors"] == {"price-rise-warning": 1}
+    url = engine.url.render_as_string(hide_password=False)
+    shown = CliRunner().invoke(app, ["--database-url", url, "status"])
+    assert shown.exit_code == 0, shown.output
+    assert "rule errors: 1 (price-rise-warning: 1)" in shown.output
 
 
 def test_a_rule_whose_condition_raises_for_one_event_leaves_the_others_planned(

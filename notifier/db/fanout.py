@@ -125,8 +125,8 @@ def _audience_select(
 def summary(counts: Mapping[str, int]) -> str:
     """'queued 5, not opted in 2, outside window 1' (queued first, then the most common)."""
     queued = counts.get(State.QUEUED.value, 0)
-    others = sorted(((n, r) for r, n in counts.items() if r != State.QUEUED.value), reverse=True)
-    words = [f"queued {queued}"] + [f"{reason_words(r, r)} {n}" for n, r in others]
+    others = sorted(((-n, r) for r, n in counts.items() if r != State.QUEUED.value))
+    words = [f"queued {queued}"] + [f"{reason_words(r, r)} {-n}" for n, r in others]
     return ", ".join(words)
 
 
