@@ -3,11 +3,13 @@ audience, when their message is due, that nobody is planned twice, and the email
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 
@@ -44,7 +46,16 @@ def _intake(engine: sa.Engine, rules: RuleSet) -> tuple[int, int]:
 
 
 def _warnings(engine: sa.Engine) -> list[Any]:
-    return notifications(engine, rule="price-rise-warning")
+    """The warnings queued for customers in the audience."""
+    return notifications(engine, rule="price-rise-warning", state="queued")
+
+
+def _left_out(engine: sa.Engine) -> dict[int | None, str]:
+    """The candidates left out of the warning's audience, and why."""
+    return {
+        row["customer_id"]: row["reason"]
+        for row in notifications(engine, rule="price-rise-warning", state="skipped")
+    }
 
 
 def _by_customer(engine: sa.Engine) -> dict[int, Any]:
@@ -55,8 +66,9 @@ def _by_customer(engine: sa.Engine) -> dict[int, Any]:
 
 
 def test_the_audience_is_every_opted_in_buyer_within_the_window_once(
-    engine: sa.Engine, shop: Shop, project: Path
+    engine: sa.Engine, shop: Shop, project: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="notifier.db.fanout")
     roses = shop.product(name="Twelve red roses", price="59.00")
     vase = shop.product(name="Glass vase", price="19.50")
 
@@ -92,7 +104,20 @@ def test_the_audience_is_every_opted_in_buyer_within_the_window_once(
         "unsubscribed": unsubscribed,
         "no address": no_address,
     }
-    assert planned == 3
+    assert _left_out(engine) == {
+        too_long_ago: "outside_window",
+        after_the_event: "outside_window",
+        opted_out: "not_opted_in",
+        unsubscribed: "suppressed",
+        no_address: "invalid_address",
+    }, "everyone who ever bought the product has a row; vase_only never did"
+    assert planned == 8
+    [summary] = [
+        r.getMessage() for r in caplog.records if r.getMessage().startswith("fan-out price-rise-warning")
+    ]
+    assert summary.endswith(
+        "queued 3, not bought within the audience window 2, unusable address 1, not opted in 1, suppressed 1"
+    ), summary
     assert rows[spaced]["recipient"] == "Hank@Example.com"
     assert rows[loyal]["key"] == f"price-rise-warning:product:1:{loyal}"
     assert rows[loyal]["thread"] == f"customer:{loyal}"
@@ -138,8 +163,9 @@ def test_a_price_decrease_plans_nothing(engine: sa.Engine, shop: Shop, project: 
         "product", roses, "price_change", EVENT_AT, {**RISE, "old_price": "65.00", "new_price": "59.00"}
     )
     events, planned = _intake(engine, _rules(project))
-    assert events == 1 and planned == 0
+    assert events == 1 and planned == 1
     assert _warnings(engine) == []
+    assert _left_out(engine) == {None: "condition_false"}, "one skipped row for the event, no fan-out"
 
 
 def test_a_rerun_plans_nobody_twice(engine: sa.Engine, shop: Shop, project: Path) -> None:
@@ -162,7 +188,7 @@ def test_a_rerun_plans_nobody_twice(engine: sa.Engine, shop: Shop, project: Path
         [event] = read_ids(conn, "product", [event_id])
         subject = load_subjects(conn, [("product", roses)])[("product", roses)]
         again = plan_audience(conn, rule, event, rules, subject=subject, brand=brand_of(rules), now=NOW)
-    assert again == 0
+    assert again.stored == 0 and again.counts == {"queued": 5}
     assert sorted(row["key"] for row in _warnings(engine)) == keys and len(keys) == 5
 
 
@@ -214,9 +240,10 @@ def test_an_event_for_a_missing_product_plans_nothing_and_moves_on(
     shop.event("product", 999, "price_change", EVENT_AT, RISE)
     shop.event("product", roses, "price_change", "2026-02-10 09:05", RISE)
     events, planned = _intake(engine, _rules(project))
-    assert events == 2 and planned == 1
+    assert events == 2 and planned == 2
     [row] = _warnings(engine)
     assert row["subject_id"] == roses and row["event_id"] == 2
+    assert _left_out(engine) == {None: "no_recipient"}
 
 
 @freeze_time("2026-02-10 02:00", real_asyncio=True)  # 10:00 in Taipei: daytime for the customer
@@ -252,5 +279,6 @@ def test_the_price_warning_reaches_the_buyer_as_marketing_mail(
     assert warning["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert confirmation["List-Unsubscribe"] is None
     assert confirmation["List-Unsubscribe-Post"] is None
-    [row] = notifications(engine, rule="price-rise-warning")
-    assert row["state"] == "sent" and row["customer_id"] == lin
+    [row] = notifications(engine, rule="price-rise-warning", state="sent")
+    assert row["customer_id"] == lin
+    assert _left_out(engine) == {quiet: "not_opted_in"}

@@ -4,6 +4,7 @@ Message-ID, the server's reply) or why not - through the real pipeline, step by 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -132,7 +133,10 @@ def test_history_explains_every_rule_for_an_order(
     assert waiting["state"] == "queued" and waiting["outcome"] == "waiting"
     assert waiting["until"] == "2026-02-12T14:00:00+00:00"
     assert "waiting until 2026-02-12 14:00 UTC" in block(human, "dispatch-delayed")
-    assert "48h after order.placed unless order.dispatched or order.cancelled" in waiting["explanation"]
+    assert re.search(
+        r"48h after order.placed #\d+ at 2026-02-10 14:00 UTC, unless order.dispatched or order.cancelled",
+        waiting["explanation"],
+    ), waiting["explanation"]
     assert rules["late-notice"]["until"] == "2026-02-10T16:00:00+00:00"
     assert "delay 2h" in rules["late-notice"]["explanation"]
 

@@ -43,7 +43,7 @@ def test_migrated_tables_match_the_models(db_url: str) -> None:
 def test_init_db_twice_is_harmless(db_url: str) -> None:
     engine = make_engine(db_url)
     assert init_db(engine) == []
-    assert schema_revision(engine) == "0002"
+    assert schema_revision(engine) == "0003"
     engine.dispose()
 
 
@@ -62,7 +62,7 @@ def test_upgrades_a_database_made_by_the_previous_schema(db_url: str) -> None:
         )
     created = init_db(engine)
     assert "notifier_feedback" in created and "customers" in created
-    assert schema_revision(engine) == "0002"
+    assert schema_revision(engine) == "0003"
     with engine.connect() as conn:
         kept = conn.execute(sa.text("SELECT address FROM notifier_suppressions")).scalars().all()
     assert kept == ["kept@example.com"]
@@ -75,6 +75,28 @@ def test_tables_made_before_migrations_are_adopted(db_url: str) -> None:
         command.upgrade(_alembic(conn), "0001")
         conn.execute(sa.text(f"DROP TABLE {VERSION_TABLE}"))  # as create_all would have left it
     init_db(engine)
-    assert schema_revision(engine) == "0002"
+    assert schema_revision(engine) == "0003"
     assert "notifier_feedback" in sa.inspect(engine).get_table_names()
+    engine.dispose()
+
+
+def test_0003_adds_the_decision_columns_and_keeps_the_outbox(db_url: str) -> None:
+    engine = _empty(db_url)
+    with engine.begin() as conn:
+        command.upgrade(_alembic(conn), "0002")
+        conn.execute(
+            sa.text(
+                "INSERT INTO notifier_notifications (key, rule, template, category, source, event_id, "
+                "event_type, event_occurred_at, thread, subject_id, state, due_at, next_attempt_at, "
+                "attempts, created_at, updated_at) VALUES ('k', 'r', 't', 'transactional', 'order', 1, "
+                "'order.placed', :t, 'order:1', 1, 'queued', :t, :t, 0, :t, :t)"
+            ),
+            {"t": ts("2026-01-01 00:00")},
+        )
+    init_db(engine)
+    assert schema_revision(engine) == "0003"
+    with engine.connect() as conn:
+        query = sa.text("SELECT key, rule_fingerprint, due_basis FROM notifier_notifications")
+        row = conn.execute(query).one()
+    assert tuple(row) == ("k", None, None)
     engine.dispose()

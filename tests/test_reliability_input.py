@@ -7,17 +7,23 @@ Each bad event or customer is skipped with a reason and a plain-words detail tha
 from __future__ import annotations
 
 import re
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 from typer.testing import CliRunner
 
 from notifier.cli import app
+from notifier.config.live import load_checked
 from notifier.config.settings import Settings
+from notifier.db.events import read_ids
 from notifier.db.subjects import CUSTOMERS
+from notifier.run.intake import intake
 from tests.journey import notifications, parse, run
-from tests.shop import Shop
+from tests.shop import Shop, ts
 from tests.smtp_server import FaultySmtpServer
 
 AT = "2026-02-10 09:00"
@@ -112,3 +118,82 @@ def test_poison_rows_are_skipped_with_a_reason_and_good_orders_still_go(
     # Nothing about the poison rows is tried again on the next run.
     code, result = run(settings)
     assert code == 0 and result.sent == 0 and result.failed == 0 and len(smtp_server.messages) == 3
+
+
+def _poke(engine: sa.Engine, table: str, row_id: int, column: str, value: Any) -> None:
+    """Write a value the way a careless order system (or SQLite's loose typing) would."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"UPDATE {table} SET {column} = :v WHERE id = :i"), {"v": value, "i": row_id})
+
+
+def test_rows_holding_values_notifier_cannot_use_are_bad_rows_and_the_batch_goes_on(
+    shop: Shop, engine: sa.Engine, project: Path
+) -> None:
+    """SQLite keeps whatever is written; each bad value is its own Subject's problem (bad_row)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's column types refuse these values at the door")
+    cases = {
+        ("customers", "name"): (b"\xff\xfe not utf-8", "holds bytes that are not UTF-8 text"),
+        ("orders", "customer_id"): ("someone", "holds the text 'someone' where a whole number belongs"),
+        ("orders", "total"): ("a lot", "orders.total of order"),
+        ("orders", "placed_at"): ("yesterday-ish", "not a timestamp"),
+        ("orders", "ship_to_name"): ("x" * 20_000, "20000 characters long"),
+        ("orders", "promised_date"): ("someday", "not a date"),
+        ("customers", "marketing_opt_in"): ("perhaps", "where true or false belongs"),
+        ("order_items", "quantity"): (1e30, "where a whole number belongs"),
+    }
+    product = shop.product()
+    bad: dict[int, str] = {}
+    for (table, column), (value, words) in cases.items():
+        customer = shop.customer(email=f"{table}.{column}@example.com")
+        order = shop.order(customer, items=[(product, 1)])
+        target = {"customers": customer, "orders": order}.get(table)
+        if target is None:
+            with engine.connect() as conn:
+                target = conn.execute(
+                    sa.text("SELECT id FROM order_items WHERE order_id = :o"), {"o": order}
+                ).scalar()
+        _poke(engine, table, target, column, value)
+        shop.event("order", order, "placed", AT)
+        bad[order] = words
+    good = shop.order(shop.customer(email="good@example.com"), items=[(product, 1)])
+    shop.event("order", good, "placed", AT)
+    rules = load_checked(project / "rules.yaml", project / "templates")[0]
+
+    result = intake(engine, rules, clock=lambda: ts(AT), batch_size=100, gap_timeout=timedelta(minutes=10))
+
+    assert result.events == len(cases) + 1
+    rows = {row["subject_id"]: row for row in notifications(engine, rule="order-confirmation")}
+    assert rows[good]["state"] == "queued" and rows[good]["recipient"] == "good@example.com"
+    for order, words in bad.items():
+        assert (rows[order]["state"], rows[order]["reason"]) == ("skipped", "bad_row"), rows[order]["detail"]
+        assert words in rows[order]["detail"], rows[order]["detail"]
+        assert len(rows[order]["detail"]) < 300
+
+
+def test_an_event_row_of_the_wrong_shape_is_a_bad_event_not_a_stopped_batch(
+    shop: Shop, engine: sa.Engine, project: Path
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's column types refuse these values at the door")
+    product = shop.product()
+    customer = shop.customer()
+    weird = shop.order(customer, items=[(product, 1)])
+    odd = shop.event("order", weird, "placed", AT)
+    with engine.begin() as conn:  # a text where the order id belongs, a blob where the type belongs
+        conn.execute(
+            sa.text("UPDATE order_events SET order_id = 'forty-two', type = :t WHERE id = :i"),
+            {"t": b"\xff", "i": odd},
+        )
+    good = shop.order(customer, items=[(product, 1)])
+    shop.event("order", good, "placed", AT)
+    rules = load_checked(project / "rules.yaml", project / "templates")[0]
+
+    result = intake(engine, rules, clock=lambda: ts(AT), batch_size=100, gap_timeout=timedelta(minutes=10))
+
+    assert result.events == 2
+    [row] = notifications(engine, rule="order-confirmation")
+    assert row["subject_id"] == good and row["state"] == "queued"
+    with engine.connect() as conn:
+        [event] = read_ids(conn, "order", [odd])
+    assert event.problem and "not UTF-8" in event.problem

@@ -33,7 +33,7 @@ def status_command(
     """What is queued, sent, retrying, failed; SMTP health; the rules in force and the last reload."""
     from notifier.core.timing import utcnow
     from notifier.db.engine import connect
-    from notifier.tools.inspection import status
+    from notifier.tools.status import status
 
     settings = read_settings()
     now = utcnow()
@@ -69,7 +69,7 @@ def history_command(
     """What a customer, order or case was sent, when, and why each rule did or did not send."""
     from notifier.core.timing import utcnow
     from notifier.db.engine import connect
-    from notifier.tools.inspection import history
+    from notifier.tools.history import history
 
     if sum(x is not None for x in (customer, order, case)) != 1:
         errors.print("give exactly one of --customer EMAIL, --order ID, --case ID")
@@ -124,7 +124,7 @@ def retry_command(
     from notifier.core.timing import utcnow
     from notifier.db import store
     from notifier.db.engine import connect
-    from notifier.tools.inspection import failed_notifications, notifications_by_id
+    from notifier.tools.status import failed_notifications, notifications_by_id
 
     now = utcnow()
     start = _since(since, now) if since is not None else None
@@ -176,7 +176,7 @@ def resend_command(
     from notifier.core.timing import utcnow
     from notifier.db import store
     from notifier.db.engine import connect
-    from notifier.tools.inspection import notifications_by_id
+    from notifier.tools.status import notifications_by_id
 
     now = utcnow()
     settings = read_settings()
@@ -250,6 +250,7 @@ def simulate_command(
                 now=now,
                 batch_size=settings.batch_size,
                 current=current,
+                has_secret=settings.secret_key is not None,
                 progress=lambda n: progress.advance(task, n),
             )
     if as_json:

@@ -56,6 +56,8 @@ def print_status(report: Any, settings: Settings, now: datetime) -> None:
     console.print(rules)
     age = _age(now, report.oldest_queued_due)
     say(f"oldest due message waiting: {age}; sent in the last minute: {report.sent_last_minute}")
+    if report.rule_errors_line:
+        say(report.rule_errors_line)
     say(_smtp_line(report.as_dict()["smtp"]))
     for line in _config_lines(report.as_dict(), settings):
         say(line)

@@ -16,6 +16,7 @@ from notifier.core.addresses import InvalidAddress, check_address
 from notifier.core.business import BusinessDuration, Calendar
 from notifier.core.conditions import ExpressionError
 from notifier.core.context import template_context
+from notifier.core.explain import due_words, rule_error_words
 from notifier.core.rules import Category, Rule, RuleSet, Wait
 from notifier.core.timing import expires_at
 from notifier.core.values import Event, Reason, State, Subject
@@ -35,6 +36,7 @@ class Planned:
     recipient: str | None = None
     reason: Reason | None = None
     detail: str | None = None
+    basis: str | None = None  # what due_at was computed from, in words fixed now
 
     def row(self, now: datetime) -> dict[str, Any]:
         """The notifier_notifications row for this plan."""
@@ -54,6 +56,8 @@ class Planned:
             "state": self.state.value,
             "reason": self.reason.value if self.reason else None,
             "detail": self.detail,
+            "rule_fingerprint": self.rule.fingerprint or None,
+            "due_basis": self.basis,
             "due_at": self.due_at,
             "expires_at": self.expires_at,
             "next_attempt_at": self.due_at,
@@ -101,10 +105,53 @@ def plan_event(
     Rules with an `audience:` are not planned here: they fan out in the database
     (audience.plan_audience)."""
     return [
-        plan_rule(rule, event, subject, rules, brand=brand, now=now, customer=customer)
+        contained(rule, event, subject, rules, brand=brand, now=now, customer=customer)
         for rule in rules.enabled_on(event.type)
         if rule.audience is None
     ]
+
+
+def contained(
+    rule: Rule,
+    event: Event,
+    subject: Subject,
+    rules: RuleSet,
+    *,
+    brand: Mapping[str, str],
+    now: datetime,
+    customer: dict[str, Any] | None = None,
+) -> Planned:
+    """plan_rule, with any error it raises kept as this rule-and-event's failure (rule_error),
+    so one rule cannot stop the others, or the batch."""
+    try:
+        return plan_rule(rule, event, subject, rules, brand=brand, now=now, customer=customer)
+    except Exception as exc:  # whatever a rule raises, the batch goes on
+        return rule_failed(
+            rule, event, rules, "planning", exc, customer_id=customer["id"] if customer else None
+        )
+
+
+def rule_failed(
+    rule: Rule, event: Event, rules: RuleSet, what: str, exc: BaseException, *, customer_id: int | None = None
+) -> Planned:
+    """The failed notification that records a rule's error for one event (its key is the one a
+    plan would have had, so a rerun stores it once)."""
+    return Planned(
+        key=notification_key(rule, event, customer_id),
+        rule=rule,
+        event=event,
+        due_at=event.occurred_at,
+        expires_at=None,
+        state=State.FAILED,
+        reason=Reason.RULE_ERROR,
+        detail=rule_error_words(rule, rules, what, exc),
+        customer_id=customer_id,
+        recipient=rule.to,
+    )
+
+
+def key_customer(customer: Mapping[str, Any] | None) -> int | None:
+    return customer["id"] if customer else None
 
 
 def plan_rule(
@@ -123,8 +170,10 @@ def plan_rule(
     max_age = rules.max_age(rule)
 
     def skip(reason: Reason, detail: str, due: datetime | None = None) -> Planned:
+        basis = due_words(rule, event, due, rules) if due is not None else None
         due = due or event.occurred_at
         return Planned(
+            basis=basis,
             key=key,
             rule=rule,
             event=event,
@@ -140,14 +189,23 @@ def plan_rule(
     if event.problem:
         return skip(Reason.BAD_EVENT, f"event {event.type} #{event.id}: {event.problem}")
     if subject.problem:
-        return skip(Reason.NO_RECIPIENT, subject.problem)
+        return skip(Reason.BAD_ROW if subject.bad_row else Reason.NO_RECIPIENT, subject.problem)
     context = template_context(subject, event, customer=customer, brand=brand, now=now)
     try:
         if rule.when is not None and not rule.when.holds(context):
             return skip(Reason.CONDITION_FALSE, f"when: {rule.when.source} was false")
+    except ExpressionError as exc:
+        return skip(Reason.CONDITION_FALSE, f"when/send_at could not be evaluated: {exc}")
+    except Exception as exc:  # e.g. bool() of an undefined name: the rule's error
+        what = f"when: {rule.when.source}" if rule.when is not None else "when:"
+        return rule_failed(rule, event, rules, what, exc, customer_id=key_customer(customer))
+    try:
         due = due_time(rule, event, context, rules)
     except ExpressionError as exc:
         return skip(Reason.CONDITION_FALSE, f"when/send_at could not be evaluated: {exc}")
+    except Exception as exc:
+        return rule_failed(rule, event, rules, "the due time", exc, customer_id=key_customer(customer))
+    basis = due_words(rule, event, due, rules, (context.get("case") or {}).get("priority"))
     recipient = rule.to or (person["email"] if person else "")
     try:
         recipient = check_address(recipient or "")
@@ -166,4 +224,5 @@ def plan_rule(
         state=State.QUEUED,
         customer_id=person["id"] if person else None,
         recipient=recipient,
+        basis=basis,
     )

@@ -53,6 +53,7 @@ class Reason(StrEnum):
     RULE_ERROR = "rule_error"  # the rule's condition, due time or audience raised for this event
     BAD_ROW = "bad_row"  # a row of the order system's tables holds a value notifier cannot use
     UNEXPECTED = "unexpected_error"  # an error notifier did not foresee; the rest of the batch went on
+    OUTSIDE_WINDOW = "outside_window"  # (fan-out) bought it, but not within the audience window
 
 
 _KIND = {"feedback": "case"}
@@ -91,6 +92,7 @@ class Subject:
     case: dict[str, Any] | None = None
     product: dict[str, Any] | None = None
     problem: str | None = None  # why no message can be made about it
+    bad_row: bool = False  # the problem is a value in a row notifier cannot use (not a missing row)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

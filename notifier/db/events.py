@@ -8,13 +8,17 @@ appear or are older than the gap timeout (a rolled-back insert never appears).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from notifier.core.values import Event
+from notifier.core.timing import as_utc
+from notifier.core.values import Event, kind_of
 from notifier.core.vocabulary import event_from_row
+from notifier.db import cells
 from notifier.db.schema import EVENT_SOURCES
 from notifier.db.tables import Feedback
 
@@ -41,11 +45,39 @@ def _select(conn: sa.Connection, source: str) -> sa.Select[Any]:
     )
 
 
+_NEVER = as_utc(datetime(1970, 1, 1))
+
+
+def to_event(source: str, row: Mapping[Any, Any]) -> Event:
+    """One event row -> Event; a row that cannot be used (a type that is no text, a subject id
+    that is no number, data that is not JSON, ...) is an Event with its problem in words."""
+    table = SOURCES[source][0].name
+    where = f"{table} row {row['id']}"
+    try:
+        kind = cells.text(row["type"], f"{table}.type of {where}")
+        subject_id = cells.integer(row["subject_id"], f"{table}.{SOURCES[source][1]} of {where}")
+        data = row["data"]
+        if isinstance(data, bytes):
+            data = cells.text(data, f"{table}.data of {where}")
+        event = event_from_row(source, {**row, "type": kind, "subject_id": subject_id, "data": data})
+        # The words quote the bad value: keep them short whatever its size.
+        return replace(event, problem=event.problem[:500]) if event.problem else event
+    except Exception as exc:  # BadValue, or what no check foresaw: this event's problem only
+        return Event(
+            source=source,
+            id=row["id"],
+            type=f"{kind_of(source)}.{row['type'] if isinstance(row['type'], str) else 'unknown'}",
+            subject_id=row["subject_id"] if isinstance(row["subject_id"], int) else 0,
+            occurred_at=_NEVER,
+            problem=str(exc)[:500] or type(exc).__name__,
+        )
+
+
 def read_after(conn: sa.Connection, source: str, position: int, limit: int) -> list[Event]:
     """Up to `limit` events with id > position, in id order."""
     table, _ = SOURCES[source]
     query = _select(conn, source).where(table.c.id > position).order_by(table.c.id).limit(limit)
-    return [event_from_row(source, row) for row in conn.execute(query).mappings()]
+    return [to_event(source, row) for row in conn.execute(query).mappings()]
 
 
 def read_ids(conn: sa.Connection, source: str, ids: Iterable[int]) -> list[Event]:
@@ -72,7 +104,5 @@ def read_in(
     found: list[Event] = []
     for start in range(0, len(wanted), 500):
         query = _select(conn, source).where(column.in_(wanted[start : start + 500]), *where)
-        found.extend(event_from_row(source, row) for row in conn.execute(query).mappings())
+        found.extend(to_event(source, row) for row in conn.execute(query).mappings())
     return sorted(found, key=lambda event: event.id)
-
-

@@ -43,6 +43,8 @@ class Notification(SQLModel, table=True):
     state: str = Field(default=State.QUEUED)
     reason: str | None = None  # a Reason, for skipped and failed
     detail: str | None = None  # plain words: the condition, the SMTP reply, the template error
+    rule_fingerprint: str | None = None  # the rule's definition when it decided (Rule.fingerprint)
+    due_basis: str | None = None  # what due_at was computed from, in words fixed at planning time
     due_at: datetime = _ts(nullable=False)
     expires_at: datetime | None = _ts()
     next_attempt_at: datetime = _ts(nullable=False)

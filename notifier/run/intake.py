@@ -7,7 +7,7 @@ says it was evaluated are committed together, so a crash either keeps both or ne
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,8 +16,8 @@ from sqlalchemy.engine import Engine
 
 from notifier.core.context import brand_of
 from notifier.core.planning import Planned, plan_event
-from notifier.core.rules import RuleSet
-from notifier.core.values import Event, Subject
+from notifier.core.rules import Rule, RuleSet
+from notifier.core.values import Event, Reason, State, Subject
 from notifier.core.vocabulary import missing_ids
 from notifier.db import events as event_rows
 from notifier.db import store
@@ -58,15 +58,38 @@ def plan_batch(
         plans.extend(plan_event(event, subject, rules, brand=brand, now=now))
         for rule in rules.enabled_on(event.type):
             if rule.audience is not None:
-                stored = plan_audience(conn, rule, event, rules, subject=subject, brand=brand, now=now)
-                metrics.decided(rule.name, "queued", stored)
-                fanned_out += stored
+                fanned_out += fan_out(conn, rule, event, rules, subject=subject, brand=brand, now=now)
     return plans, fanned_out
+
+
+def fan_out(
+    conn: sa.Connection,
+    rule: Rule,
+    event: Event,
+    rules: RuleSet,
+    *,
+    subject: Subject,
+    brand: Mapping[str, str],
+    now: datetime,
+) -> int:
+    """One rule's audience for one event, stored and counted; returns the rows newly stored."""
+    fanned = plan_audience(conn, rule, event, rules, subject=subject, brand=brand, now=now)
+    if not fanned.stored:  # counted once, when first stored (a rerun stores nothing)
+        return 0
+    if fanned.error:
+        metrics.rule_error(rule.name)
+    else:
+        for reason, n in fanned.counts.items():
+            metrics.decided(rule.name, State.QUEUED if reason == State.QUEUED else State.SKIPPED, n)
+    return fanned.stored
 
 
 def _log_plans(plans: list[Planned]) -> None:
     for plan in plans:
-        if plan.reason is None:
+        if plan.reason is Reason.RULE_ERROR:
+            metrics.rule_error(plan.rule.name)
+            log.error("rule error for %s #%s: %s", plan.event.type, plan.event.id, plan.detail)
+        elif plan.reason is None:
             log.info(
                 "planned %s for %s #%s to %s, due %s",
                 plan.rule.name,
@@ -107,7 +130,7 @@ def intake_batch(
         )
         expired = store.expire_gaps(conn, source, now - gap_timeout)
     metrics.events_read(source, len(filled) + len(fresh))
-    metrics.planned(plans)
+    metrics.planned(plans)  # rule errors are counted once more, by rule, in _log_plans
     if expired:
         log.warning(
             "%s events: %d id(s) never appeared within %s; taken as rolled back", source, expired, gap_timeout

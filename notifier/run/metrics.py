@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector
 from notifier.core.timing import as_utc, utcnow
 from notifier.core.values import State
 from notifier.db.store import NOTIFICATIONS as OUTBOX
-from notifier.tools.inspection import oldest_due
+from notifier.tools.status import oldest_due
 
 if TYPE_CHECKING:
     from notifier.config.settings import Settings
@@ -228,3 +228,19 @@ def serve_metrics(port: int, *, addr: str = "0.0.0.0", engine: sa.Engine | None 
     if engine is not None:
         watch_outbox(engine)
     return start_http_server(port, addr=addr, registry=REGISTRY)
+
+
+# --- rule errors (appended: intake contains them per rule and event) --------------------------
+
+RULE_ERRORS = Counter(
+    "notifier_rule_errors",
+    "Rule-and-event pairs whose rule raised (condition, due time, audience fan-out), by rule; "
+    "each is stored as a failed notification with reason rule_error, and the batch went on.",
+    ["rule"],
+    registry=REGISTRY,
+)
+
+
+def rule_error(rule: str, n: int = 1) -> None:
+    if n:
+        RULE_ERRORS.labels(rule=rule).inc(n)

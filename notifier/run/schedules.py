@@ -22,8 +22,8 @@ from notifier.core.context import brand_of
 from notifier.core.rules import Rule, RuleSet
 from notifier.core.values import Event, Subject
 from notifier.db import store
-from notifier.db.fanout import plan_audience
 from notifier.db.store import STATE
+from notifier.run.intake import fan_out
 
 log = logging.getLogger("notifier.run.schedules")
 
@@ -72,7 +72,7 @@ def _fire(engine: Engine, rule: Rule, rules: RuleSet, now: datetime) -> int:
         tick = latest_tick(rule, after, now)
         if tick is None:
             return 0
-        planned = plan_audience(
+        planned = fan_out(
             conn, rule, tick_event(tick), rules, subject=Subject(), brand=brand_of(rules), now=now
         )
         store.publish(conn, {key: tick.isoformat()}, now)

@@ -6,6 +6,7 @@ notifications and moves the cursor in one). The modules, one concern each:
     base.py       the tables, and the dialect's INSERT ... ON CONFLICT
     cursors.py    how far each event source has been read, and the gaps
     planned.py    planned notifications into the outbox
+    fanout.py     an audience fanned out into the outbox in one INSERT ... SELECT, every "no" kept
     claims.py     due notifications leased to one process at a time
     outcomes.py   what became of them; retries and resends by hand
     published.py  facts for `status`, the suppression list, customers' feedback
