@@ -98,7 +98,12 @@ def test_a_batch_is_counted_from_what_intake_and_dispatch_store(engine: sa.Engin
         first, second, third = (Claimed.from_row(row) for row in rows)
     recorded_at = occurred + timedelta(seconds=90)
     settled = [
-        Settled(claimed=first, verdict=Verdict(state=State.SENT), reply=_reply(Outcome.SENT, 250)),
+        Settled(
+            claimed=first,
+            verdict=Verdict(state=State.SENT),
+            reply=_reply(Outcome.SENT, 250),
+            occurred_at=occurred,
+        ),
         Settled(
             claimed=second,
             verdict=Verdict(state=State.FAILED, reason=Reason.SMTP_PERMANENT),
@@ -112,8 +117,7 @@ def test_a_batch_is_counted_from_what_intake_and_dispatch_store(engine: sa.Engin
     }
     latency = sample("notifier_event_to_send_seconds_sum")
     refused = sample("notifier_smtp_replies_total", code="550")
-    with engine.connect() as conn:
-        metrics.recorded(conn, settled, now=recorded_at)
+    metrics.recorded(settled, now=recorded_at)
     assert sample("notifier_notifications_total", rule="metrics-probe", state="sent") == counts["sent"] + 1
     assert (
         sample("notifier_notifications_total", rule="metrics-probe", state="failed") == counts["failed"] + 1

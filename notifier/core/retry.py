@@ -135,3 +135,4 @@ class Settled:
     verdict: Verdict
     reply: SendResult | None = None  # the server's answer, when it gave one
     built: Built | None = None  # None when nothing was rendered (a gate decided, or it failed)
+    occurred_at: datetime | None = None  # the event's time, for the event-to-acceptance metric

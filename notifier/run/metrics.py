@@ -11,7 +11,7 @@ The daemon records as it goes:
     metrics.reloaded(ok)                    rules.yaml / templates reloaded, or refused
 
 and two helpers take what intake and dispatch already hold: `planned(plans)` after a batch
-of events is stored, `recorded(conn, settled, now=...)` while a group of outcomes is stored.
+of events is stored, `recorded(settled, now=...)` as each group of outcomes is stored.
 
 `metrics_app(settings, engine)` is an ASGI app for the web app's `/metrics`;
 `serve_metrics(port)` serves the same registry from a thread of the daemon. Both read the
@@ -110,25 +110,19 @@ def planned(plans: Iterable[Planned]) -> None:
         decided(plan.rule.name, plan.state)
 
 
-def recorded(conn: sa.Connection, settled: Sequence[Settled], *, now: datetime) -> None:
+def recorded(settled: Sequence[Settled], *, now: datetime) -> None:
     """Count a group of outcomes as they are stored: the states entered (a message handed back
-    to the queue is not a decision), every SMTP reply, and the event-to-acceptance time of each
-    message sent (`now`, the time it is recorded). Reads one query, for the events' times."""
-    sent = [item.claimed.id for item in settled if item.verdict.state is State.SENT]
-    occurred: dict[int, Any] = {}
-    if sent:
-        n = OUTBOX
-        occurred = dict(conn.execute(sa.select(n.c.id, n.c.event_occurred_at).where(n.c.id.in_(sent))).all())
+    to the queue, or deferred, is not a decision yet), every SMTP reply, and the time from the
+    event to the acceptance (`now`, when it is recorded) of each message sent. Reads nothing."""
     for item in settled:
         state = item.verdict.state
         if item.reply is not None:
             smtp_reply(item.reply.code)
-        if state is State.QUEUED:  # handed back or deferred: not a decision yet
+        if state is State.QUEUED:
             continue
         decided(item.claimed.rule, state)
-        at = occurred.get(item.claimed.id)
-        if state is State.SENT and at is not None:
-            sent_latency((as_utc(now) - as_utc(at)).total_seconds())
+        if state is State.SENT and item.occurred_at is not None:
+            sent_latency((as_utc(now) - as_utc(item.occurred_at)).total_seconds())
 
 
 # --- the outbox, read at scrape time ------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,7 @@ from notifier.db.store.claims import release
 from notifier.db.store.published import suppress
 
 _REPLY_LIMIT = 1000  # characters of an SMTP reply kept
+_INSERT_ATTEMPT = ATTEMPTS.insert()  # built once: recorder groups are small and many
 
 
 def record_settled(conn: sa.Connection, settled: Sequence[Settled], *, worker: str, now: datetime) -> None:
@@ -87,14 +89,20 @@ def update_notifications(conn: sa.Connection, changes: Sequence[dict[str, Any]])
     for change in changes:
         groups.setdefault(tuple(sorted(change)), []).append(change)
     for columns, rows in groups.items():
-        values: dict[str, Any] = {name: sa.bindparam(name) for name in columns if name != "b_id"}
-        statement = NOTIFICATIONS.update().where(NOTIFICATIONS.c.id == sa.bindparam("b_id")).values(values)
-        conn.execute(statement, rows)
+        conn.execute(_update_of(columns), rows)
+
+
+@functools.cache
+def _update_of(columns: tuple[str, ...]) -> sa.Update:
+    """UPDATE ... WHERE id = :b_id for one set of columns, built once: a recorder group is
+    often a single message, and building the statement cost more than running it."""
+    values: dict[str, Any] = {name: sa.bindparam(name) for name in columns if name != "b_id"}
+    return NOTIFICATIONS.update().where(NOTIFICATIONS.c.id == sa.bindparam("b_id")).values(values)
 
 
 def record_attempts(conn: sa.Connection, attempts: Sequence[dict[str, Any]]) -> None:
     if attempts:
-        conn.execute(ATTEMPTS.insert(), list(attempts))
+        conn.execute(_INSERT_ATTEMPT, list(attempts))
 
 
 def requeue_failed(conn: sa.Connection, ids: Sequence[int], now: datetime) -> int:

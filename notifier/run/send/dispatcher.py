@@ -77,6 +77,7 @@ class Dispatcher:
             worker=self.worker,
             clock=self.clock,
             written=lambda group: unrecorded.difference_update(item.claimed.id for item in group),
+            on_wire=lambda: self.transmitter.on_wire,
         ).start()
         renewal = asyncio.ensure_future(self._keep_leases(unrecorded))
         try:
@@ -91,7 +92,14 @@ class Dispatcher:
                     retry_for=self.settings.retry_for,
                     first_backoff=self.settings.retry_backoff,
                 )
-                recorder.put([Settled(claimed=item.claimed, verdict=verdict, reply=result, built=item.built)])
+                settled = Settled(
+                    claimed=item.claimed,
+                    verdict=verdict,
+                    reply=result,
+                    built=item.built,
+                    occurred_at=item.occurred_at,
+                )
+                recorder.put([settled])
 
             await self.transmitter.send(ready, stopping=self.stopping, settle=settle)
             summary = await recorder.close()

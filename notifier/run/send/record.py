@@ -46,16 +46,19 @@ class Recorder:
         worker: str,
         clock: Callable[[], datetime],
         written: Callable[[list[Settled]], None] = lambda group: None,
+        on_wire: Callable[[], int] = lambda: 0,
     ) -> None:
         self.engine = engine
         self.worker = worker
         self.clock = clock
         self.written = written  # told of each group once it is stored
+        self.on_wire = on_wire  # how many messages the server is still answering
         self.summary = BatchResult()
         self._pending: list[Settled] = []
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Future[None] | None = None
+        self._conn: sa.Connection | None = None
 
     def start(self) -> Recorder:
         self._task = asyncio.ensure_future(self._run())
@@ -76,17 +79,19 @@ class Recorder:
     def cancel(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        self._drop_connection()
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._pending:
+            while self._pending and (self._closing or len(self._pending) >= self.on_wire()):
                 group, self._pending = self._pending, []
                 await self._write_surely(group)
                 self._count(group)
                 self.written(group)
             if self._closing:
+                await asyncio.to_thread(self._drop_connection)
                 return
 
     async def _write_surely(self, group: list[Settled]) -> None:
@@ -106,9 +111,27 @@ class Recorder:
 
     def _write(self, group: list[Settled]) -> None:
         now = self.clock()
-        with self.engine.begin() as conn:
-            store.record_settled(conn, group, worker=self.worker, now=now)
-            metrics.recorded(conn, group, now=now)
+        # One connection for the batch's groups (one write at a time): a group is often a
+        # message or two, and a pool checkout (and its rollback on return) each time would
+        # cost more than the write.
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self.engine.connect()
+        conn = self._conn
+        try:
+            with conn.begin():
+                store.record_settled(conn, group, worker=self.worker, now=now)
+        except BaseException:
+            self._drop_connection()
+            raise
+        metrics.recorded(group, now=now)
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # already gone with the database; nothing to hand back
+                pass
+            self._conn = None
 
     def _count(self, group: list[Settled]) -> None:
         summary = self.summary

@@ -39,6 +39,7 @@ class Ready:
     mail_from: str
     message: bytes
     built: Built | None = None  # None for a message rendered on an earlier attempt
+    occurred_at: datetime | None = None  # its event's, for the event-to-acceptance metric
 
     @property
     def id(self) -> int:
@@ -79,7 +80,15 @@ def rendered(
     decided: list[Decided] = []
     for item in wanted:
         if item.message is not None:  # rendered before: the same bytes go again
-            ready.append(Ready(claimed=item, mail_from=job.mail_from, message=item.message))
+            event = loaded.events.get((item.source, item.event_id))
+            ready.append(
+                Ready(
+                    claimed=item,
+                    mail_from=job.mail_from,
+                    message=item.message,
+                    occurred_at=event.occurred_at if event is not None else None,
+                )
+            )
             continue
         try:
             outcome = _one(item, loaded, job)
@@ -107,7 +116,9 @@ def _one(item: Claimed, loaded: Loaded, job: _Job) -> Ready | Decided:
         return Decided(claimed=item, state=State.SKIPPED, reason=problem[0], detail=problem[1])
     assert event is not None
     message, built = _build(item, event, subject, person, job)
-    return Ready(claimed=item, mail_from=job.mail_from, message=message, built=built)
+    return Ready(
+        claimed=item, mail_from=job.mail_from, message=message, built=built, occurred_at=event.occurred_at
+    )
 
 
 def _build(

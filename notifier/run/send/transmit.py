@@ -33,6 +33,7 @@ class Transmitter:
         self.pace = Pace(rate)
         self.clock = clock
         self.stalled: SendResult | None = None
+        self.on_wire = 0  # messages handed to the server and not answered yet
         self._wire = asyncio.Semaphore(sender.config.connections)
         self._next_check = datetime.min.replace(tzinfo=UTC)
         self._stall_checks = 0
@@ -68,9 +69,13 @@ class Transmitter:
         async with self._wire:
             if self.stalled is not None or stopping.is_set():
                 return None
-            result = await self.sender.send(
-                mail_from=item.mail_from, rcpt_to=item.claimed.recipient or "", message=item.message
-            )
+            self.on_wire += 1
+            try:
+                result = await self.sender.send(
+                    mail_from=item.mail_from, rcpt_to=item.claimed.recipient or "", message=item.message
+                )
+            finally:
+                self.on_wire -= 1
         self._paced(result)
         if result.outcome is Outcome.STALLED:
             self._stall(result)
