@@ -161,13 +161,7 @@ def test_after_a_sigkill_only_the_messages_on_the_wire_go_twice(
 def test_a_customer_name_stored_as_bytes_fails_that_message_alone(
     sqlite_url: str, project: Path, smtp_server: FaultySmtpServer
 ) -> None:
-    settings = replace(
-        Settings(),
-        database_url=Secret(sqlite_url),
-        smtp_url=Secret(smtp_server.url),
-        rules=project / "rules.yaml",
-        templates=project / "templates",
-    )
+    settings = _sqlite_settings(sqlite_url, project, smtp_server)
     engine = make_engine(sqlite_url)
     expected = _orders(Shop(engine), 51, "blob")
     customers = Customer.__table__  # type: ignore[attr-defined]
@@ -184,3 +178,43 @@ def test_a_customer_name_stored_as_bytes_fails_that_message_alone(
     engine.dispose()
 
 
+
+
+def _sqlite_settings(sqlite_url: str, project: Path, smtp_server: FaultySmtpServer) -> Settings:
+    return replace(
+        Settings(),
+        database_url=Secret(sqlite_url),
+        smtp_url=Secret(smtp_server.url),
+        rules=project / "rules.yaml",
+        templates=project / "templates",
+    )
+
+
+@pytest.mark.slow
+def test_sigterm_with_workers_exits_at_once_and_leaves_nothing_claimed(
+    sqlite_url: str, project: Path, smtp_server: FaultySmtpServer, tmp_path: Path
+) -> None:
+    settings = _sqlite_settings(sqlite_url, project, smtp_server)
+    engine = make_engine(sqlite_url)
+    _orders(Shop(engine), ORDERS, "workers")
+    _slow_relay(smtp_server)
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(settings, log, env=_env("60s"), args=("run", "--workers", "2"))
+    try:
+        wait_for(lambda: len(smtp_server.messages) >= 40, 90, "40 messages accepted")
+        daemon.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = daemon.wait(timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    assert code == 0, log.read_text()[-3000:]
+    assert elapsed < 4, f"SIGTERM with a worker took {elapsed:.1f} s"
+    accepted = {m.rcpt_tos[0] for m in smtp_server.messages}
+    assert len(accepted) < ORDERS - 100, "the stop came in the middle of the work"
+    rows = notifications(engine, rule="order-confirmation")
+    assert {r["recipient"] for r in rows if r["state"] == State.SENT} == accepted
+    assert Counter(r["state"] for r in rows)[State.SENDING] == 0, "nothing is left claimed"
+    engine.dispose()

@@ -1,7 +1,10 @@
 """After the SMTP server answers: what becomes of the message, decided as a value.
 
 notifier.smtp turns whatever happened on the wire into a `SendResult` (one table, in
-notifier.smtp.sending); this module decides what that means for the notification.
+notifier.smtp.sending); this module decides what that means for the notification:
+`after_reply` returns a `Verdict` (sent, failed for good, retried after `backoff`, given up
+after NOTIFIER_RETRY_FOR, or handed back to the queue), and a `Settled` is a message with its
+verdict, what the store records.
 """
 
 from __future__ import annotations
