@@ -66,7 +66,14 @@ class Recorder:
 
     def put(self, items: Iterable[Settled]) -> None:
         self._pending.extend(items)
-        self._wake.set()
+        if self._due():  # else the recorder would wake only to find the group still short
+            self._wake.set()
+
+    def _due(self) -> bool:
+        """Write now: there is something to write, and a group at least as large as the
+        messages still on the wire (whose replies are moments away), or the batch is done.
+        One message at a time is written at once; many at a time, in groups."""
+        return bool(self._pending) and (self._closing or len(self._pending) >= self.on_wire())
 
     async def close(self) -> BatchResult:
         """Write what is still pending, then stop. Raises if a write was given up."""
@@ -85,7 +92,7 @@ class Recorder:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._pending and (self._closing or len(self._pending) >= self.on_wire()):
+            while self._due():
                 group, self._pending = self._pending, []
                 await self._write_surely(group)
                 self._count(group)
