@@ -24,6 +24,7 @@ import asyncio
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.parser import BytesParser
@@ -72,6 +73,7 @@ class Received:
     rcpt_tos: tuple[str, ...]
     data: bytes
     message_id: str | None
+    accepted_at: float = 0.0  # time.monotonic() when the server said 250 to DATA
 
 
 class _Action(StrEnum):
@@ -416,6 +418,7 @@ class FaultySmtpServer:
             rcpt_tos=tuple(envelope.rcpt_tos),
             data=data,
             message_id=str(message_id).strip() if message_id is not None else None,
+            accepted_at=time.monotonic(),
         )
         with self._lock:
             self._messages.append(received)

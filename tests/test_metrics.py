@@ -15,13 +15,13 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from notifier.core.planning import Planned
+from notifier.core.retry import RELEASED, Settled, Verdict
 from notifier.core.rules import Rule
 from notifier.core.timing import utcnow
-from notifier.core.values import Event, Reason, State
+from notifier.core.values import Claimed, Event, Outcome, Reason, SendResult, State
 from notifier.db import store
 from notifier.db.engine import make_engine
 from notifier.run import metrics
-from tests.journey import notifications
 from tests.shop import ts
 from tests.smtp_server import free_port
 from tests.test_cli_tools import outbox_row
@@ -90,22 +90,34 @@ def test_a_batch_is_counted_from_what_intake_and_dispatch_store(engine: sa.Engin
         store.insert_notifications(
             conn, [outbox_row(rule="metrics-probe", event_id=i, event_at=occurred) for i in (1, 2, 3)]
         )
-    first, second, third = (row["id"] for row in notifications(engine, rule="metrics-probe"))
-    sent_at = occurred + timedelta(seconds=90)
-    changes = [
-        {"b_id": first, "state": State.SENT, "sent_at": sent_at, "smtp_code": 250},
-        {"b_id": second, "state": State.FAILED, "reason": Reason.SMTP_PERMANENT},
-        {"b_id": third, "state": State.QUEUED},  # handed back: not a decision
+    with engine.connect() as conn:
+        columns = [store.NOTIFICATIONS.c[name] for name in Claimed.__slots__]  # type: ignore[attr-defined]
+        rows = conn.execute(
+            sa.select(*columns).where(store.NOTIFICATIONS.c.rule == "metrics-probe").order_by("id")
+        ).mappings()
+        first, second, third = (Claimed.from_row(row) for row in rows)
+    recorded_at = occurred + timedelta(seconds=90)
+    settled = [
+        Settled(
+            claimed=first,
+            verdict=Verdict(state=State.SENT),
+            reply=_reply(Outcome.SENT, 250),
+            occurred_at=occurred,
+        ),
+        Settled(
+            claimed=second,
+            verdict=Verdict(state=State.FAILED, reason=Reason.SMTP_PERMANENT),
+            reply=_reply(Outcome.PERMANENT, 550),
+        ),
+        Settled(claimed=third, verdict=RELEASED),  # handed back: not a decision
     ]
-    attempts = [{"notification_id": first, "code": 250}, {"notification_id": second, "code": 550}]
     counts = {
         state: sample("notifier_notifications_total", rule="metrics-probe", state=state)
         for state in ("sent", "failed", "queued")
     }
     latency = sample("notifier_event_to_send_seconds_sum")
     refused = sample("notifier_smtp_replies_total", code="550")
-    with engine.connect() as conn:
-        metrics.recorded(conn, changes, attempts)
+    metrics.recorded(settled, now=recorded_at)
     assert sample("notifier_notifications_total", rule="metrics-probe", state="sent") == counts["sent"] + 1
     assert (
         sample("notifier_notifications_total", rule="metrics-probe", state="failed") == counts["failed"] + 1
@@ -113,6 +125,10 @@ def test_a_batch_is_counted_from_what_intake_and_dispatch_store(engine: sa.Engin
     assert sample("notifier_notifications_total", rule="metrics-probe", state="queued") == counts["queued"]
     assert sample("notifier_event_to_send_seconds_sum") == pytest.approx(latency + 90)
     assert sample("notifier_smtp_replies_total", code="550") == refused + 1
+
+
+def _reply(outcome: Outcome, code: int) -> SendResult:
+    return SendResult(outcome=outcome, code=code, reply="ok")
 
 
 def _seed_outbox(engine: sa.Engine) -> None:

@@ -59,7 +59,7 @@ def _senders(log: str) -> set[str]:
     """Which processes logged a sent message: 'main' or 'worker N'."""
     found = set()
     for line in log.splitlines():
-        if " notifier.run.dispatch: sent " in line:
+        if " notifier.run.send: sent " in line:
             worker = re.search(r"\[(worker \d+)\]", line)
             found.add(worker.group(1) if worker else "main")
     return found

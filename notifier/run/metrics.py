@@ -11,7 +11,7 @@ The daemon records as it goes:
     metrics.reloaded(ok)                    rules.yaml / templates reloaded, or refused
 
 and two helpers take what intake and dispatch already hold: `planned(plans)` after a batch
-of events is stored, `recorded(conn, changes, attempts)` while a batch's outcomes are stored.
+of events is stored, `recorded(settled, now=...)` as each group of outcomes is stored.
 
 `metrics_app(settings, engine)` is an ASGI app for the web app's `/metrics`;
 `serve_metrics(port)` serves the same registry from a thread of the daemon. Both read the
@@ -39,6 +39,7 @@ from notifier.tools.status import oldest_due
 if TYPE_CHECKING:
     from notifier.config.settings import Settings
     from notifier.core.planning import Planned
+    from notifier.core.retry import Settled
 
 log = logging.getLogger("notifier.run.metrics")
 
@@ -109,31 +110,19 @@ def planned(plans: Iterable[Planned]) -> None:
         decided(plan.rule.name, plan.state)
 
 
-def recorded(
-    conn: sa.Connection, changes: Sequence[dict[str, Any]], attempts: Sequence[dict[str, Any]]
-) -> None:
-    """Count a dispatch batch's outcomes: the states entered (a message handed back to the
-    queue is not a decision), every SMTP reply, and the event-to-acceptance time of each
-    message sent. `changes` and `attempts` are the rows dispatch stores; reads one query."""
-    ids = [change["b_id"] for change in changes]
-    if not ids:
-        return
-    n = OUTBOX
-    known = {
-        row.id: row
-        for row in conn.execute(sa.select(n.c.id, n.c.rule, n.c.event_occurred_at).where(n.c.id.in_(ids)))
-    }
-    for change in changes:
-        row = known.get(change["b_id"])
-        state = change.get("state")
-        if row is None or state is None or state == State.QUEUED:
+def recorded(settled: Sequence[Settled], *, now: datetime) -> None:
+    """Count a group of outcomes as they are stored: the states entered (a message handed back
+    to the queue, or deferred, is not a decision yet), every SMTP reply, and the time from the
+    event to the acceptance (`now`, when it is recorded) of each message sent. Reads nothing."""
+    for item in settled:
+        state = item.verdict.state
+        if item.reply is not None:
+            smtp_reply(item.reply.code)
+        if state is State.QUEUED:
             continue
-        decided(row.rule, state)
-        sent_at = change.get("sent_at")
-        if state == State.SENT and sent_at is not None and row.event_occurred_at is not None:
-            sent_latency((as_utc(sent_at) - as_utc(row.event_occurred_at)).total_seconds())
-    for attempt in attempts:
-        smtp_reply(attempt.get("code"))
+        decided(item.claimed.rule, state)
+        if state is State.SENT and item.occurred_at is not None:
+            sent_latency((as_utc(now) - as_utc(item.occurred_at)).total_seconds())
 
 
 # --- the outbox, read at scrape time ------------------------------------------------------------

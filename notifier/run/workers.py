@@ -13,10 +13,10 @@ multiprocessing, whose spawn start method adds a resource-tracker process (~13 M
 daemon. Each worker reads its settings from its stdin, and later one byte: the main process
 has read every event (`run --once`); end of file means the main process has gone, and the
 worker stops. It writes its exit code and totals to its stdout as it ends. The main process
-stops workers with SIGTERM, which they take like a daemon does: finish the batch in flight,
-record it, exit. Workers run in a session of their own, so Ctrl-C reaches the main process
-only. A worker that dies is replaced at once; one that keeps dying soon after it starts,
-after a growing delay (see _Slot).
+stops workers with SIGTERM, which they take like a daemon does: finish the messages on the
+wire, hand the rest of the batch back, record, exit. Workers run in a session of their own,
+so Ctrl-C reaches the main process only. A worker that dies is replaced at once; one that
+keeps dying soon after it starts, after a growing delay (see _Slot).
 """
 
 from __future__ import annotations
@@ -36,18 +36,18 @@ from typing import TYPE_CHECKING
 
 from notifier import logs
 from notifier.config.settings import Settings
+from notifier.run.results import EXIT_OK, EXIT_SMTP_UNAVAILABLE, EXIT_WORKER_FAILED, CycleResult
 
 if TYPE_CHECKING:
-    from notifier.run.daemon import CycleResult, Pipeline
+    from notifier.run.pipeline import Pipeline
 
-# This module is imported before the daemon's (heavy) modules, so that `run` can start its
-# workers first and they come up while the main process loads: the daemon's names are
-# imported where they are used.
+# This module is imported before the pipeline's (heavy) modules, so that `run` can start its
+# workers first and they come up while the main process loads: notifier.run.pipeline is
+# imported where it is used. It never imports the daemon (the daemon imports it).
 
 log = logging.getLogger("notifier.run.workers")
 
 IDLE_PAUSE_ONCE = 0.1  # `run --once`: how long an idle worker waits before looking again
-EXIT_WORKER_FAILED = 70  # EX_SOFTWARE: a worker ended without saying how it went
 QUICK_DEATH = 60.0  # seconds: a worker that dies sooner after its start may die at every start
 RESTART_DELAY = 5.0  # seconds before the next start after the second quick death in a row...
 RESTART_DELAY_MAX = 300.0  # ...doubled after each further one, up to this
@@ -113,8 +113,6 @@ class _Worker:
 
     def outcome(self) -> tuple[int, CycleResult] | None:
         """What an ended worker wrote to its stdout: (exit code, totals), or None."""
-        from notifier.run.daemon import CycleResult
-
         assert self.process.stdout is not None
         try:
             code, counts = pickle.loads(self.process.stdout.read())
@@ -232,8 +230,6 @@ class Workers:
 
     async def wait(self) -> tuple[int, CycleResult]:
         """Wait for every worker to end: the worst exit code and everything they did."""
-        from notifier.run.daemon import EXIT_OK, CycleResult
-
         code, total = EXIT_OK, CycleResult()
         for worker in self.running:
             await asyncio.to_thread(worker.process.wait)
@@ -253,7 +249,7 @@ class Workers:
 
 def worker_process() -> None:
     """A worker's life: `python -c WORKER <number> once|daemon <log level>`."""
-    from notifier.run.daemon import use_one_malloc_arena
+    from notifier.run.pipeline import use_one_malloc_arena
 
     use_one_malloc_arena()
     number, mode, log_level = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -299,8 +295,6 @@ class _MainProcess:
 
 
 async def _send_until_done(settings: Settings, once: bool, main: _MainProcess) -> tuple[int, CycleResult]:
-    from notifier.run.daemon import EXIT_OK, EXIT_SMTP_UNAVAILABLE, CycleResult
-
     pipeline = await _pipeline(settings, once, main)
     if pipeline is None:
         return EXIT_OK, CycleResult()
@@ -342,7 +336,7 @@ async def _pipeline(settings: Settings, once: bool, main: _MainProcess) -> Pipel
     last good ones) waits for a good edit instead of dying and being started again and
     again. None if the main process went away meanwhile."""
     from notifier.errors import EXIT_INVALID, RulesError
-    from notifier.run.daemon import Pipeline
+    from notifier.run.pipeline import Pipeline
 
     while True:
         try:

@@ -17,13 +17,19 @@ from __future__ import annotations
 from notifier.db.store.base import ATTEMPTS, CURSORS, FEEDBACK, GAPS, NOTIFICATIONS, STATE, SUPPRESSIONS
 from notifier.db.store.claims import CLAIM_LOCK, claim_due, extend_lease, release
 from notifier.db.store.cursors import advance_cursor, expire_gaps, lock_cursor, open_gaps
-from notifier.db.store.outcomes import insert_resend, record_attempts, requeue_failed, update_notifications
+from notifier.db.store.outcomes import (
+    insert_resend,
+    record_attempts,
+    record_settled,
+    requeue_failed,
+    update_notifications,
+)
 from notifier.db.store.planned import insert_notifications
 from notifier.db.store.published import publish, record_feedback, suppress, suppressed
 
 __all__ = [
     "ATTEMPTS", "CLAIM_LOCK", "CURSORS", "FEEDBACK", "GAPS", "NOTIFICATIONS", "STATE", "SUPPRESSIONS",
     "advance_cursor", "claim_due", "expire_gaps", "extend_lease", "insert_notifications", "insert_resend",
-    "lock_cursor", "open_gaps", "publish", "record_attempts", "record_feedback", "release",
+    "lock_cursor", "open_gaps", "publish", "record_attempts", "record_feedback", "record_settled", "release",
     "requeue_failed", "suppress", "suppressed", "update_notifications",
 ]

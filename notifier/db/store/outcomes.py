@@ -2,18 +2,85 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from notifier.core.retry import Settled
 from notifier.core.values import State
 from notifier.db.store.base import (
     ATTEMPTS,
     NOTIFICATIONS,
     insert_into,
 )
+from notifier.db.store.claims import release
+from notifier.db.store.published import suppress
+
+_REPLY_LIMIT = 1000  # characters of an SMTP reply kept
+_INSERT_ATTEMPT = ATTEMPTS.insert()  # built once: recorder groups are small and many
+
+
+def record_settled(conn: sa.Connection, settled: Sequence[Settled], *, worker: str, now: datetime) -> None:
+    """Store what became of claimed messages: their rows, an attempt for each SMTP reply, and
+    hard-bounced addresses on the suppression list. The only code that spells these columns."""
+    untouched = [i for i in settled if i.verdict.released and i.reply is None and i.built is None]
+    release(conn, [item.claimed.id for item in untouched], now)
+    changed = [i for i in settled if not (i.verdict.released and i.reply is None and i.built is None)]
+    update_notifications(conn, [_row(item, now) for item in changed])
+    record_attempts(
+        conn,
+        [
+            {
+                "notification_id": item.claimed.id,
+                "at": now,
+                "outcome": item.reply.outcome.value,
+                "code": item.reply.code,
+                "reply": item.reply.reply[:_REPLY_LIMIT],
+                "worker": worker,
+            }
+            for item in settled
+            if item.reply is not None
+        ],
+    )
+    for item in settled:
+        if item.verdict.suppress and item.claimed.recipient:
+            suppress(conn, item.claimed.recipient, "hard bounce", now)
+
+
+def _row(item: Settled, now: datetime) -> dict[str, Any]:
+    verdict = item.verdict
+    row: dict[str, Any] = {
+        "b_id": item.claimed.id,
+        "state": verdict.state,
+        "lease_owner": None,
+        "lease_until": None,
+        "updated_at": now,
+    }
+    if item.built is not None:
+        row.update(message_id=item.built.message_id, subject=item.built.subject, locale=item.built.locale)
+        # Sent: the bytes are only needed to resend exactly the same message after a failure.
+        if verdict.state is not State.SENT:
+            row["message"] = item.built.message
+    if verdict.released:
+        return row  # back in the queue as it was (SMTP stalled, or shutting down)
+    if verdict.state is not State.RETRYING:
+        row["reason"] = verdict.reason
+    if verdict.detail is not None or verdict.state is State.SENT:
+        row["detail"] = verdict.detail
+    if verdict.next_attempt_at is not None:
+        row["next_attempt_at"] = verdict.next_attempt_at
+    if verdict.first_failure_at is not None:
+        row["first_failure_at"] = verdict.first_failure_at
+    if item.reply is not None:
+        row["smtp_code"] = item.reply.code
+        row["smtp_reply"] = item.reply.reply[:_REPLY_LIMIT]
+        row["attempts"] = item.claimed.attempts + 1
+    if verdict.state is State.SENT:
+        row["sent_at"] = now
+    return row
 
 
 def update_notifications(conn: sa.Connection, changes: Sequence[dict[str, Any]]) -> None:
@@ -22,14 +89,20 @@ def update_notifications(conn: sa.Connection, changes: Sequence[dict[str, Any]])
     for change in changes:
         groups.setdefault(tuple(sorted(change)), []).append(change)
     for columns, rows in groups.items():
-        values: dict[str, Any] = {name: sa.bindparam(name) for name in columns if name != "b_id"}
-        statement = NOTIFICATIONS.update().where(NOTIFICATIONS.c.id == sa.bindparam("b_id")).values(values)
-        conn.execute(statement, rows)
+        conn.execute(_update_of(columns), rows)
+
+
+@functools.cache
+def _update_of(columns: tuple[str, ...]) -> sa.Update:
+    """UPDATE ... WHERE id = :b_id for one set of columns, built once: a recorder group is
+    often a single message, and building the statement cost more than running it."""
+    values: dict[str, Any] = {name: sa.bindparam(name) for name in columns if name != "b_id"}
+    return NOTIFICATIONS.update().where(NOTIFICATIONS.c.id == sa.bindparam("b_id")).values(values)
 
 
 def record_attempts(conn: sa.Connection, attempts: Sequence[dict[str, Any]]) -> None:
     if attempts:
-        conn.execute(ATTEMPTS.insert(), list(attempts))
+        conn.execute(_INSERT_ATTEMPT, list(attempts))
 
 
 def requeue_failed(conn: sa.Connection, ids: Sequence[int], now: datetime) -> int:
