@@ -195,7 +195,7 @@ def _problem(
     if event.problem:
         return Reason.BAD_EVENT, event.problem
     if subject.problem:
-        return Reason.NO_RECIPIENT, subject.problem
+        return (Reason.BAD_ROW if subject.bad_row else Reason.NO_RECIPIENT), subject.problem
     if item.source in FAN_OUT and person is None:
         return Reason.NO_RECIPIENT, f"customer {item.customer_id} does not exist"
     return None
