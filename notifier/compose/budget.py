@@ -5,7 +5,8 @@ message (render_failed, in plain words) and be refused at reload, never grow the
 without end. The check is cooperative and cheap: the sandbox (compose/sandbox.py) counts
 `range()` items, refuses a `*`, `**` or `+` whose result would be too big, looks at the clock
 every few outputs, attribute lookups and calls, and rendering.py counts each part's output
-while it is generated.
+while it is generated. A loop over a long text or list with no output, call or attribute
+in it is not counted (each such value is itself bounded by the size limit).
 """
 
 from __future__ import annotations
@@ -14,12 +15,21 @@ import time
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-MAX_PART_BYTES = 1_000_000  # characters of one part (subject, HTML or text) of one message
-MAX_SECONDS = 2.0  # to render one message, all parts together
-MAX_ITERATIONS = 200_000  # range() items in one message, all loops together
 # Look at the clock once per 64 checks: time.monotonic() is not free (sandbox.finalize
 # inlines Budget.tick with the same `ticks & 63`).
 _CLOCK_EVERY = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much one message's render may take."""
+
+    part_bytes: int = 1_000_000  # characters of one part (subject, HTML or text)
+    seconds: float = 2.0  # all parts together
+    iterations: int = 200_000  # range() items, all loops together
+
+
+LIMITS = Limits()  # what the daemon, `check`, `preview` and the gallery render within
 
 
 class BudgetExceeded(Exception):
@@ -30,37 +40,47 @@ class BudgetExceeded(Exception):
 class Budget:
     """What one message's render may still spend."""
 
-    deadline: float
-    iterations: int = MAX_ITERATIONS
+    limits: Limits
+    deadline: float = 0.0
+    iterations: int = 0
     ticks: int = 0
 
     def tick(self) -> None:
         """Called often; looks at the clock now and then."""
         self.ticks += 1
         if not self.ticks & (_CLOCK_EVERY - 1) and time.monotonic() > self.deadline:
-            raise BudgetExceeded(too_slow())
+            raise BudgetExceeded(self.too_slow())
 
     def spend(self, iterations: int) -> None:
         self.iterations -= iterations
         if self.iterations < 0:
             raise BudgetExceeded(
-                f"the loops ran over {MAX_ITERATIONS:,} range() items in one message (the iteration limit)"
+                f"the loops ran over {self.limits.iterations:,} range() items in one message "
+                "(the iteration limit)"
             )
         if time.monotonic() > self.deadline:
-            raise BudgetExceeded(too_slow())
+            raise BudgetExceeded(self.too_slow())
+
+    def check_size(self, size: int, what: str) -> None:
+        if size > self.limits.part_bytes:
+            raise BudgetExceeded(self.too_big(what))
+
+    def too_slow(self) -> str:
+        return f"rendering took over {self.limits.seconds:g} s (the time limit for one message)"
+
+    def too_big(self, what: str) -> str:
+        return f"{what} is over {_size(self.limits.part_bytes)} (the size limit for one part)"
 
 
-def too_slow() -> str:
-    return f"rendering took over {MAX_SECONDS:g} s (the time limit for one message)"
+def _size(characters: int) -> str:
+    if characters >= 1_000_000:
+        return f"{characters / 1_000_000:g} MB"
+    return f"{characters / 1000:g} kB" if characters >= 1000 else f"{characters} characters"
 
 
-def too_big(what: str) -> str:
-    return f"{what} is over {MAX_PART_BYTES // 1_000_000} MB (the size limit for one part)"
+def fresh(limits: Limits) -> Budget:
+    """A budget for one message; rendering.py makes it CURRENT while the message renders."""
+    return Budget(limits, deadline=time.monotonic() + limits.seconds, iterations=limits.iterations)
 
 
 CURRENT: ContextVar[Budget | None] = ContextVar("notifier_render_budget", default=None)
-
-
-def fresh() -> Budget:
-    """A budget for one message; rendering.py makes it CURRENT while the message renders."""
-    return Budget(deadline=time.monotonic() + MAX_SECONDS)

@@ -77,7 +77,7 @@ import css_inline
 import jinja2
 
 from notifier.compose import budget
-from notifier.compose.budget import MAX_PART_BYTES, BudgetExceeded
+from notifier.compose.budget import LIMITS, Limits
 from notifier.compose.filters import FILTERS, rendering_message
 from notifier.compose.inlining import ShapeCache, collecting_holes, may_have_holes
 from notifier.compose.listing import LOCALE_FILE, NAME, Listing, Listings
@@ -113,9 +113,11 @@ class _RememberingLoader(jinja2.FileSystemLoader):
 class Renderer:
     """Renders message templates from one directory; one instance serves all customers."""
 
-    def __init__(self, templates_dir: Path, *, auto_reload: bool = True) -> None:
+    def __init__(self, templates_dir: Path, *, auto_reload: bool = True, limits: Limits = LIMITS) -> None:
         """`auto_reload=False` keeps the templates as first loaded: the daemon checks every file
-        when it (re)loads, and a refused edit must not reach customers through the cache."""
+        when it (re)loads, and a refused edit must not reach customers through the cache.
+        `limits` bound every render (compose/budget.py)."""
+        self.limits = limits
         self._shown = Path(templates_dir)
         self._root = Path(os.path.abspath(templates_dir))
         self._listings = Listings(str(self._root), auto_reload=auto_reload)
@@ -187,7 +189,7 @@ class Renderer:
             customer = values.get("customer")
             zone = customer.get("timezone") if isinstance(customer, Mapping) else None
             values["timezone"] = zone or "UTC"
-        token = budget.CURRENT.set(budget.fresh())
+        token = budget.CURRENT.set(budget.fresh(self.limits))
         try:
             with rendering_message(values):
                 return self._render_parts(f"{template}/{locale}", listing, values)
@@ -283,11 +285,12 @@ class Renderer:
     def _render_file(self, name: str, values: dict[str, Any]) -> str:
         """One part, its size counted while it is generated (compose/budget.py)."""
         try:
-            chunks, size = [], 0
+            chunks, size, limit = [], 0, self.limits.part_bytes
             for chunk in self._env.get_template(name).generate(values):
                 size += len(chunk)
-                if size > MAX_PART_BYTES:
-                    raise BudgetExceeded(budget.too_big("the rendered part"))
+                if size > limit:
+                    current = budget.CURRENT.get() or budget.fresh(self.limits)
+                    current.check_size(size, "the rendered part")
                 chunks.append(chunk)
             return "".join(chunks)
         except Exception as exc:

@@ -18,7 +18,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError, safe_range
 
 from notifier.compose import budget
-from notifier.compose.budget import MAX_PART_BYTES, BudgetExceeded
+from notifier.compose.budget import BudgetExceeded
 from notifier.compose.filters import FilterError
 from notifier.compose.inlining import hole
 
@@ -42,7 +42,7 @@ class TemplateError(Exception):
 def _counted_range(*args: int) -> range:
     """`range()` that spends the message's iteration budget (safe_range caps one range)."""
     numbers = safe_range(*args)
-    current = budget.CURRENT.get()
+    current = _current()
     if current is not None:
         current.spend(len(numbers))
     return numbers
@@ -70,26 +70,28 @@ class Sandbox(ImmutableSandboxedEnvironment):
                 return obj[attribute]
             except KeyError:
                 pass
-        if (current := budget.CURRENT.get()) is not None:
+        if (current := _current()) is not None:
             current.tick()
         return super().getattr(obj, attribute)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        if (current := budget.CURRENT.get()) is not None:
+        if (current := _current()) is not None:
             current.tick()
         return super().call(__context, __obj, *args, **kwargs)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         """Refuse, before computing it, a repeated or joined text or list over the size limit,
         and a power with a huge result."""
-        if operator == "*":
+        current = _current()
+        if current is None:
+            pass
+        elif operator == "*":
             sized, times = (left, right) if isinstance(left, _SIZED) else (right, left)
-            if isinstance(sized, _SIZED) and isinstance(times, int) and len(sized) * times > MAX_PART_BYTES:
-                raise BudgetExceeded(budget.too_big("the result of *"))
+            if isinstance(sized, _SIZED) and isinstance(times, int):
+                current.check_size(len(sized) * times, "the result of *")
         elif operator == "+":
-            joined = isinstance(left, _SIZED) and isinstance(right, _SIZED)
-            if joined and len(left) + len(right) > MAX_PART_BYTES:
-                raise BudgetExceeded(budget.too_big("the result of +"))
+            if isinstance(left, _SIZED) and isinstance(right, _SIZED):
+                current.check_size(len(left) + len(right), "the result of +")
         elif isinstance(left, int) and isinstance(right, int) and right > 0:
             if abs(left) > 1 and max(abs(left).bit_length() - 1, 1) * right > _MAX_POWER_BITS:
                 raise BudgetExceeded(f"{left} ** {right} is too big a number for a template")
@@ -104,7 +106,7 @@ def finalize(eval_ctx: EvalContext, value: Any) -> Any:
     if current is not None:  # Budget.tick, inlined: this runs for every output
         current.ticks += 1
         if not current.ticks & 63 and monotonic() > current.deadline:
-            raise BudgetExceeded(budget.too_slow())
+            raise BudgetExceeded(current.too_slow())
     if value is None:
         return ""
     return hole(value) if eval_ctx.autoescape else value
