@@ -4,7 +4,7 @@ Templates are untrusted input; a runaway `{% for %}` inside another must fail th
 message (render_failed, in plain words) and be refused at reload, never grow the daemon
 without end. The check is cooperative and cheap: the sandbox (compose/sandbox.py) counts
 `range()` items, refuses a `*`, `**` or `+` whose result would be too big, looks at the clock
-every few outputs, attribute lookups and calls, and rendering.py counts each part's output
+every few outputs and attribute lookups, and rendering.py counts each part's output
 while it is generated. A loop over a long text or list with no output, call or attribute
 in it is not counted (each such value is itself bounded by the size limit).
 """
@@ -14,10 +14,6 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
-
-# Look at the clock once per 64 checks: time.monotonic() is not free (sandbox.finalize
-# inlines Budget.tick with the same `ticks & 63`).
-_CLOCK_EVERY = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +39,6 @@ class Budget:
     limits: Limits
     deadline: float = 0.0
     iterations: int = 0
-    ticks: int = 0
-
-    def tick(self) -> None:
-        """Called often; looks at the clock now and then."""
-        self.ticks += 1
-        if not self.ticks & (_CLOCK_EVERY - 1) and time.monotonic() > self.deadline:
-            raise BudgetExceeded(self.too_slow())
 
     def spend(self, iterations: int) -> None:
         self.iterations -= iterations

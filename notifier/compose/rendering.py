@@ -70,6 +70,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,9 @@ __all__ = ["LOCALES", "Renderer", "TemplateError", "normalize_locale"]
 
 
 _TEMPLATE_SUFFIXES = frozenset({".html", ".htm", ".txt", ".css"})
+# Output chunks read per size check: a chunk is a piece of the template's own text or one
+# `{{ }}` value, so the check overshoots the limit by at most this many of them.
+_BATCH = 32
 # Unicode category Cc (C0 and C1 controls, DEL): what a subject must not keep.
 _CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
@@ -283,15 +287,23 @@ class Renderer:
         return loader.sources[name]
 
     def _render_file(self, name: str, values: dict[str, Any]) -> str:
-        """One part, its size counted while it is generated (compose/budget.py)."""
+        """One part, its size counted while it is generated (compose/budget.py): in batches of
+        _BATCH chunks, read and measured at C speed (a Python step per chunk costs the daemon
+        5% of its rendering time)."""
         try:
-            chunks, size, limit = [], 0, self.limits.part_bytes
-            for chunk in self._env.get_template(name).generate(values):
-                size += len(chunk)
-                if size > limit:
-                    current = budget.CURRENT.get() or budget.fresh(self.limits)
-                    current.check_size(size, "the rendered part")
-                chunks.append(chunk)
+            template = self._env.get_template(name)
+            chunks: list[str] = []
+            size, limit = 0, self.limits.part_bytes
+            generating = template.root_render_func(template.new_context(values))
+            try:
+                while batch := list(islice(generating, _BATCH)):
+                    size += sum(map(len, batch))
+                    if size > limit:
+                        current = budget.CURRENT.get() or budget.fresh(self.limits)
+                        current.check_size(size, "the rendered part")
+                    chunks.extend(batch)
+            except Exception:
+                self._env.handle_exception()  # raises it again, with the template's lines
             return "".join(chunks)
         except Exception as exc:
             raise self._error(exc, name) from exc

@@ -2,8 +2,9 @@
 
 Jinja's immutable sandbox (a template cannot change the context its caller shares), with a
 short way to dict keys and the bounds of compose/budget.py: a counting `range`, `*`, `**`
-and `+` that refuse results over the size limit, and the clock looked at in `getattr`,
-`call` and `finalize`.
+and `+` that refuse results over the size limit, and the clock looked at in `getattr` and
+`finalize` (not in `call`: an override there costs 3% of every render, and what a call
+renders passes through finalize anyway).
 """
 
 from __future__ import annotations
@@ -70,43 +71,53 @@ class Sandbox(ImmutableSandboxedEnvironment):
                 return obj[attribute]
             except KeyError:
                 pass
-        if (current := _current()) is not None:
-            current.tick()
+        _look_at_the_clock()
         return super().getattr(obj, attribute)
-
-    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        if (current := _current()) is not None:
-            current.tick()
-        return super().call(__context, __obj, *args, **kwargs)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         """Refuse, before computing it, a repeated or joined text or list over the size limit,
-        and a power with a huge result."""
-        current = _current()
-        if current is None:
-            pass
-        elif operator == "*":
+        and a power with a huge result. (Written out, not through binop_table: `+` runs often.)"""
+        if operator == "+":
+            if isinstance(left, _SIZED) and isinstance(right, _SIZED):
+                _check_size(len(left) + len(right), "the result of +")
+            return left + right
+        if operator == "*":
             sized, times = (left, right) if isinstance(left, _SIZED) else (right, left)
             if isinstance(sized, _SIZED) and isinstance(times, int):
-                current.check_size(len(sized) * times, "the result of *")
-        elif operator == "+":
-            if isinstance(left, _SIZED) and isinstance(right, _SIZED):
-                current.check_size(len(left) + len(right), "the result of +")
-        elif isinstance(left, int) and isinstance(right, int) and right > 0:
-            if abs(left) > 1 and max(abs(left).bit_length() - 1, 1) * right > _MAX_POWER_BITS:
+                _check_size(len(sized) * times, "the result of *")
+            return left * right
+        if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
+            if max(abs(left).bit_length() - 1, 1) * right > _MAX_POWER_BITS:
                 raise BudgetExceeded(f"{left} ** {right} is too big a number for a template")
         return super().call_binop(context, operator, left, right)
+
+
+def _check_size(size: int, what: str) -> None:
+    if (current := _current()) is not None:
+        current.check_size(size, what)
+
+
+# Outputs and attribute lookups since the clock was last looked at, for all renders at once:
+# a plain global is the cheapest counter there is, and an approximate count is enough.
+_ticks = 0
+
+
+def _look_at_the_clock() -> None:
+    """Every 64th call: stop the current render if it is past its deadline."""
+    global _ticks
+    _ticks += 1
+    if not _ticks & 63 and (current := _current()) is not None and monotonic() > current.deadline:
+        raise BudgetExceeded(current.too_slow())
 
 
 @jinja2.pass_eval_context
 def finalize(eval_ctx: EvalContext, value: Any) -> Any:
     """Every `{{ ... }}`: None prints as nothing, HTML values may become holes (inlining.py),
     and the render's clock is looked at now and then."""
-    current = _current()
-    if current is not None:  # Budget.tick, inlined: this runs for every output
-        current.ticks += 1
-        if not current.ticks & 63 and monotonic() > current.deadline:
-            raise BudgetExceeded(current.too_slow())
+    global _ticks
+    _ticks += 1  # _look_at_the_clock, inlined: this runs for every output
+    if not _ticks & 63 and (current := _current()) is not None and monotonic() > current.deadline:
+        raise BudgetExceeded(current.too_slow())
     if value is None:
         return ""
     return hole(value) if eval_ctx.autoescape else value
