@@ -235,3 +235,38 @@ def test_a_locale_added_within_a_refused_edit_does_not_reach_customers(
     row = _settled(engine, "order-confirmation", order)
     assert row["state"] == "sent", (row["state"], row["reason"], row["detail"])
     assert _subject_to(smtp_server, "ja@example.com") == f"Order {order} confirmed"
+
+
+@pytest.mark.slow
+def test_a_template_edit_check_refuses_is_refused_by_the_running_daemon(
+    settings: Settings,
+    shop: Shop,
+    engine: sa.Engine,
+    smtp_server: FaultySmtpServer,
+    daemon: tuple[subprocess.Popen[bytes], Path],
+) -> None:
+    """An undefined name and a runaway loop: `check` exits 1 on each, and so the daemon
+    keeps the last good template (it logged "reloaded" and failed the next message before)."""
+    process, log = daemon
+    _first_sent(shop, engine)
+    html = Path(settings.templates) / "order_confirmation" / "en.html"
+    good = html.read_text()
+    for edit, words in [
+        ("<p>{{ customer.nickname }}</p>", "nickname"),
+        ("{% for a in range(3000) %}{% for b in range(3000) %}{{ b }}{% endfor %}{% endfor %}", "limit"),
+    ]:
+        html.write_text(good.replace("{% block content %}", "{% block content %}" + edit, 1))
+        checked = CliRunner().invoke(
+            app, ["--rules", str(settings.rules), "--templates", str(settings.templates), "check"]
+        )
+        assert checked.exit_code == 1 and str(html) in checked.output and words in checked.output
+
+        def refused(words: str = words) -> bool:
+            return words in (_published(engine).get("reload.error") or "")
+
+        wait_for(refused, LIMIT, f"the edit with {words} to be refused")
+    second = _placed(shop, "second@example.com")
+    row = _settled(engine, "order-confirmation", second)
+    assert row["state"] == "sent", (row["state"], row["reason"], row["detail"])
+    assert _subject_to(smtp_server, "second@example.com") == f"Order {second} confirmed"
+    assert process.poll() is None and "keeping the last good ones" in log.read_text()

@@ -103,6 +103,8 @@ def test_shipped_rules_and_templates_load_together() -> None:
         ("unknown_default_key", 4, "unknown key 'quite_hours'"),
         ("audience_on_order", 7, "audience only applies to product events"),
         ("audience_when_customer", 7, "there is no customer yet"),
+        # The sample's price falls, so evaluating it never reaches `customer`: found statically.
+        ("audience_when_customer_after_and", 7, "`customer.marketing_opt_in`: customer is None"),
         ("bad_cron", 6, "schedule:"),
         ("schedule_and_on", 5, "either on (an event) or schedule"),
         ("bad_calendar", 4, "'funday' is not a weekday"),
@@ -148,3 +150,68 @@ def test_check_command_passes_on_shipped_files() -> None:
     assert result.exit_code == 0, result.output
     assert "OK" in result.output
     assert "order_confirmation: rendered en, zh-CN, zh-TW" in result.output
+
+
+# -- fingerprints ---------------------------------------------------------------------------
+
+
+FINGERPRINTED = """\
+version: 1
+defaults:
+  from: "Shop <care@shop.example>"
+  quiet_hours: { start: "21:00", end: "08:00" }
+calendar: { timezone: Europe/London }
+rules:
+  - name: confirm
+    on: order.placed
+    template: order_confirmation
+  - name: late
+    on: order.placed
+    unless: [order.dispatched]
+    after: 2 business days
+    template: dispatch_delayed
+  - name: rise
+    on: product.price_change
+    when: "event.new_price > event.old_price"
+    audience: { ordered_product_within: 365d }
+    category: marketing
+    template: price_change_warning
+"""
+
+
+def _fingerprints(tmp_path: Path, text: str) -> dict[str, str]:
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    return {rule.name: rule.fingerprint for rule in _load(path).rules}
+
+
+def test_the_same_rules_give_the_same_fingerprints(tmp_path: Path) -> None:
+    first = _fingerprints(tmp_path, FINGERPRINTED)
+    assert all(len(value) == 12 for value in first.values()) and len(set(first.values())) == 3, first
+    assert _fingerprints(tmp_path, FINGERPRINTED) == first
+    # Comments, order of keys and position in the file are not the rule's definition.
+    moved = FINGERPRINTED.replace(
+        "  - name: confirm\n    on: order.placed\n    template: order_confirmation\n", ""
+    ) + "  - name: confirm  # first message\n    template: order_confirmation\n    on: order.placed\n"
+    assert _fingerprints(tmp_path, moved) == first
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "changed"),
+    [
+        ("after: 2 business days", "after: 3 business days", {"late"}),
+        ("event.new_price > event.old_price", "event.new_price >= event.old_price", {"rise"}),
+        ("template: order_confirmation", "template: thank_you", {"confirm"}),
+        ('from: "Shop <care@shop.example>"', 'from: "Shop <hi@shop.example>"', {"confirm", "late", "rise"}),
+        ('start: "21:00"', 'start: "22:00"', {"rise"}),  # quiet hours: marketing only
+        ("timezone: Europe/London", "timezone: Asia/Taipei", {"late"}),  # the calendar: business time only
+        ("    category: marketing\n", "    category: marketing\n    max_age: 3d\n", {"rise"}),
+    ],
+)
+def test_a_change_to_a_rule_or_the_defaults_it_uses_changes_its_fingerprint(
+    tmp_path: Path, old: str, new: str, changed: set[str]
+) -> None:
+    before = _fingerprints(tmp_path, FINGERPRINTED)
+    assert old in FINGERPRINTED
+    after = _fingerprints(tmp_path, FINGERPRINTED.replace(old, new, 1))
+    assert {name for name in before if before[name] != after[name]} == changed

@@ -21,9 +21,9 @@ The templates directory::
 
 Names starting with "_" are shared pieces, not messages. A message exists in a locale
 when both its subject and its HTML file do. Locales are "en", "zh-CN" and "zh-TW"
-(more may be added as files); a customer's locale is normalized ("zh_TW",
-"zh-Hant-HK" -> "zh-TW"; "zh-Hans", "zh-SG" -> "zh-CN"; "en-GB" -> "en") and a
-message missing that locale falls back to "en".
+(more may be added as files). Which locale a message goes out in is chosen in one place,
+notifier.core.locale.message_locale (the customer's, normalized, else "en"); `render`
+renders exactly the locale it is given.
 
 The context (the contract; a plain dict, nested values are dicts; every documented
 key is present, optional ones with the value None):
@@ -60,93 +60,42 @@ Filters, bound to the context's locale and timezone (None renders as ""):
 
 Formats are Babel's names ("short", "medium", "long", "full") or CLDR patterns
 ("EEEE d MMMM, HH:mm"). A plain None prints as nothing. The filters are in filters.py,
-the text made from HTML in plaintext.py, the CSS inlining by page shape in inlining.py.
+the text made from HTML in plaintext.py, the CSS inlining by page shape in inlining.py,
+the sandbox in sandbox.py and the bounds of every render (1 MB a part, 2 s a message,
+200,000 range() items) in budget.py.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import time as _time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import css_inline
 import jinja2
-from jinja2.nodes import EvalContext
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from notifier.compose.filters import FILTERS, FilterError, rendering_message
-from notifier.compose.inlining import ShapeCache, collecting_holes, hole, may_have_holes
+from notifier.compose import budget
+from notifier.compose.budget import LIMITS, Limits
+from notifier.compose.filters import FILTERS, rendering_message
+from notifier.compose.inlining import ShapeCache, collecting_holes, may_have_holes
+from notifier.compose.listing import LOCALE_FILE, NAME, Listing, Listings
 from notifier.compose.mail import Rendered
 from notifier.compose.plaintext import html_to_text, tidy_text
-from notifier.core.locale import FALLBACK_LOCALE, LOCALES, _pick, normalize_locale
+from notifier.compose.sandbox import Sandbox, TemplateError, explain, finalize
+from notifier.core.locale import FALLBACK_LOCALE, LOCALES, message_locale, normalize_locale
 
 __all__ = ["LOCALES", "Renderer", "TemplateError", "normalize_locale"]
 
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_LOCALE_FILE = re.compile(r"(?P<locale>[A-Za-z0-9-]+)\.(?P<part>subject\.txt|html|txt)")
 _TEMPLATE_SUFFIXES = frozenset({".html", ".htm", ".txt", ".css"})
+# Output chunks read per size check: a chunk is a piece of the template's own text or one
+# `{{ }}` value, so the check overshoots the limit by at most this many of them.
+_BATCH = 32
 # Unicode category Cc (C0 and C1 controls, DEL): what a subject must not keep.
 _CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
-# A template folder's listing is reused while the folder (same device, inode and mtime)
-# has not changed. A file added within the filesystem's timestamp granularity of the
-# listing can leave the folder's mtime as it was, so a listing taken less than
-# _LISTING_SETTLE_NS after the folder's mtime is not reused; and in case a filesystem's
-# folder mtimes cannot be trusted at all (a network share, a skewed clock), no listing is
-# reused for longer than _LISTING_MAX_AGE seconds.
-_LISTING_SETTLE_NS = 2_000_000_000
-_LISTING_MAX_AGE = 5.0
-
-
-class TemplateError(Exception):
-    """A template could not be parsed or rendered; str() is "file:line: reason"."""
-
-    def __init__(self, file: str, line: int | None, reason: str) -> None:
-        self.file = file
-        self.line = line
-        self.reason = reason
-        where = f"{file}:{line}" if line else file
-        super().__init__(f"{where}: {reason}")
-
-
-@dataclass(frozen=True, slots=True)
-class _Listing:
-    """One template folder's files as last read, and what it takes to trust them still."""
-
-    files: frozenset[str]
-    locales: tuple[str, ...]  # the complete ones, in _complete_locales order
-    identity: tuple[int, int, int]  # the folder's (st_dev, st_ino, st_mtime_ns) when read
-    trusted: bool  # read long enough after the folder's last change (see _LISTING_SETTLE_NS)
-    read_at: float  # time.monotonic()
-
-
-_NO_LISTING = _Listing(frozenset(), (), (0, 0, 0), False, 0.0)
-
-
-_DICT_ATTRIBUTES = frozenset(dir(dict))
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox, with a short way to the data templates mostly read.
-
-    Template data are plain dicts (order, customer, items), and `order.total` is a key, not
-    an attribute. Jinja finds that out by trying the attribute first, failing, and only
-    then looking up the key; a dict has no attribute by any name outside dir(dict), so
-    looking the key up first gives the same answer without the failed lookup. Everything
-    else (methods like `items`, other types, missing keys) takes the sandbox's own checks.
-    """
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
-            try:
-                return obj[attribute]
-            except KeyError:
-                pass
-        return super().getattr(obj, attribute)
 
 
 class _RememberingLoader(jinja2.FileSystemLoader):
@@ -168,15 +117,15 @@ class _RememberingLoader(jinja2.FileSystemLoader):
 class Renderer:
     """Renders message templates from one directory; one instance serves all customers."""
 
-    def __init__(self, templates_dir: Path, *, auto_reload: bool = True) -> None:
+    def __init__(self, templates_dir: Path, *, auto_reload: bool = True, limits: Limits = LIMITS) -> None:
         """`auto_reload=False` keeps the templates as first loaded: the daemon checks every file
-        when it (re)loads, and a refused edit must not reach customers through the cache."""
+        when it (re)loads, and a refused edit must not reach customers through the cache.
+        `limits` bound every render (compose/budget.py)."""
+        self.limits = limits
         self._shown = Path(templates_dir)
         self._root = Path(os.path.abspath(templates_dir))
-        self._root_text = str(self._root)
-        self._listings: dict[str, _Listing] = {}
-        self._auto_reload = auto_reload
-        self._env = _Sandbox(
+        self._listings = Listings(str(self._root), auto_reload=auto_reload)
+        self._env = Sandbox(
             loader=_RememberingLoader(str(self._root)),
             undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(
@@ -187,7 +136,7 @@ class Renderer:
             auto_reload=auto_reload,
             cache_size=400 if auto_reload else -1,
             keep_trailing_newline=True,
-            finalize=_finalize,
+            finalize=finalize,
         )
         self._env.filters.update(FILTERS)
         self._inliner = css_inline.CSSInliner(
@@ -210,7 +159,7 @@ class Renderer:
         return sorted(
             entry.name
             for entry in entries
-            if entry.is_dir() and _NAME.fullmatch(entry.name) and not entry.name.startswith("_")
+            if entry.is_dir() and NAME.fullmatch(entry.name) and not entry.name.startswith("_")
         )
 
     def locales_of(self, template: str) -> list[str]:
@@ -221,26 +170,37 @@ class Renderer:
         return bool(self.locales_of(template))
 
     def choose_locale(self, template: str, wanted: str | None) -> str:
-        """The customer's locale if the template has it, else "en"."""
-        return _pick(self._listing(template).locales, wanted)
+        """The customer's locale if the template has it, else "en" (core.locale.message_locale)."""
+        return message_locale(self._listing(template).locales, wanted)
 
-    def render(self, template: str, locale: str | None, context: Mapping[str, Any]) -> Rendered:
-        """Render one message in the customer's locale (or "en"); TemplateError on any failure."""
+    def render(self, template: str, locale: str, context: Mapping[str, Any]) -> Rendered:
+        """Render one message in exactly `locale` (chosen by core.locale.message_locale);
+        TemplateError on any failure, a locale the template lacks included, and on a render
+        over the bounds of compose/budget.py."""
         listing = self._listing(template)
         if not listing.locales:
             raise TemplateError(self._display(template), None, f"there is no message template {template!r}")
-        chosen = _pick(listing.locales, locale)
+        if locale not in listing.locales:
+            raise TemplateError(
+                self._display(template),
+                None,
+                f"no {locale!r} version (it has {', '.join(listing.locales)}); "
+                "choose the locale with message_locale first",
+            )
         values = dict(context)
-        values["locale"] = chosen
+        values["locale"] = locale
         if not values.get("timezone"):
             customer = values.get("customer")
             zone = customer.get("timezone") if isinstance(customer, Mapping) else None
             values["timezone"] = zone or "UTC"
-        base = f"{template}/{chosen}"
-        with rendering_message(values):
-            return self._render_parts(base, listing, values)
+        token = budget.CURRENT.set(budget.fresh(self.limits))
+        try:
+            with rendering_message(values):
+                return self._render_parts(f"{template}/{locale}", listing, values)
+        finally:
+            budget.CURRENT.reset(token)
 
-    def _render_parts(self, base: str, listing: _Listing, values: dict[str, Any]) -> Rendered:
+    def _render_parts(self, base: str, listing: Listing, values: dict[str, Any]) -> Rendered:
         subject = _one_line(self._render_file(f"{base}.subject.txt", values))
         if not subject:
             raise TemplateError(self._display(f"{base}.subject.txt"), None, "the subject is empty")
@@ -277,7 +237,7 @@ class Renderer:
         files = self._files(template)
         complete = set(self.locales_of(template))
         errors = []
-        partial = {m["locale"] for name in files if (m := _LOCALE_FILE.fullmatch(name))}
+        partial = {m["locale"] for name in files if (m := LOCALE_FILE.fullmatch(name))}
         for code in sorted(partial - complete):
             missing = f"{code}.html" if f"{code}.subject.txt" in files else f"{code}.subject.txt"
             errors.append(TemplateError(self._display(f"{template}/{missing}"), None, "file is missing"))
@@ -294,51 +254,8 @@ class Renderer:
     def _files(self, template: str) -> frozenset[str]:
         return self._listing(template).files
 
-    def _listing(self, template: str) -> _Listing:
-        """The template folder's files, read again only when the folder has changed.
-
-        One os.stat per call instead of listing the folder: a file added, removed or
-        renamed changes the folder's mtime, so a new or deleted locale shows at the next
-        render. (Edits to a file's content are Jinja's auto_reload business.) Without
-        auto_reload a folder is listed once, like its files are read once: the daemon's
-        check at (re)load lists them all, and a locale file added within a refused edit must
-        not reach customers either.
-        """
-        if not _valid_template_name(template):
-            return _NO_LISTING
-        if not self._auto_reload and template in self._listings:
-            return self._listings[template]
-        folder = os.path.join(self._root_text, template)
-        try:
-            stat = os.stat(folder)
-        except OSError:
-            self._listings.pop(template, None)
-            return _NO_LISTING
-        identity = (stat.st_dev, stat.st_ino, stat.st_mtime_ns)
-        cached = self._listings.get(template)
-        now = _time.monotonic()
-        if (
-            cached is not None
-            and cached.trusted
-            and cached.identity == identity
-            and now - cached.read_at < _LISTING_MAX_AGE
-        ):
-            return cached
-        read_at_ns = _time.time_ns()
-        try:
-            files = frozenset(entry.name for entry in os.scandir(folder))
-        except OSError:
-            self._listings.pop(template, None)
-            return _NO_LISTING
-        listing = _Listing(
-            files=files,
-            locales=tuple(_complete_locales(files)),
-            identity=identity,
-            trusted=read_at_ns - stat.st_mtime_ns > _LISTING_SETTLE_NS,
-            read_at=now,
-        )
-        self._listings[template] = listing
-        return listing
+    def _listing(self, template: str) -> Listing:
+        return self._listings.get(template)
 
     def _html(self, name: str, values: dict[str, Any]) -> str:
         """The HTML part with its CSS inlined: once per page shape where the template allows
@@ -370,8 +287,24 @@ class Renderer:
         return loader.sources[name]
 
     def _render_file(self, name: str, values: dict[str, Any]) -> str:
+        """One part, its size counted while it is generated (compose/budget.py): in batches of
+        _BATCH chunks, read and measured at C speed (a Python step per chunk costs the daemon
+        5% of its rendering time)."""
         try:
-            return self._env.get_template(name).render(values)
+            template = self._env.get_template(name)
+            chunks: list[str] = []
+            size, limit = 0, self.limits.part_bytes
+            generating = template.root_render_func(template.new_context(values))
+            try:
+                while batch := list(islice(generating, _BATCH)):
+                    size += sum(map(len, batch))
+                    if size > limit:
+                        current = budget.CURRENT.get() or budget.fresh(self.limits)
+                        current.check_size(size, "the rendered part")
+                    chunks.extend(batch)
+            except Exception:
+                self._env.handle_exception()  # raises it again, with the template's lines
+            return "".join(chunks)
         except Exception as exc:
             raise self._error(exc, name) from exc
 
@@ -391,7 +324,7 @@ class Renderer:
             position = self._template_position(exc)
             if position:
                 file, line = position
-            reason = _explain(exc, self._source_line(file, line))
+            reason = explain(exc, self._source_line(file, line))
         if file != name:
             reason += f" (while rendering {name})"
         return TemplateError(self._display(file), line, reason)
@@ -426,47 +359,5 @@ class Renderer:
         return lines[line - 1] if 0 < line <= len(lines) else ""
 
 
-def _complete_locales(files: frozenset[str]) -> list[str]:
-    found = {
-        match["locale"]
-        for name in files
-        if (match := _LOCALE_FILE.fullmatch(name)) and match["part"] == "html"
-    }
-    present = {code for code in found if f"{code}.subject.txt" in files}
-    return [code for code in LOCALES if code in present] + sorted(present - set(LOCALES))
-
-
-def _valid_template_name(template: str) -> bool:
-    return bool(_NAME.fullmatch(template)) and not template.startswith("_") and ".." not in template
-
-
-def _explain(exc: Exception, source_line: str) -> str:
-    """A plain-words reason for a rendering failure."""
-    if isinstance(exc, SecurityError):
-        return f"not allowed in a template: {exc}".rstrip(".")
-    if isinstance(exc, jinja2.UndefinedError):
-        message = str(exc)
-        match = re.fullmatch(r"'.+? object' has no (attribute|element) (.+)", message)
-        if match:
-            key = re.escape(match[2].strip("'\""))
-            owner = re.search(rf"([A-Za-z_][\w.]*)\s*(?:\.\s*{key}\b|\[\s*['\"]{key}['\"]\s*\])", source_line)
-            if owner:
-                return f"'{owner[1]}' has no {match[1]} {match[2]}"
-        return message
-    if isinstance(exc, jinja2.TemplateNotFound):
-        return f"no template named {exc.name!r}"
-    if isinstance(exc, FilterError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
-@jinja2.pass_eval_context
-def _finalize(eval_ctx: EvalContext, value: Any) -> Any:
-    if value is None:
-        return ""
-    return hole(value) if eval_ctx.autoescape else value
-
-
 def _one_line(value: str) -> str:
     return " ".join(_CONTROL_CHARS.sub(" ", value).split())
-

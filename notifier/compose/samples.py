@@ -18,7 +18,9 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-__all__ = ["SAMPLE_TRIGGER_OF_TEMPLATE", "TRIGGERS", "sample_context"]
+from notifier.core.rules import RuleSet
+
+__all__ = ["SAMPLE_TRIGGER_OF_TEMPLATE", "TRIGGERS", "sample_context", "trigger_of"]
 
 TRIGGERS: tuple[str, ...] = (
     "order.placed",
@@ -297,3 +299,14 @@ def _event(
 def _stored(moment: datetime) -> str:
     """A timestamp as the order system stores it: UTC text."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def trigger_of(template: str, rules: RuleSet | None) -> str:
+    """The event a template is written for: from the rule naming it, else the shipped default."""
+    for rule in rules.rules if rules else ():
+        if rule.template == template:
+            return rule.on
+    try:
+        return SAMPLE_TRIGGER_OF_TEMPLATE[template]
+    except KeyError as exc:
+        raise LookupError(f"no rule uses template {template!r}, so its sample data is unknown") from exc

@@ -1,8 +1,10 @@
 """The rules and templates in force: loaded once at start, watched, reloaded when edited.
 
-A bad file at start-up is fatal (the daemon must not run on rules nobody checked). A bad
-edit while running is refused and logged, and the last good rules and templates stay in
-force. Either way the outcome is published for `notifier status`.
+What is taken is exactly what `notifier check` accepts (config/validate.py: the rules, the
+syntax, every template rendered in every locale within the bounds of a render, the contract
+and each condition checked statically). A bad file at start-up is fatal (the daemon must not
+run on rules nobody checked). A bad edit while running is refused and logged, and the last
+good rules and templates stay in force. Either way the outcome is published for `notifier status`.
 """
 
 from __future__ import annotations
@@ -12,38 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from notifier.compose.rendering import Renderer
-from notifier.compose.samples import sample_context
-from notifier.config.rules_file import load_rules
-from notifier.core.rules import RuleSet
-from notifier.errors import Problem, RulesError
+from notifier.config.validate import load_checked
+from notifier.errors import RulesError
+
+__all__ = ["LiveConfig", "ReloadOutcome", "load_checked"]
 
 log = logging.getLogger("notifier.config.live")
-
-
-def load_checked(rules_path: Path, templates: Path) -> tuple[RuleSet, Renderer]:
-    """Rules validated against the templates, and every template's syntax checked."""
-    renderer = Renderer(templates, auto_reload=False)
-    if not templates.is_dir():
-        raise RulesError([Problem(str(templates), None, "the templates folder does not exist")])
-    problems = [Problem(*_split_location(str(error))) for error in renderer.check_syntax()]
-    try:
-        rules = load_rules(rules_path, template_exists=renderer.has_template, check_context=sample_context)
-    except RulesError as exc:
-        problems = list(exc.problems) + problems
-        raise RulesError(problems) from exc
-    if problems:
-        raise RulesError(problems)
-    return rules, renderer
-
-
-def _split_location(text: str) -> tuple[str, int | None, str]:
-    """'templates/x/en.html:12: reason' -> (path, 12, reason)."""
-    head, _, reason = text.partition(": ")
-    path, _, line = head.rpartition(":")
-    if path and line.isdigit():
-        return path, int(line), reason
-    return head, None, reason
 
 
 def _fingerprint(paths: Iterator[Path]) -> tuple[tuple[str, int, int], ...]:

@@ -239,3 +239,16 @@ def supply_for(rule: Rule) -> Supply:
         names = {**supply.names, "customer": _none("customer", why)}
         return Supply(supply.event_type, names, variant="no audience")
     return supply
+
+
+_BEFORE_CUSTOMER = "an audience rule's condition is evaluated once per event: there is no customer yet"
+
+
+def condition_supply(rule: Rule) -> Supply:
+    """What a rule's `when:` and `send_at:` see: the same names as its templates, except that
+    an audience rule's conditions run once per event, before there is a customer."""
+    supply = supply_for(rule)
+    if rule.audience is None:
+        return supply
+    names = {**supply.names, "customer": _none("customer", _BEFORE_CUSTOMER)}
+    return Supply(supply.event_type, names, variant="condition of an audience rule")

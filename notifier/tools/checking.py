@@ -1,7 +1,9 @@
 """`notifier check` and `notifier preview`: the offline checker and the one-message render.
 
-`check` validates the rules file and renders every template in every locale with sample
-data, so a typo fails here rather than in a customer's inbox.
+`check` prints config.validate.validate: the rules file, every template rendered in every
+locale with sample data within the bounds of a render, the contract and each condition
+checked statically, so a typo fails here rather than in a customer's inbox. The daemon
+refuses, at start and on every reload, exactly what `check` refuses.
 """
 
 from __future__ import annotations
@@ -12,73 +14,30 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from notifier.compose.contract import contract_report
 from notifier.compose.mail import Rendered
-from notifier.compose.rendering import TemplateError
-from notifier.compose.samples import SAMPLE_TRIGGER_OF_TEMPLATE, sample_context
-from notifier.config.live import load_checked
+from notifier.compose.samples import sample_context, trigger_of
 from notifier.config.settings import Settings
+from notifier.config.validate import load_checked, validate
 from notifier.core.context import brand_of, template_context
-from notifier.core.locale import LOCALES
+from notifier.core.locale import message_locale
 from notifier.core.rules import RuleSet
 from notifier.core.timing import utcnow
 from notifier.core.values import Event, Subject
 from notifier.db.events import read_about
 from notifier.db.subjects import load_subjects
-from notifier.errors import Problem, RulesError
+from notifier.errors import Problem
 
-
-def trigger_of(template: str, rules: RuleSet | None) -> str:
-    """The event a template is written for: from the rule naming it, else the shipped default."""
-    for rule in rules.rules if rules else ():
-        if rule.template == template:
-            return rule.on
-    try:
-        return SAMPLE_TRIGGER_OF_TEMPLATE[template]
-    except KeyError as exc:
-        raise LookupError(f"no rule uses template {template!r}, so its sample data is unknown") from exc
+__all__ = ["check_all", "preview", "trigger_of"]
 
 
 def check_all(
     rules_path: Path, templates: Path, locales: set[str] | None = None
 ) -> tuple[list[Problem], list[str]]:
-    """Every problem found, and a summary line per template checked.
-
-    Also checks the rules/templates contract (notifier.compose.contract): what each rule's trigger
-    supplies, and (warnings) the `locales` customers use (None: the shipped ones)."""
-    try:
-        rules, renderer = load_checked(rules_path, templates)
-    except RulesError as exc:
-        return list(exc.problems), []
-    problems: list[Problem] = []
-    summary = [
-        f"{rules_path}: {len(rules.rules)} rules "
-        f"({sum(r.enabled for r in rules.rules)} enabled), digest {rules.digest}"
-    ]
-    for template in renderer.template_names():
-        try:
-            trigger = trigger_of(template, rules)
-        except LookupError as exc:
-            problems.append(Problem(str(templates / template), None, str(exc)))
-            continue
-        rendered_locales = []
-        for locale in LOCALES:
-            try:
-                renderer.render(template, locale, _sample(trigger, locale, rules))
-                rendered_locales.append(locale)
-            except TemplateError as exc:
-                problems.append(Problem(*_where(str(exc))))
-        missing = sorted(set(LOCALES) - set(renderer.locales_of(template)))
-        note = f" (missing {', '.join(missing)}: falls back to en)" if missing else ""
-        summary.append(f"  {template}: rendered {', '.join(rendered_locales) or 'nothing'}{note}")
-    contract_problems, contract_summary = contract_report(rules, renderer, templates, locales)
-    return problems + contract_problems, summary + contract_summary
-
-
-def _where(text: str) -> tuple[str, int | None, str]:
-    head, _, reason = text.partition(": ")
-    path, _, line = head.rpartition(":")
-    return (path, int(line), reason) if path and line.isdigit() else (head, None, reason)
+    """Every problem found, and a summary line per template checked: config.validate.validate,
+    which the daemon obeys at start and on every reload (`locales`: the customers' ones, for
+    warnings; None: the shipped ones)."""
+    found = validate(rules_path, templates, locales)
+    return list(found.problems), list(found.summary)
 
 
 def _sample(trigger: str, locale: str, rules: RuleSet) -> dict[str, Any]:
@@ -101,8 +60,10 @@ def preview(
     if not renderer.has_template(template):
         raise LookupError(f"there is no template {template!r}; known: {', '.join(renderer.template_names())}")
     trigger = trigger_of(template, rules)
+    rule = next((r for r in rules.rules if r.template == template), None)
+    chosen = message_locale(renderer.locales_of(template), locale, rule.locale if rule else None)
     if order is None and case is None and product is None:
-        return renderer.render(template, locale, _sample(trigger, locale, rules))
+        return renderer.render(template, chosen, _sample(trigger, locale, rules))
     from notifier.db.engine import connect
 
     source, subject_id = (
@@ -112,7 +73,7 @@ def preview(
     )
     with connect(settings) as conn:
         context = _real_context(conn, trigger, source, int(subject_id or 0), rules, locale)
-    return renderer.render(template, locale, context)
+    return renderer.render(template, chosen, context)
 
 
 def _real_context(
