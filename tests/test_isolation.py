@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
@@ -15,6 +16,7 @@ from notifier.cli import app
 from notifier.config.live import load_checked
 from notifier.core.conditions import compile_expression
 from notifier.core.rules import RuleSet
+from notifier.errors import RulesError
 from notifier.run import metrics
 from notifier.run.intake import intake
 from notifier.tools.status import status
@@ -26,11 +28,23 @@ RISE = {"old_price": "59.00", "new_price": "65.00", "currency": "USD", "effectiv
 
 
 def _rules(project: Path, old: str, new: str) -> RuleSet:
+    """The shipped rules with one condition changed after `check`: `check` (and so the daemon's
+    reload) refuses this one statically, so it stands for a condition that fails only at run time."""
     rules_file = project / "rules.yaml"
-    text = rules_file.read_text()
-    assert old in text
-    rules_file.write_text(text.replace(old, new))
-    return load_checked(rules_file, project / "templates")[0]
+    loaded = load_checked(rules_file, project / "templates")[0]
+    rules_file.write_text(rules_file.read_text().replace(old, new))
+    with pytest.raises(RulesError, match="customer is None"):
+        load_checked(rules_file, project / "templates")
+    source = new.removeprefix('when: "').removesuffix('"')
+    return replace(
+        loaded,
+        rules=tuple(
+            replace(rule, when=compile_expression(source))
+            if rule.when is not None and rule.when.source in old
+            else rule
+            for rule in loaded.rules
+        ),
+    )
 
 
 def _intake(engine: sa.Engine, rules: RuleSet) -> tuple[int, int]:

@@ -14,7 +14,6 @@ from typing import Any
 
 from notifier.core.addresses import InvalidAddress, check_address
 from notifier.core.business import BusinessDuration, Calendar
-from notifier.core.conditions import ExpressionError
 from notifier.core.context import template_context
 from notifier.core.explain import due_words, rule_error_words
 from notifier.core.rules import Category, Rule, RuleSet, Wait
@@ -194,15 +193,11 @@ def plan_rule(
     try:
         if rule.when is not None and not rule.when.holds(context):
             return skip(Reason.CONDITION_FALSE, f"when: {rule.when.source} was false")
-    except ExpressionError as exc:
-        return skip(Reason.CONDITION_FALSE, f"when/send_at could not be evaluated: {exc}")
-    except Exception as exc:  # e.g. bool() of an undefined name: the rule's error
+    except Exception as exc:  # an undefined name, a division by zero...: the rule's error, not "false"
         what = f"when: {rule.when.source}" if rule.when is not None else "when:"
         return rule_failed(rule, event, rules, what, exc, customer_id=key_customer(customer))
     try:
         due = due_time(rule, event, context, rules)
-    except ExpressionError as exc:
-        return skip(Reason.CONDITION_FALSE, f"when/send_at could not be evaluated: {exc}")
     except Exception as exc:
         return rule_failed(rule, event, rules, "the due time", exc, customer_id=key_customer(customer))
     basis = due_words(rule, event, due, rules, (context.get("case") or {}).get("priority"))

@@ -20,7 +20,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from notifier.core.conditions import ExpressionError
 from notifier.core.context import template_context
 from notifier.core.explain import due_words, reason_words
 from notifier.core.planning import Planned, due_time, notification_key, rule_failed
@@ -92,10 +91,7 @@ def _plan(
                 conn, rule, event, rules, Reason.CONDITION_FALSE, f"when: {rule.when.source} was false", now
             )
         due = due_time(rule, event, context, rules)
-    except ExpressionError as exc:
-        words = f"when/send_at could not be evaluated: {exc}"
-        return _skipped(conn, rule, event, rules, Reason.CONDITION_FALSE, words, now)
-    except Exception as exc:  # bool() of an undefined name, and the like: the rule's error
+    except Exception as exc:  # an undefined name, a division by zero...: the rule's error, not "false"
         what = f"when: {rule.when.source}" if rule.when is not None else "the due time"
         return _failed(conn, rule_failed(rule, event, rules, what, exc), now)
     basis = due_words(rule, event, due, rules)
