@@ -77,7 +77,6 @@ class Dispatcher:
             worker=self.worker,
             clock=self.clock,
             written=lambda group: unrecorded.difference_update(item.claimed.id for item in group),
-            on_wire=lambda: self.transmitter.on_wire,
         ).start()
         renewal = asyncio.ensure_future(self._keep_leases(unrecorded))
         try:

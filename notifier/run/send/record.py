@@ -1,17 +1,20 @@
 """Record: what became of each message, stored within moments of the server's reply.
 
-A recorder runs beside the sending. Every settled message is queued to it, and it writes
-whatever is pending as soon as its previous write has finished (no timer): at high
-throughput the groups are large and cheap, at low throughput each message is recorded at
-once. So a SIGKILL loses at most the messages on the wire and one group being written. A
-write that fails on a lost database connection is tried again (RECORD_TRIES, about a
-minute): an unrecorded message would be sent again when its lease runs out.
+A recorder runs beside the sending. Every settled message is queued to it, and it writes what
+is pending once the first of it has waited GROUP_WAIT (a tenth of a second), or GROUP_MAX are
+pending, or the batch is done: at high throughput a group is a hundred messages or more and one
+transaction, at low throughput each message is recorded within a tenth of a second of the
+server's reply. So a SIGKILL loses the record of at most the messages on the wire and those
+answered in the last tenth of a second: the only window for a duplicate. A write that fails on a
+lost database connection is tried again (RECORD_TRIES, about a minute): an unrecorded message
+would be sent again when its lease runs out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -28,6 +31,8 @@ from notifier.run.results import BatchResult
 log = logging.getLogger("notifier.run.send")
 
 RECORD_TRIES = 6  # about a minute of retries before a group's outcomes are given up
+GROUP_WAIT = 0.1  # seconds: the longest a settled message waits for its group to be written
+GROUP_MAX = 250  # a group this large is written at once
 
 
 def decided_verdict(item: Decided) -> Settled:
@@ -46,15 +51,14 @@ class Recorder:
         worker: str,
         clock: Callable[[], datetime],
         written: Callable[[list[Settled]], None] = lambda group: None,
-        on_wire: Callable[[], int] = lambda: 0,
     ) -> None:
         self.engine = engine
         self.worker = worker
         self.clock = clock
         self.written = written  # told of each group once it is stored
-        self.on_wire = on_wire  # how many messages the server is still answering
         self.summary = BatchResult()
         self._pending: list[Settled] = []
+        self._first_at = 0.0  # when the oldest pending message was settled (time.monotonic)
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Future[None] | None = None
@@ -65,15 +69,20 @@ class Recorder:
         return self
 
     def put(self, items: Iterable[Settled]) -> None:
+        if not self._pending:
+            self._first_at = time.monotonic()
+            self._wake.set()  # the recorder starts the group's clock
         self._pending.extend(items)
-        if self._due():  # else the recorder would wake only to find the group still short
+        if len(self._pending) >= GROUP_MAX:
             self._wake.set()
 
     def _due(self) -> bool:
-        """Write now: there is something to write, and a group at least as large as the
-        messages still on the wire (whose replies are moments away), or the batch is done.
-        One message at a time is written at once; many at a time, in groups."""
-        return bool(self._pending) and (self._closing or len(self._pending) >= self.on_wire())
+        """Write now: something is pending and the batch is done, the group is full, or its
+        first message has waited GROUP_WAIT."""
+        if not self._pending:
+            return False
+        full = len(self._pending) >= GROUP_MAX
+        return self._closing or full or time.monotonic() >= self._first_at + GROUP_WAIT
 
     async def close(self) -> BatchResult:
         """Write what is still pending, then stop. Raises if a write was given up."""
@@ -90,7 +99,11 @@ class Recorder:
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
+            left = self._first_at + GROUP_WAIT - time.monotonic() if self._pending else None
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=None if left is None else max(left, 0.0))
+            except TimeoutError:
+                pass  # the group's first message has waited long enough
             self._wake.clear()
             while self._due():
                 group, self._pending = self._pending, []
