@@ -53,8 +53,9 @@ def customer_problem(customer: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _where(table: str, row: Mapping[str, Any]) -> Callable[[str], str]:
-    return lambda column: f"{table}.{column} of {table.rstrip('s').replace('_', ' ')} {row['id']}"
+def _where(table: str, row: Mapping[str, Any]) -> Callable[[str], cells.Where]:
+    row_id = row["id"]
+    return lambda column: cells.Where(table, row_id, column)
 
 
 def _customer(row: Mapping[str, Any]) -> dict[str, Any]:

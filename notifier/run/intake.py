@@ -25,6 +25,7 @@ from notifier.db.events import SOURCES
 from notifier.db.fanout import plan_audience
 from notifier.db.subjects import load_subjects
 from notifier.run import metrics
+from notifier.run.recent import Recent
 
 log = logging.getLogger("notifier.run.intake")
 
@@ -37,7 +38,7 @@ class IntakeResult:
 
 
 def plan_batch(
-    conn: sa.Connection, batch: list[Event], rules: RuleSet, now: datetime
+    conn: sa.Connection, batch: list[Event], rules: RuleSet, now: datetime, recent: Recent | None = None
 ) -> tuple[list[Planned], int]:
     """Plans for a batch of events, and how many audience notifications were stored.
 
@@ -48,6 +49,8 @@ def plan_batch(
     if not wanted:
         return [], 0
     subjects = load_subjects(conn, {(e.source, e.subject_id) for e in wanted if not e.problem})
+    if recent is not None:
+        recent.remember(wanted, subjects)
     brand = brand_of(rules)
     plans: list[Planned] = []
     fanned_out = 0
@@ -110,7 +113,14 @@ def _log_plans(plans: list[Planned]) -> None:
 
 
 def intake_batch(
-    engine: Engine, source: str, rules: RuleSet, *, now: datetime, batch_size: int, gap_timeout: timedelta
+    engine: Engine,
+    source: str,
+    rules: RuleSet,
+    *,
+    now: datetime,
+    batch_size: int,
+    gap_timeout: timedelta,
+    recent: Recent | None = None,
 ) -> tuple[int, int, bool]:
     """Evaluate one batch of one source. Returns (events, planned, more_to_read)."""
     with engine.begin() as conn:
@@ -118,7 +128,7 @@ def intake_batch(
         gaps = store.open_gaps(conn, source)
         filled = event_rows.read_ids(conn, source, gaps) if gaps else []
         fresh = event_rows.read_after(conn, source, position, batch_size)
-        plans, fanned_out = plan_batch(conn, filled + fresh, rules, now)
+        plans, fanned_out = plan_batch(conn, filled + fresh, rules, now, recent)
         planned = fanned_out + store.insert_notifications(conn, [plan.row(now) for plan in plans])
         store.advance_cursor(
             conn,
@@ -147,16 +157,24 @@ def intake(
     batch_size: int,
     gap_timeout: timedelta,
     max_batches: int | None = None,
+    recent: Recent | None = None,
 ) -> IntakeResult:
     """Evaluate new events of every source, a batch at a time, until none is left (or
-    `max_batches` per source, so sending can start before a long backlog is read)."""
+    `max_batches` per source, so sending can start before a long backlog is read). What was
+    read is kept in `recent`, for the send side of the same turn."""
     total_events = total_planned = 0
     left_over = False
     for source in SOURCES:
         more, batches = True, 0
         while more and (max_batches is None or batches < max_batches):
             count, planned, more = intake_batch(
-                engine, source, rules, now=clock(), batch_size=batch_size, gap_timeout=gap_timeout
+                engine,
+                source,
+                rules,
+                now=clock(),
+                batch_size=batch_size,
+                gap_timeout=gap_timeout,
+                recent=recent,
             )
             total_events += count
             total_planned += planned

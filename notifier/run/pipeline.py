@@ -20,6 +20,7 @@ from notifier.db import store
 from notifier.db.engine import make_engine
 from notifier.run import metrics
 from notifier.run.intake import IntakeResult, intake
+from notifier.run.recent import Recent
 from notifier.run.results import CycleResult
 from notifier.run.schedules import fire_due
 from notifier.run.send import Dispatcher
@@ -58,6 +59,7 @@ class Pipeline:
         )
         self.sender = Sender(smtp)
         self.stopping = asyncio.Event()
+        self.recent = Recent()  # what intake read this turn, for the send side
         self.dispatcher = Dispatcher(
             engine=self.engine,
             config=self.config,
@@ -67,6 +69,7 @@ class Pipeline:
             clock=clock,
             claim_limit=_claim_limit(settings, reads_events),
             stopping=self.stopping,
+            recent=self.recent,
         )
 
     async def __aenter__(self) -> Pipeline:
@@ -132,6 +135,7 @@ class Pipeline:
             gap_timeout=self.settings.gap_timeout,
             # A batch for every sending process (this one and its workers) per turn.
             max_batches=self.settings.workers,
+            recent=self.recent,
         )
 
 

@@ -21,6 +21,7 @@ from notifier.core.retry import Settled, after_reply
 from notifier.core.timing import utcnow
 from notifier.core.values import Claimed, SendResult
 from notifier.db import store
+from notifier.run.recent import Recent
 from notifier.run.results import BatchResult
 from notifier.run.send.judge import judged
 from notifier.run.send.load import load
@@ -46,6 +47,7 @@ class Dispatcher:
         clock: Callable[[], datetime] = utcnow,
         claim_limit: int | None = None,
         stopping: asyncio.Event | None = None,
+        recent: Recent | None = None,
     ) -> None:
         self.engine = engine
         self.claim_limit = claim_limit or settings.batch_size
@@ -54,6 +56,7 @@ class Dispatcher:
         self.worker = worker
         self.clock = clock
         self.stopping = stopping or asyncio.Event()  # set: start no new SMTP transaction
+        self.recent = recent or Recent()  # what this process's intake read this turn
         self.transmitter = Transmitter(sender, rate=settings.smtp_rate, clock=clock)
 
     @property
@@ -65,6 +68,7 @@ class Dispatcher:
 
     async def dispatch_once(self) -> BatchResult:
         """Claim, prepare, send and record one batch. Returns what happened."""
+        recent = self.recent.take()  # this turn's, used now or never (kept, it would go stale)
         if self.stopping.is_set() or not await self.smtp_usable():
             return BatchResult()
         now = self.clock()
@@ -80,7 +84,7 @@ class Dispatcher:
         ).start()
         renewal = asyncio.ensure_future(self._keep_leases(unrecorded))
         try:
-            ready, decided = await asyncio.to_thread(self._prepare, claimed, now)
+            ready, decided = await asyncio.to_thread(self._prepare, claimed, now, recent)
             recorder.put(decided_verdict(item) for item in decided)
 
             def settle(item: Ready, result: SendResult | None) -> None:
@@ -120,12 +124,16 @@ class Dispatcher:
                 conn, now=now, limit=self.claim_limit, worker=self.worker, lease=self.settings.lease
             )
 
-    def _prepare(self, claimed: list[Claimed], now: datetime) -> tuple[list[Ready], list[Decided]]:
+    def _prepare(
+        self, claimed: list[Claimed], now: datetime, recent: Recent
+    ) -> tuple[list[Ready], list[Decided]]:
         """Load, judge and render. Reads in one read-only transaction, renders outside it: on
         SQLite a write transaction would hold up the order system's writes meanwhile."""
         rules = self.config.rules
         has_secret = self.settings.secret_key is not None
-        loaded, readable, unreadable = load(self.engine, claimed, rules, has_secret=has_secret)
+        loaded, readable, unreadable = load(
+            self.engine, claimed, rules, has_secret=has_secret, recent=recent
+        )
         wanted, decided = judged(readable, rules, loaded.facts, now=now)
         ready, failed = rendered(
             wanted, loaded, rules=rules, renderer=self.config.renderer, settings=self.settings, now=now

@@ -25,6 +25,7 @@ from notifier.db.engine import reading
 from notifier.db.facts import load_facts
 from notifier.db.subjects import load_customers, load_subjects
 from notifier.run import schedules
+from notifier.run.recent import Recent
 
 log = logging.getLogger("notifier.run.send")
 
@@ -59,12 +60,13 @@ class Loaded:
 
 
 def load(
-    engine: Engine, claimed: list[Claimed], rules: RuleSet, *, has_secret: bool
+    engine: Engine, claimed: list[Claimed], rules: RuleSet, *, has_secret: bool, recent: Recent | None = None
 ) -> tuple[Loaded, list[Claimed], list[Decided]]:
-    """(what was read, the messages it was read for, those whose rows could not be read)."""
+    """(what was read, the messages it was read for, those whose rows could not be read).
+    What intake read moments ago (`recent`) is taken as it is, not read again."""
     try:
         with reading(engine) as conn:
-            return read(conn, claimed, rules, has_secret=has_secret), claimed, []
+            return read(conn, claimed, rules, has_secret=has_secret, recent=recent), claimed, []
     except DATABASE_LOST:
         raise
     except Exception as exc:  # a row the code cannot handle: find which message it is
@@ -82,17 +84,28 @@ def load(
     return loaded, ok, decided
 
 
-def read(conn: sa.Connection, claimed: list[Claimed], rules: RuleSet, *, has_secret: bool) -> Loaded:
+def read(
+    conn: sa.Connection,
+    claimed: list[Claimed],
+    rules: RuleSet,
+    *,
+    has_secret: bool,
+    recent: Recent | None = None,
+) -> Loaded:
     if not claimed:
         return Loaded(facts=Facts(has_secret=has_secret))
-    events = _events_for(conn, claimed)
+    recent = recent or Recent()
+    known = {ref: e for i in claimed if (e := recent.events.get(ref := (i.source, i.event_id))) is not None}
+    events = {**known, **_events_for(conn, [i for i in claimed if (i.source, i.event_id) not in known])}
     wanted_people = {c for i in claimed if (c := audience_member(i)) is not None} | {
         i.customer_id for i in claimed if i.category == Category.MARKETING and i.customer_id is not None
     }
     people = load_customers(conn, wanted_people) if wanted_people else {}
     facts = load_facts(conn, claimed, rules, has_secret=has_secret, triggers=events, people=people)
     unrendered = {(i.source, i.subject_id) for i in claimed if i.message is None}
-    subjects = load_subjects(conn, unrendered) if unrendered else {}
+    subjects = {ref: recent.subjects[ref] for ref in unrendered if ref in recent.subjects}
+    missing = unrendered - set(subjects)
+    subjects.update(load_subjects(conn, missing) if missing else {})
     return Loaded(events=events, subjects=subjects, people=people, facts=facts)
 
 
