@@ -205,7 +205,7 @@ def test_a_second_sigterm_exits_at_once_and_the_next_run_completes_everything(
             shop.customer(email=f"stop{number}@example.com", timezone="UTC"), items=[(product, 1)]
         )
         shop.event("order", order, "placed", f"{now:%Y-%m-%d %H:%M}")
-    smtp_server.slow(3.0, on="DATA", times=None)  # each message takes 3 s: the first stop is slow
+    smtp_server.slow(8.0, on="DATA", times=None)  # each message takes 8 s: the first stop is slow
     log = tmp_path / "daemon.log"
     daemon = start_daemon(settings, log, env={"NOTIFIER_BATCH_SIZE": str(batch), "NOTIFIER_LEASE": "3s"})
     try:

@@ -125,7 +125,7 @@ class Dispatcher:
             )
 
     def _prepare(
-        self, claimed: list[Claimed], now: datetime, recent: Recent
+        self, claimed: list[Claimed], now: datetime, recent: Recent | None = None
     ) -> tuple[list[Ready], list[Decided]]:
         """Load, judge and render. Reads in one read-only transaction, renders outside it: on
         SQLite a write transaction would hold up the order system's writes meanwhile."""
