@@ -418,7 +418,7 @@ def test_the_outbox_reader_follows_aliases_and_bookkeeping_names() -> None:
     assert found == [
         "5: OUTBOX", "6: store.NOTIFICATIONS", "6: tables.Notification", "7: 'lease_owner'",
         "9: 'next_attempt_at'",
-    ]  # fmt: skip  (the keywords smtp_reply= and next_attempt_at= are a value's fields)
+    ]  # fmt: skip  (smtp_reply= and next_attempt_at= are keywords: a value's fields, not flagged)
 
 
 @pytest.mark.parametrize("column", sorted(BOOKKEEPING))

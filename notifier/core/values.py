@@ -17,8 +17,6 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from notifier.core.timing import as_utc
-
 
 class State(StrEnum):
     QUEUED = "queued"  # planned; goes out at due_at
@@ -118,14 +116,6 @@ class Claimed:
     message_id: str | None
     message: bytes | None
     resend_of: int | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> Claimed:
-        values = {name: row[name] for name in cls.__slots__}  # type: ignore[attr-defined]
-        for name in ("due_at", "expires_at", "first_failure_at"):
-            if values[name] is not None:
-                values[name] = as_utc(values[name])  # SQLite hands back naive UTC
-        return cls(**values)
 
 
 class Outcome(StrEnum):
