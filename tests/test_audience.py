@@ -22,6 +22,7 @@ from notifier.core.timing import as_utc
 from notifier.db import store
 from notifier.db.events import read_ids
 from notifier.db.fanout import plan_audience
+from notifier.db.store.planned import planned_row
 from notifier.db.subjects import load_customers, load_subjects
 from notifier.db.tables import Notification
 from notifier.run.intake import intake
@@ -141,9 +142,8 @@ def test_an_audience_row_is_the_row_planning_one_customer_would_store(
         subject = load_subjects(conn, [("product", roses)])[("product", roses)]
         customer = load_customers(conn, [cid])[cid]
         raw_due = conn.execute(sa.select(sa.cast(NOTIFICATIONS.c.due_at, sa.Text))).scalar_one()
-    expected = plan_rule(rule, event, subject, rules, brand=brand_of(rules), now=NOW, customer=customer).row(
-        NOW
-    )
+    plan = plan_rule(rule, event, subject, rules, brand=brand_of(rules), now=NOW, customer=customer)
+    expected = planned_row(plan, NOW)
     [row] = _warnings(engine)
     stored = {name: row[name] for name in expected}
     for name in TIMESTAMPS:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from notifier.cli import app
-from notifier.compose.contract import check_contract, customer_locales, locale_report
+from notifier.compose.contract import check_contract, locale_report
 from notifier.compose.rendering import Renderer
 from notifier.compose.samples import TRIGGERS, sample_context
 from notifier.config.live import load_checked
@@ -23,6 +23,7 @@ from notifier.core.locale import LOCALES
 from notifier.core.supply import SUPPLIES
 from notifier.core.vocabulary import VOCABULARY
 from notifier.db.engine import make_engine
+from notifier.db.locales import customer_locales
 from notifier.errors import Problem
 from notifier.tools.checking import check_all
 

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from markupsafe import escape
 from starlette.applications import Starlette
 
-from notifier import links
+from notifier.compose import links
 from notifier.compose.rendering import Renderer
 from notifier.config.settings import Secret, Settings
 from notifier.core.locale import LOCALES

@@ -21,6 +21,7 @@ from notifier.core.timing import utcnow
 from notifier.core.values import Claimed, Event, Outcome, Reason, SendResult, State
 from notifier.db import store
 from notifier.db.engine import make_engine
+from notifier.db.store.claims import claimed_from_row
 from notifier.run import metrics
 from tests.shop import ts
 from tests.smtp_server import free_port
@@ -95,7 +96,7 @@ def test_a_batch_is_counted_from_what_intake_and_dispatch_store(engine: sa.Engin
         rows = conn.execute(
             sa.select(*columns).where(store.NOTIFICATIONS.c.rule == "metrics-probe").order_by("id")
         ).mappings()
-        first, second, third = (Claimed.from_row(row) for row in rows)
+        first, second, third = (claimed_from_row(row) for row in rows)
     recorded_at = occurred + timedelta(seconds=90)
     settled = [
         Settled(

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from starlette.applications import Starlette
 
-from notifier import links
+from notifier.compose import links
 from notifier.config.settings import Secret, Settings
 from notifier.core.timing import utcnow
 from notifier.db import store

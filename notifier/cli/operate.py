@@ -97,7 +97,7 @@ def run_command(
 
 def check_command() -> None:
     """Validate rules.yaml and render every template in every locale with sample data."""
-    from notifier.compose.contract import customer_locales
+    from notifier.db.locales import customer_locales
     from notifier.tools.checking import check_all
 
     settings = read_settings()

@@ -24,7 +24,8 @@ what the rule's conditions see (core.supply.condition_supply: an audience rule's
 have no customer), so a name used only in a branch the sample data never takes is found too.
 
 `locale_report` warns when a rule's template lacks a locale its customers use (they get
-the English version), and fails when it lacks English itself.
+the English version), and fails when it lacks English itself. The caller reads those
+locales (notifier.db.locales.customer_locales): compose never opens the database.
 """
 
 from __future__ import annotations
@@ -33,10 +34,8 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import jinja2
-import sqlalchemy as sa
 from jinja2.parser import Parser
 
 from notifier.compose.rendering import Renderer
@@ -46,7 +45,7 @@ from notifier.compose.walker import Walker
 from notifier.core.locale import FALLBACK_LOCALE, LOCALES, message_locale, normalize_locale
 from notifier.core.rules import Rule, RuleSet
 from notifier.core.supply import SUPPLIES, Shape, Supply, supply_for
-from notifier.errors import NotifierError, Problem
+from notifier.errors import Problem
 
 __all__ = [
     "SUPPLIES",
@@ -55,7 +54,6 @@ __all__ = [
     "check_contract",
     "condition_problems",
     "contract_report",
-    "customer_locales",
     "locale_report",
     "supply_for",
 ]
@@ -208,35 +206,6 @@ def contract_report(
         *warnings,
     ]
     return problems + locale_problems, summary
-
-
-def customer_locales(database_url: str) -> set[str] | None:
-    """The locales customers have (SELECT DISTINCT locale FROM customers), or None when the
-    database cannot be read. Never creates a SQLite file; waits at most 5 s for PostgreSQL."""
-    from notifier.db.engine import make_engine, normalize_url
-
-    try:
-        url = sa.engine.make_url(normalize_url(database_url))
-    except sa.exc.ArgumentError:
-        return None
-    if url.get_backend_name() == "sqlite":
-        if not url.database or url.database == ":memory:" or not Path(url.database).is_file():
-            return None
-        options: dict[str, Any] = {}
-    else:
-        options = {"connect_args": {"connect_timeout": 5}}
-    try:
-        engine = make_engine(database_url, **options)
-    except (NotifierError, ImportError, sa.exc.SQLAlchemyError):
-        return None
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT DISTINCT locale FROM customers")).scalars().all()
-    except sa.exc.SQLAlchemyError:
-        return None
-    finally:
-        engine.dispose()
-    return {row or FALLBACK_LOCALE for row in rows}
 
 
 def condition_problems(source: str, supply: Supply) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 from notifier.core.business import BusinessDuration
 from notifier.core.rules import Rule, RuleSet
 from notifier.core.timing import as_utc, format_duration
-from notifier.core.values import Event, Reason, State, kind_of
+from notifier.core.values import Event, NotificationRecord, Reason, State, kind_of
 
 _REASON_WORDS = {
     Reason.CONDITION_FALSE: "condition false",
@@ -112,36 +112,36 @@ def _utc(value: Any) -> datetime | None:
 
 
 def explain(
-    row: Mapping[str, Any],
+    row: NotificationRecord,
     rule: Rule | None,
     rules_known: bool,
     events: Mapping[tuple[str, int], Event],
     now: datetime,
 ) -> tuple[str, str, datetime | None]:
     """(outcome, words, until) for one notification row."""
-    state, reason, detail = row["state"], row["reason"], row["detail"] or ""
-    resend = f"resend of #{row['resend_of']}; " if row["resend_of"] is not None else ""
-    reply = f"{row['smtp_code']} {row['smtp_reply']}" if row["smtp_code"] else (row["smtp_reply"] or "")
+    state, reason, detail = row.state, row.reason, row.detail or ""
+    resend = f"resend of #{row.resend_of}; " if row.resend_of is not None else ""
+    reply = row.smtp_reply or ""
     changed = changed_words(row, rule)
     if state == State.SENT:
-        sent = _utc(row["sent_at"])
+        sent = _utc(row.sent_at)
         when = f"{sent:%Y-%m-%d %H:%M:%S} UTC" if sent else "at an unrecorded time"
-        return "sent", f"{resend}sent {when}, {reply or 'accepted'}, Message-ID {row['message_id']}", None
+        return "sent", f"{resend}sent {when}, {reply or 'accepted'}, Message-ID {row.message_id}", None
     if state == State.QUEUED:
         return _explain_waiting(row, rule, rules_known, events, now, resend)
     if state == State.SENDING:
-        lease = _utc(row["lease_until"])
+        lease = _utc(row.lease_until)
         until = f" (reserved until {lease:%H:%M:%S} UTC)" if lease else ""
         return "sending", f"{resend}being handed to the SMTP server now{until}", None
     if state == State.RETRYING:
-        at = as_utc(row["next_attempt_at"])
-        words = f"{resend}retrying at {at:%Y-%m-%d %H:%M} UTC after {row['attempts']} attempt(s); "
+        at = as_utc(row.next_attempt_at)
+        words = f"{resend}retrying at {at:%Y-%m-%d %H:%M} UTC after {row.attempts} attempt(s); "
         return "retrying", words + f"the server said {detail or reply}", at
     if state == State.FAILED:
         if reason == Reason.SMTP_PERMANENT:
             return reason, f"{resend}failed: the SMTP server refused it for good: {reply or detail}", None
         if reason == Reason.RETRIES_EXHAUSTED:
-            first = _utc(row["first_failure_at"])
+            first = _utc(row.first_failure_at)
             since = f" since {first:%Y-%m-%d %H:%M} UTC" if first else ""
             return reason, f"{resend}failed: still failing after retrying{since}: {detail or reply}", None
         words = reason_words(reason, "failed")
@@ -150,24 +150,24 @@ def explain(
     return reason or state, (f"{resend}{words}: {detail}" if detail else f"{resend}{words}") + changed, None
 
 
-def changed_words(row: Mapping[str, Any], rule: Rule | None) -> str:
+def changed_words(row: NotificationRecord, rule: Rule | None) -> str:
     """'; rule X has changed since' when the stored fingerprint is not the rule's now."""
-    stored = row.get("rule_fingerprint") or ""
+    stored = row.rule_fingerprint or ""
     if rule is None or not stored or not rule.fingerprint or stored == rule.fingerprint:
         return ""
     return f"; rule {rule.name} has changed since this was decided"
 
 
 def _explain_waiting(
-    row: Mapping[str, Any],
+    row: NotificationRecord,
     rule: Rule | None,
     rules_known: bool,
     events: Mapping[tuple[str, int], Event],
     now: datetime,
     resend: str,
 ) -> tuple[str, str, datetime | None]:
-    reason, detail = row["reason"], row["detail"] or ""
-    at = as_utc(row["next_attempt_at"])
+    reason, detail = row.reason, row.detail or ""
+    at = as_utc(row.next_attempt_at)
     if reason == Reason.QUIET_HOURS:
         return reason, f"{resend}waiting for quiet hours to end, until {at:%Y-%m-%d %H:%M} UTC: {detail}", at
     if reason:
@@ -176,45 +176,45 @@ def _explain_waiting(
             f"{resend}waiting until {at:%Y-%m-%d %H:%M} UTC ({reason.replace('_', ' ')}): {detail}",
             at,
         )
-    due = as_utc(row["due_at"])
+    due = as_utc(row.due_at)
     if at > now:
-        basis = row.get("due_basis") or (timing_words(rule) if rule is not None else "")
+        basis = row.due_basis or (timing_words(rule) if rule is not None else "")
         how = f" ({basis})" if basis and not resend else ""
         words = f"{resend}waiting until {at:%Y-%m-%d %H:%M} UTC{how}"
     else:
         words = f"{resend}due since {due:%Y-%m-%d %H:%M} UTC; goes out on the daemon's next poll"
     notes = []
     if not resend and changed_words(row, rule):
-        notes.append(f"rule {row['rule']} has changed since this was decided")
+        notes.append(f"rule {row.rule} has changed since this was decided")
     if rules_known and not resend and (rule is None or not rule.enabled):
-        notes.append(f"rule {row['rule']} is disabled or gone now, so it will be skipped when due")
+        notes.append(f"rule {row.rule} is disabled or gone now, so it will be skipped when due")
     happened = _unless_event(row, rule, events) if rule is not None and not resend else None
     if happened is not None:
         notes.append(
             f"{happened.type} #{happened.id} happened at {happened.occurred_at:%Y-%m-%d %H:%M} UTC, "
             "so it will be skipped when due"
         )
-    expires = _utc(row["expires_at"])
+    expires = _utc(row.expires_at)
     if expires is not None and now > expires:
         notes.append(f"past its max_age since {expires:%Y-%m-%d %H:%M} UTC, so it will be skipped as expired")
     return "waiting", "; ".join([words, *notes]), at
 
 
 def _unless_event(
-    row: Mapping[str, Any], rule: Rule, events: Mapping[tuple[str, int], Event]
+    row: NotificationRecord, rule: Rule, events: Mapping[tuple[str, int], Event]
 ) -> Event | None:
     """An `unless:` event of this rule, about the same order or case, since the trigger."""
     if not rule.unless:
         return None
-    trigger = events.get((row["source"], row["event_id"]))
-    since = trigger.occurred_at if trigger else as_utc(row["event_occurred_at"])
+    trigger = events.get((row.source, row.event_id))
+    since = trigger.occurred_at if trigger else row.event_occurred_at
     found = [
         e
         for e in events.values()
         if e.type in rule.unless
-        and kind_of(e.source) == kind_of(row["source"])
-        and e.subject_id == row["subject_id"]
-        and (e.source, e.id) != (row["source"], row["event_id"])
+        and kind_of(e.source) == kind_of(row.source)
+        and e.subject_id == row.subject_id
+        and (e.source, e.id) != (row.source, row.event_id)
         and not e.problem
         and e.occurred_at >= since
     ]

@@ -37,34 +37,6 @@ class Planned:
     detail: str | None = None
     basis: str | None = None  # what due_at was computed from, in words fixed now
 
-    def row(self, now: datetime) -> dict[str, Any]:
-        """The notifier_notifications row for this plan."""
-        return {
-            "key": self.key,
-            "rule": self.rule.name,
-            "template": self.rule.template,
-            "category": self.rule.category.value,
-            "source": self.event.source,
-            "event_id": self.event.id,
-            "event_type": self.event.type,
-            "event_occurred_at": self.event.occurred_at,
-            "thread": self.event.thread,
-            "subject_id": self.event.subject_id,
-            "customer_id": self.customer_id,
-            "recipient": self.recipient,
-            "state": self.state.value,
-            "reason": self.reason.value if self.reason else None,
-            "detail": self.detail,
-            "rule_fingerprint": self.rule.fingerprint or None,
-            "due_basis": self.basis,
-            "due_at": self.due_at,
-            "expires_at": self.expires_at,
-            "next_attempt_at": self.due_at,
-            "attempts": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
-
 
 def notification_key(rule: Rule, event: Event, customer_id: int | None = None) -> str:
     """The idempotency key: one notification per rule, occurrence and (fan-out) recipient."""

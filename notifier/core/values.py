@@ -4,6 +4,7 @@
     Subject     what an event is about: customer, order, items, case, product
     Planned     a notification a rule owes for an event: queued for a time, or skipped, and why
     Claimed     a notification a process holds (leased) to decide on, render and send
+    NotificationRecord  one stored notification as `history` explains it (read by the store)
     State       where a notification is in its life
     Reason      why a notification was not sent, or waits (the words `history` shows)
 """
@@ -16,8 +17,6 @@ from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
-
-from notifier.core.timing import as_utc
 
 
 class State(StrEnum):
@@ -119,13 +118,38 @@ class Claimed:
     message: bytes | None
     resend_of: int | None
 
-    @classmethod
-    def from_row(cls, row: Any) -> Claimed:
-        values = {name: row[name] for name in cls.__slots__}  # type: ignore[attr-defined]
-        for name in ("due_at", "expires_at", "first_failure_at"):
-            if values[name] is not None:
-                values[name] = as_utc(values[name])  # SQLite hands back naive UTC
-        return cls(**values)
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationRecord:
+    """One stored notification, as `history` and core.explain see it: times are aware UTC,
+    smtp_reply is the server's code and words together ("550 5.1.1 no such user")."""
+
+    id: int
+    rule: str
+    source: str
+    event_id: int
+    event_type: str
+    event_occurred_at: datetime
+    subject_id: int
+    thread: str
+    customer_id: int | None
+    recipient: str | None
+    state: str
+    reason: str | None
+    detail: str | None
+    due_at: datetime
+    due_basis: str | None
+    expires_at: datetime | None
+    next_attempt_at: datetime
+    lease_until: datetime | None
+    first_failure_at: datetime | None
+    sent_at: datetime | None
+    attempts: int
+    message_id: str | None
+    subject: str | None
+    smtp_reply: str | None
+    resend_of: int | None
+    rule_fingerprint: str | None
 
 
 class Outcome(StrEnum):

@@ -142,9 +142,9 @@ def _skipped(
         recipient=rule.to,
     )
     log.info("skipped %s for %s #%s: %s (%s)", rule.name, event.type, event.id, reason.value, detail)
-    return Fanned(store.insert_notifications(conn, [plan.row(now)]), {reason.value: 1})
+    return Fanned(store.insert_planned(conn, [plan], now), {reason.value: 1})
 
 
 def _failed(conn: sa.Connection, plan: Planned, now: datetime) -> Fanned:
     log.error("%s for %s #%s failed: %s", plan.rule.name, plan.event.type, plan.event.id, plan.detail)
-    return Fanned(store.insert_notifications(conn, [plan.row(now)]), {Reason.RULE_ERROR.value: 1}, error=True)
+    return Fanned(store.insert_planned(conn, [plan], now), {Reason.RULE_ERROR.value: 1}, error=True)

@@ -129,7 +129,7 @@ def intake_batch(
         filled = event_rows.read_ids(conn, source, gaps) if gaps else []
         fresh = event_rows.read_after(conn, source, position, batch_size)
         plans, fanned_out = plan_batch(conn, filled + fresh, rules, now, recent)
-        planned = fanned_out + store.insert_notifications(conn, [plan.row(now) for plan in plans])
+        planned = fanned_out + store.insert_planned(conn, plans, now)
         store.advance_cursor(
             conn,
             source,

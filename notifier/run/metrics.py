@@ -33,8 +33,7 @@ from prometheus_client.registry import Collector
 
 from notifier.core.timing import as_utc, utcnow
 from notifier.core.values import State
-from notifier.db.store import NOTIFICATIONS as OUTBOX
-from notifier.tools.status import oldest_due
+from notifier.db.store.stats import outbox_counts
 
 if TYPE_CHECKING:
     from notifier.config.settings import Settings
@@ -167,14 +166,10 @@ class OutboxCollector(Collector):
 
 def read_outbox(engine: sa.Engine, now: datetime) -> tuple[dict[str, int], float]:
     """Counts by state (every state, zeros included) and the oldest due message's age in seconds."""
-    n = OUTBOX
-    counts = {state.value: 0 for state in State}
     with engine.connect() as conn:
-        for state, count in conn.execute(sa.select(n.c.state, sa.func.count()).group_by(n.c.state)):
-            counts[state] = count
-        oldest = oldest_due(conn, now)
+        found = outbox_counts(conn, now)
         conn.rollback()
-    return counts, (now - oldest).total_seconds() if oldest else 0.0
+    return found
 
 
 _collector_lock = threading.Lock()

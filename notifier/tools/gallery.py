@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from notifier import links
+from notifier.compose import links
 from notifier.compose.mail import Envelope, Rendered, build_message, make_message_id
 from notifier.compose.rendering import Renderer, TemplateError
 from notifier.compose.samples import sample_context, trigger_of

@@ -19,10 +19,11 @@ import sqlalchemy as sa
 from notifier.core.explain import EPOCH, explain, timing_words
 from notifier.core.rules import Rule, RuleSet
 from notifier.core.timing import as_utc, utcnow
-from notifier.core.values import Event, kind_of
+from notifier.core.values import Event, NotificationRecord, kind_of
 from notifier.db import events as event_rows
 from notifier.db.events import SOURCES
-from notifier.db.store import ATTEMPTS, CURSORS, GAPS, NOTIFICATIONS
+from notifier.db.store import ATTEMPTS, CURSORS, GAPS
+from notifier.db.store.history import notification_records
 from notifier.db.subjects import CASES, CUSTOMERS, ORDERS
 
 __all__ = ["NOT_PLANNED", "HistoryEntry", "Why", "history", "timing_words"]
@@ -110,15 +111,13 @@ def history(
     rules - every rule that planned nothing for it and why. Oldest first; rules still waiting
     for their event come last."""
     now = now or utcnow()
-    n = NOTIFICATIONS
     scopes: list[tuple[str, int]] = []
-    query = sa.select(n)
     if order is not None:
         scopes.append(("order", order))
-        query = query.where(n.c.thread == f"order:{order}")
+        rows = notification_records(conn, thread=f"order:{order}")
     elif case is not None:
         scopes.append(("case", case))
-        query = query.where(n.c.thread == f"case:{case}")
+        rows = notification_records(conn, thread=f"case:{case}")
     elif customer_email is not None:
         ids = list(
             conn.execute(
@@ -131,27 +130,22 @@ def history(
         cases = conn.execute(sa.select(CASES.c.id).where(CASES.c.customer_id.in_(ids)).order_by(CASES.c.id))
         scopes += [("order", i) for i in orders.scalars()] + [("case", i) for i in cases.scalars()]
         threads = [f"{kind}:{i}" for kind, i in scopes]
-        query = query.where(
-            sa.or_(
-                n.c.customer_id.in_(ids),
-                sa.func.lower(n.c.recipient) == customer_email.lower(),
-                n.c.thread.in_(threads),
-            )
-        )
-    rows = list(conn.execute(query).mappings())
-    attempts = _attempts(conn, [row["id"] for row in rows])
+        rows = notification_records(conn, customer_ids=ids, email=customer_email, threads=threads)
+    else:
+        rows = notification_records(conn)
+    attempts = _attempts(conn, [row.id for row in rows])
     positions = {row.source: row.position for row in conn.execute(sa.select(CURSORS))}
     gaps: dict[str, set[int]] = {}
     for row in conn.execute(sa.select(GAPS.c.source, GAPS.c.event_id)):
         gaps.setdefault(row.source, set()).add(row.event_id)
     loaded = [_Scope(kind, i, _events_of(conn, kind, i), positions, gaps) for kind, i in scopes]
     # An id nothing is known about gets no list of rules waiting for it.
-    loaded = [s for s in loaded if s.events or any(r["thread"] == s.thread for r in rows) or _exists(conn, s)]
+    loaded = [s for s in loaded if s.events or any(r.thread == s.thread for r in rows) or _exists(conn, s)]
     events = {(e.source, e.id): e for scope in loaded for e in scope.events}
-    entries = [_row_entry(row, attempts.get(row["id"], []), rules, events, now) for row in rows]
+    entries = [_row_entry(row, attempts.get(row.id, []), rules, events, now) for row in rows]
     if rules is not None:
         for scope in loaded:
-            entries += _unplanned(scope, [r for r in rows if r["thread"] == scope.thread], rules)
+            entries += _unplanned(scope, [r for r in rows if r.thread == scope.thread], rules)
     return sorted(entries, key=_order)
 
 
@@ -201,41 +195,41 @@ def _utc(value: Any) -> datetime | None:
 
 
 def _row_entry(
-    row: Any,
+    row: NotificationRecord,
     attempts: list[dict[str, Any]],
     rules: RuleSet | None,
     events: dict[tuple[str, int], Event],
     now: datetime,
 ) -> HistoryEntry:
-    rule = rules.by_name(row["rule"]) if rules is not None else None
+    rule = rules.by_name(row.rule) if rules is not None else None
     outcome, explanation, until = explain(row, rule, rules is not None, events, now)
     return HistoryEntry(
-        id=row["id"],
-        rule=row["rule"],
-        event=f"{row['event_type']} #{row['event_id']}",
-        event_at=_utc(row["event_occurred_at"]),
-        thread=row["thread"],
-        recipient=row["recipient"],
-        state=row["state"],
-        reason=row["reason"],
-        detail=row["detail"],
+        id=row.id,
+        rule=row.rule,
+        event=f"{row.event_type} #{row.event_id}",
+        event_at=row.event_occurred_at,
+        thread=row.thread,
+        recipient=row.recipient,
+        state=row.state,
+        reason=row.reason,
+        detail=row.detail,
         outcome=outcome,
         explanation=explanation,
-        due_at=as_utc(row["due_at"]),
+        due_at=row.due_at,
         until=until,
-        sent_at=_utc(row["sent_at"]),
-        subject=row["subject"],
-        message_id=row["message_id"],
-        smtp_reply=f"{row['smtp_code']} {row['smtp_reply']}" if row["smtp_code"] else row["smtp_reply"],
-        resend_of=row["resend_of"],
+        sent_at=row.sent_at,
+        subject=row.subject,
+        message_id=row.message_id,
+        smtp_reply=row.smtp_reply,
+        resend_of=row.resend_of,
         attempts=attempts,
     )
 
 
-def _unplanned(scope: _Scope, rows: Sequence[Any], rules: RuleSet) -> list[HistoryEntry]:
+def _unplanned(scope: _Scope, rows: Sequence[NotificationRecord], rules: RuleSet) -> list[HistoryEntry]:
     """Entries for the rules about this order or case that have no notification for it."""
-    planned = {(row["rule"], row["source"], row["event_id"]) for row in rows}
-    has_rows = {row["rule"] for row in rows}
+    planned = {(row.rule, row.source, row.event_id) for row in rows}
+    has_rows = {row.rule for row in rows}
     entries: list[HistoryEntry] = []
     for rule in rules.rules:
         if rule.audience is not None or rule.on.split(".", 1)[0] != scope.kind:

@@ -39,8 +39,10 @@ from notifier.db.engine import make_engine, normalize_url
 from notifier.db.events import SOURCES
 from notifier.db.fanout import _audience_select
 from notifier.db.store import NOTIFICATIONS
+from notifier.db.store.claims import as_claimed
+from notifier.db.store.planned import planned_row
 from notifier.db.subjects import CHUNK, load_subjects
-from notifier.tools.replay_facts import as_claimed, follow, load_known
+from notifier.tools.replay_facts import follow, load_known
 
 # --- reading without writing ---------------------------------------------------------------------
 
@@ -249,7 +251,7 @@ class _Planner:
                     reason = plan.reason or Reason.CONDITION_FALSE
                     self.replay.count(plan.rule.name, plan.due_at, skip=reason.value)
                 else:
-                    queued.append((as_claimed(plan.row(now), next(self.numbers)), event))
+                    queued.append((as_claimed(planned_row(plan, now), next(self.numbers)), event))
             for rule in self.rules.enabled_on(event.type):
                 if rule.audience is not None:
                     self._audience(rule, event, subject, now)

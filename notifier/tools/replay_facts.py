@@ -39,21 +39,6 @@ class Fate:
     reason: Reason | None = None
 
 
-def as_claimed(row: Mapping[str, Any], number: int) -> Claimed:
-    """A planned row (`Planned.row()` or a fan-out row) as the daemon would claim it."""
-    return Claimed.from_row(
-        {
-            **row,
-            "id": number,
-            "attempts": 0,
-            "first_failure_at": None,
-            "message_id": None,
-            "message": None,
-            "resend_of": None,
-        }
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Known:
     """Everything the gates may look at for a batch of messages, over the whole period;

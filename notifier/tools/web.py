@@ -3,7 +3,7 @@
 `/unsubscribe/{token}` is the RFC 8058 one-click unsubscribe; `/not-solved/{token}` lets a customer
 say a resolved case is not solved. A GET only shows a confirmation page, because mail scanners and
 link previews follow every link they see; the change happens on POST (a mail client's one-click
-request, or the page's button). Tokens are signed (notifier.links): a link acts only on its own
+request, or the page's button). Tokens are signed (notifier.compose.links): a link acts only on its own
 address or case.
 """
 
@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from notifier import links
+from notifier.compose import links
 from notifier.config.rules_file import load_rules
 from notifier.config.settings import Settings
 from notifier.core.context import brand_of

@@ -24,12 +24,13 @@ from notifier.db.store.outcomes import (
     requeue_failed,
     update_notifications,
 )
-from notifier.db.store.planned import insert_notifications
+from notifier.db.store.planned import insert_notifications, insert_planned, planned_row
 from notifier.db.store.published import publish, record_feedback, suppress, suppressed
 
 __all__ = [
     "ATTEMPTS", "CLAIM_LOCK", "CURSORS", "FEEDBACK", "GAPS", "NOTIFICATIONS", "STATE", "SUPPRESSIONS",
-    "advance_cursor", "claim_due", "expire_gaps", "extend_lease", "insert_notifications", "insert_resend",
-    "lock_cursor", "open_gaps", "publish", "record_attempts", "record_feedback", "record_settled", "release",
-    "requeue_failed", "suppress", "suppressed", "update_notifications",
-]
+    "advance_cursor", "claim_due", "expire_gaps", "extend_lease", "insert_notifications", "insert_planned",
+    "insert_resend", "lock_cursor", "open_gaps", "planned_row", "publish", "record_attempts",
+    "record_feedback", "record_settled", "release", "requeue_failed", "suppress", "suppressed",
+    "update_notifications",
+]  # fmt: skip

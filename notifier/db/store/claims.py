@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -15,6 +16,22 @@ from notifier.db.store.base import (
 )
 
 _CLAIM_COLUMNS = [NOTIFICATIONS.c[name] for name in Claimed.__slots__]  # type: ignore[attr-defined]
+
+
+def claimed_from_row(row: Mapping[Any, Any]) -> Claimed:
+    """A claimed outbox row as the value the send side works with (times made aware)."""
+    values = {name: row[name] for name in Claimed.__slots__}  # type: ignore[attr-defined]
+    for name in ("due_at", "expires_at", "first_failure_at"):
+        if values[name] is not None:
+            values[name] = as_utc(values[name])  # SQLite hands back naive UTC
+    return Claimed(**values)
+
+
+def as_claimed(row: Mapping[str, Any], number: int) -> Claimed:
+    """A planned row (`planned_row` or a fan-out row) as the daemon would claim it, never
+    tried: for the replay, which sends nothing."""
+    fresh = {"id": number, "attempts": 0, "first_failure_at": None, "message_id": None}
+    return claimed_from_row({**row, **fresh, "message": None, "resend_of": None})
 
 
 CLAIM_LOCK = 0x6E6F7469  # an arbitrary, fixed advisory-lock key for claims ("noti")
@@ -44,7 +61,7 @@ def claim_due(
         .values(state=State.SENDING, lease_owner=worker, lease_until=now + lease, updated_at=now)
     )
     rows = conn.execute(sa.select(*_CLAIM_COLUMNS).where(NOTIFICATIONS.c.id.in_(ids))).mappings()
-    claimed = [Claimed.from_row(row) for row in rows]
+    claimed = [claimed_from_row(row) for row in rows]
     return sorted(claimed, key=lambda c: (c.due_at, c.event_id, c.id))
 
 

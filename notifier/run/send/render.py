@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from notifier import links
+from notifier.compose import links
 from notifier.compose.mail import Envelope, build_message, make_message_id
 from notifier.compose.rendering import Renderer, TemplateError
 from notifier.config.settings import Settings

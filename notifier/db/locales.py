@@ -1,0 +1,42 @@
+"""The locales the customers have, for `notifier check` (compose checks the templates
+against them, but reading them is the database's business)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from notifier.core.locale import FALLBACK_LOCALE
+from notifier.db.engine import make_engine, normalize_url
+from notifier.errors import NotifierError
+
+__all__ = ["customer_locales"]
+
+
+def customer_locales(database_url: str) -> set[str] | None:
+    """The locales customers have (SELECT DISTINCT locale FROM customers), or None when the
+    database cannot be read. Never creates a SQLite file; waits at most 5 s for PostgreSQL."""
+    try:
+        url = sa.engine.make_url(normalize_url(database_url))
+    except sa.exc.ArgumentError:
+        return None
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:" or not Path(url.database).is_file():
+            return None
+        options: dict[str, Any] = {}
+    else:
+        options = {"connect_args": {"connect_timeout": 5}}
+    try:
+        engine = make_engine(database_url, **options)
+    except (NotifierError, ImportError, sa.exc.SQLAlchemyError):
+        return None
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT DISTINCT locale FROM customers")).scalars().all()
+    except sa.exc.SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+    return {row or FALLBACK_LOCALE for row in rows}
