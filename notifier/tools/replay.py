@@ -38,7 +38,7 @@ from notifier.db import events as event_rows
 from notifier.db.engine import make_engine, normalize_url
 from notifier.db.events import SOURCES
 from notifier.db.fanout import _audience_select
-from notifier.db.store import NOTIFICATIONS
+from notifier.db.store import reports
 from notifier.db.store.claims import as_claimed
 from notifier.db.store.planned import planned_row
 from notifier.db.subjects import CHUNK, load_subjects
@@ -313,44 +313,20 @@ def _read_at(conn: sa.Connection, batch: list[Event]) -> dict[tuple[str, int], d
 
     Looked up by thread (indexed) as well as event id; fan-out rows (threaded by customer)
     are not found, and their messages are first looked at when due."""
-    n = NOTIFICATIONS
     found: dict[tuple[str, int], datetime] = {}
     by_source: dict[str, list[Event]] = {}
     for event in batch:
         by_source.setdefault(event.source, []).append(event)
     for source, events in by_source.items():
         for start in range(0, len(events), CHUNK):
-            chunk = events[start : start + CHUNK]
-            query = (
-                sa.select(n.c.event_id, sa.func.min(n.c.created_at))
-                .where(n.c.thread.in_({e.thread for e in chunk}), n.c.source == source)
-                .where(n.c.event_id.in_([e.id for e in chunk]), n.c.resend_of.is_(None))
-                .group_by(n.c.event_id)
-            )
-            for event_id, created in conn.execute(query):
-                if created is not None:
-                    found[(source, event_id)] = as_utc(created)
+            planned = reports.first_planned(conn, source, events[start : start + CHUNK])
+            found.update(((source, event_id), at) for event_id, at in planned.items())
     return found
 
 
 def _actually_sent(conn: sa.Connection, replay: Replay) -> None:
     """What the daemon really sent for the events in the window (resends by hand left out)."""
-    n = NOTIFICATIONS
-    if conn.dialect.name == "sqlite":
-        day = sa.func.date(n.c.sent_at)
-    else:
-        day = sa.func.to_char(sa.func.timezone("UTC", n.c.sent_at), "YYYY-MM-DD")
-    query = (
-        sa.select(n.c.rule, day.label("day"), sa.func.count())
-        .where(
-            n.c.state == State.SENT,
-            n.c.resend_of.is_(None),
-            n.c.event_occurred_at >= replay.since,
-            n.c.sent_at.is_not(None),
-        )
-        .group_by(n.c.rule, day)
-    )
-    for rule, text, count in conn.execute(query):
+    for rule, text, count in reports.sent_per_rule_and_day(conn, replay.since):
         replay.tally(rule).sent += count
         replay.tally(rule, date.fromisoformat(str(text)[:10])).sent += count
 

@@ -20,11 +20,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from notifier.core.rules import RuleSet
-from notifier.core.timing import as_utc
 from notifier.core.values import State
 from notifier.core.vocabulary import parse_timestamp
 from notifier.db.events import SOURCES
-from notifier.db.store import NOTIFICATIONS
+from notifier.db.store import reports as outbox_reports
 from notifier.db.subjects import CASES
 from notifier.tools.replay import at_or_after
 
@@ -67,18 +66,12 @@ def _rate(part: int | None, whole: int | None) -> float | None:
 
 def report(conn: sa.Connection, rules: RuleSet | None, *, since: datetime, now: datetime) -> list[RuleReport]:
     """One RuleReport per rule in the rules file or in the outbox since `since`."""
-    n = NOTIFICATIONS
     counts: dict[str, dict[str, int]] = {}
     triggers: dict[str, str] = {}
-    sent_or_failed = sa.or_(
-        sa.and_(n.c.state == State.SENT, n.c.sent_at >= since),
-        sa.and_(n.c.state == State.FAILED, n.c.updated_at >= since),
-    )
-    query = sa.select(n.c.rule, n.c.state, n.c.event_type, sa.func.count()).where(sent_or_failed)
-    for rule, state, event_type, count in conn.execute(query.group_by(n.c.rule, n.c.state, n.c.event_type)):
-        counts.setdefault(rule, {}).setdefault(state, 0)
-        counts[rule][state] += count
-        triggers.setdefault(rule, event_type)
+    for name, state, event_type, count in outbox_reports.sent_or_failed(conn, since):
+        counts.setdefault(name, {}).setdefault(state, 0)
+        counts[name][state] += count
+        triggers.setdefault(name, event_type)
     names = list(counts)
     if rules is not None:
         for rule in rules.rules:
@@ -116,18 +109,7 @@ def _cases(conn: sa.Connection, since: datetime) -> dict[int, list[datetime]]:
 def _compare(
     conn: sa.Connection, rule: str, on: str, cases: dict[int, list[datetime]], since: datetime, now: datetime
 ) -> dict[str, int]:
-    n = NOTIFICATIONS
-    messaged: dict[int, datetime] = {}
-    query = sa.select(n.c.subject_id, n.c.sent_at).where(
-        n.c.rule == rule,
-        n.c.source == "order",
-        n.c.state == State.SENT,
-        n.c.resend_of.is_(None),
-        n.c.event_occurred_at >= since,
-    )
-    for order_id, sent_at in conn.execute(query):
-        moment = as_utc(sent_at)
-        messaged[order_id] = min(moment, messaged.get(order_id, moment))
+    messaged = outbox_reports.first_sent_per_order(conn, rule, since)
     table, column = SOURCES["order"]
     triggered: dict[int, datetime] = {}
     query = sa.select(table.c[column], table.c.occurred_at).where(

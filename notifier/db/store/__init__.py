@@ -10,6 +10,7 @@ notifications and moves the cursor in one). The modules, one concern each:
     claims.py     due notifications leased to one process at a time
     outcomes.py   what became of them; retries and resends by hand
     published.py  facts for `status`, the suppression list, customers' feedback
+    reports.py    the outbox read for `report` and `simulate`
 """
 
 from __future__ import annotations
