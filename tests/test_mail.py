@@ -248,6 +248,15 @@ def test_message_id_is_stable_per_key() -> None:
     assert re.fullmatch(r"<[0-9a-f]{32}@blossom\.example>", first)
 
 
+def test_message_id_carries_the_database_id() -> None:
+    key = "order.confirmed:order:1044"
+    ours = make_message_id(key, "blossom.example", "3f9a0c1d2e4b5a69")
+
+    assert re.fullmatch(r"<[0-9a-f]{32}\.3f9a0c1d2e4b5a69@blossom\.example>", ours)
+    assert make_message_id(key, "blossom.example", "3f9a0c1d2e4b5a69") == ours
+    assert make_message_id(key, "blossom.example", "0000000000000001") != ours
+
+
 def test_message_id_domain_is_ascii_and_checked() -> None:
     assert make_message_id("k", "花店.example").endswith("@xn--hxto71f.example>")
     with pytest.raises(InvalidAddress):

@@ -419,3 +419,40 @@ def test_a_running_daemon_waits_out_an_smtp_outage_and_loses_nothing(
     rows = [_confirmation(engine, order) for order in orders]
     assert all(row["state"] == "sent" and row["attempts"] == 1 for row in rows), rows
     assert "sending resumes" in log.read_text()
+
+
+# The three refusals a strict Postfix gave: only the dead mailbox is suppressed.
+READ_BY_CODE = [
+    ("RCPT", "5.1.1 <fan@example.com>: Recipient address rejected: User unknown", True),
+    ("RCPT", "5.7.1 Client host rejected: client blocked using policy", False),
+    ("DATA", "5.7.1 Message content rejected as spam", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("step", "text", "gone"), READ_BY_CODE, ids=["5.1.1-rcpt", "5.7.1-rcpt", "5.7.1-data"]
+)
+def test_a_550_is_read_by_its_enhanced_code_and_stage(
+    settings: Settings,
+    shop: Shop,
+    engine: sa.Engine,
+    smtp_server: FaultySmtpServer,
+    step: Any,
+    text: str,
+    gone: bool,
+) -> None:
+    rules = Path(settings.rules)
+    rules.write_text(rules.read_text() + MARKETING_RULE)
+    fan = _order(shop, "fan@example.com", opt_in=True)
+    shop.event("order", fan, "cancelled", "2026-02-10 11:59")
+    smtp_server.fail(550, text, on=step, times=None, recipient="fan@example.com")
+    exit_code, result = _run_at(settings, ts("2026-02-10 12:00"))
+    assert exit_code == EXIT_OK and result.failed == 1
+    [offer] = notifications(engine, rule="win-back")
+    assert offer["state"] == "failed" and offer["reason"] == "smtp_permanent"
+    assert offer["detail"].startswith(f"550 {text} (")
+    assert _suppressed(engine) == ({"fan@example.com": "hard bounce"} if gone else {})
+    history = " ".join(_cli(settings, "history", "--customer", "fan@example.com").split())
+    assert f"refused it for good: 550 {text}" in history, history
+    kept = "the address is suppressed" if gone else "the address is not suppressed"
+    assert kept in offer["detail"]

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notifier.core.retry import HARD_BOUNCE_CODES, RELEASED, Verdict, after_reply
+from notifier.core.refusal_codes import Refused, Stage
+from notifier.core.retry import RELEASED, Verdict, after_reply
 from notifier.core.values import Claimed, Outcome, Reason, SendResult, State
 
 NOW = datetime(2026, 2, 10, 9, 0, tzinfo=UTC)
@@ -57,22 +58,57 @@ def test_accepted_is_sent_and_counts_an_attempt() -> None:
     assert not verdict.released and not verdict.suppress
 
 
-@pytest.mark.parametrize("code", sorted(HARD_BOUNCE_CODES))
-def test_a_hard_bounce_fails_for_good_and_suppresses_the_address(code: int) -> None:
-    verdict = _decide(_claimed(), _reply(Outcome.PERMANENT, code, "no such user"))
+GONE = [
+    (550, "5.1.1 No such user here"),
+    (550, "5.1.2 Bad destination system"),
+    (553, "5.1.3 Mailbox name not allowed"),
+    (550, "5.1.10 Null MX"),
+    (550, "User unknown"),
+]
+KEPT = [
+    (550, "5.7.1 Client blocked using policy", Stage.RCPT, "policy"),
+    (554, "5.7.1 Message content rejected as spam", Stage.DATA, "policy"),
+    (552, "5.3.4 Message too big", Stage.DATA, "message itself"),
+    (550, "5.1.1 No such user here", Stage.DATA, "message itself"),
+    (550, "User unknown", Stage.MAIL, "sender"),
+    (552, "5.2.2 Mailbox full", Stage.RCPT, "cannot take it"),
+]
+
+
+@pytest.mark.parametrize(("code", "text"), GONE)
+def test_a_mailbox_that_does_not_exist_fails_for_good_and_suppresses_the_address(
+    code: int, text: str
+) -> None:
+    refused = Refused(outcome=Outcome.PERMANENT, code=code, reply=text, stage=Stage.RCPT)
+    verdict = _decide(_claimed(), refused)
     assert verdict.state is State.FAILED and verdict.reason is Reason.SMTP_PERMANENT
-    assert verdict.detail == f"{code} no such user"
+    assert (
+        verdict.detail
+        == f"{code} {text} (the mailbox does not exist (refused at RCPT TO); the address is suppressed)"
+    )
     assert verdict.suppress and verdict.next_attempt_at is None
 
 
-def test_a_permanent_refusal_that_is_no_bounce_fails_without_suppressing() -> None:
-    verdict = _decide(_claimed(), _reply(Outcome.PERMANENT, 554, "message content rejected"))
+@pytest.mark.parametrize(("code", "text", "stage", "words"), KEPT)
+def test_policy_content_and_sender_refusals_fail_the_message_and_suppress_nothing(
+    code: int, text: str, stage: Stage, words: str
+) -> None:
+    verdict = _decide(_claimed(), Refused(outcome=Outcome.PERMANENT, code=code, reply=text, stage=stage))
     assert verdict.state is State.FAILED and verdict.reason is Reason.SMTP_PERMANENT
+    assert not verdict.suppress
+    assert verdict.detail is not None and verdict.detail.startswith(f"{code} {text} (")
+    assert words in verdict.detail and "not suppressed" in verdict.detail
+
+
+def test_a_permanent_refusal_without_a_stage_suppresses_nothing() -> None:
+    verdict = _decide(_claimed(), _reply(Outcome.PERMANENT, 550, "5.1.1 no such user"))
+    assert verdict.state is State.FAILED and verdict.detail == "550 5.1.1 no such user"
     assert not verdict.suppress
 
 
 def test_a_bounce_without_a_recipient_suppresses_nothing() -> None:
-    assert not _decide(_claimed(recipient=""), _reply(Outcome.PERMANENT, 550)).suppress
+    refused = Refused(outcome=Outcome.PERMANENT, code=550, reply="5.1.1 gone", stage=Stage.RCPT)
+    assert not _decide(_claimed(recipient=""), refused).suppress
 
 
 def test_a_transient_failure_retries_after_the_backoff_and_remembers_the_first_failure() -> None:

@@ -43,6 +43,7 @@ from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from hypothesis import given
 from hypothesis import strategies as st
 
+from notifier.core.refusal_codes import Refused, Stage
 from notifier.core.retry import backoff
 from notifier.core.values import Outcome, SendResult
 from notifier.smtp.pool import Sender
@@ -185,7 +186,8 @@ def test_refusals_are_classified_by_code(
 
     result = send_one(smtp_server.smtp_config())
 
-    assert result == SendResult(outcome=outcome, code=code, reply=DEFAULT_TEXT[code])
+    stage = {"MAIL": Stage.MAIL, "RCPT": Stage.RCPT, "DATA": Stage.DATA}[step]
+    assert result == Refused(outcome=outcome, code=code, reply=DEFAULT_TEXT[code], stage=stage)
     assert smtp_server.messages == []
 
 

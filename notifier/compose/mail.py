@@ -86,14 +86,18 @@ class Envelope:
 # --- identity ----------------------------------------------------------------------
 
 
-def make_message_id(key: str, domain: str) -> str:
-    """A Message-ID that only depends on the notification key and the sending domain.
+def make_message_id(key: str, domain: str, database: str = "") -> str:
+    """A Message-ID that depends on the notification key, this database's random id and the
+    sending domain only.
 
-    A resend of one notification carries the same id, so a receiving system that saw
-    the first copy can tell the second is the same message.
+    Every retry of one notification carries the same id, so a receiving system that saw
+    the first copy can tell the second is the same message; `database` (store.identity)
+    keeps two databases that send the same keys (staging, a restored copy, a second shop
+    on the domain) from giving different messages one id.
     """
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return f"<{digest}@{_ascii_domain(domain.strip(), _show(domain))}>"
+    local = f"{digest}.{database}" if database else digest
+    return f"<{local}@{_ascii_domain(domain.strip(), _show(domain))}>"
 
 
 def _boundary(message_id: str) -> str:

@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from notifier.core.refusal_codes import Refused, mailbox_gone, meaning
 from notifier.core.values import Claimed, Outcome, Reason, SendResult, State
 
 _JITTER = 0.2
@@ -43,11 +44,6 @@ def backoff(attempt: int, *, first: float, cap: float = 3600.0, rng: random.Rand
     base = cap if doublings >= math.log2(cap / first) else first * 2**doublings
     factor = (rng or _RNG).uniform(1 - _JITTER, 1 + _JITTER)
     return min(cap, base * factor)
-
-
-# Replies that say the mailbox does not exist or never will: the address is put on the
-# suppression list, so no later message is tried on it.
-HARD_BOUNCE_CODES = frozenset({550, 551, 553})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,13 +88,7 @@ def after_reply(
         return Verdict(state=State.SENT, attempted=True)
     said = f"{result.code or ''} {result.reply}".strip()
     if result.outcome is Outcome.PERMANENT:
-        return Verdict(
-            state=State.FAILED,
-            reason=Reason.SMTP_PERMANENT,
-            detail=f"{result.code} {result.reply}",
-            suppress=result.code in HARD_BOUNCE_CODES and bool(claimed.recipient),
-            attempted=True,
-        )
+        return _refused(claimed, result)
     first = claimed.first_failure_at or now
     if first.tzinfo is None:
         first = first.replace(tzinfo=now.tzinfo)
@@ -116,6 +106,22 @@ def after_reply(
         detail=said,
         next_attempt_at=now + timedelta(seconds=wait),
         first_failure_at=first,
+        attempted=True,
+    )
+
+
+def _refused(claimed: Claimed, result: SendResult) -> Verdict:
+    """A permanent refusal fails the message; only a mailbox that does not exist is suppressed
+    (the table is notifier.core.refusal_codes)."""
+    stage = result.stage if isinstance(result, Refused) else None
+    detail = f"{result.code} {result.reply}" if result.code is not None else result.reply
+    if stage is not None:
+        detail = f"{detail} ({meaning(result.code, result.reply, stage)})"
+    return Verdict(
+        state=State.FAILED,
+        reason=Reason.SMTP_PERMANENT,
+        detail=detail,
+        suppress=mailbox_gone(result.code, result.reply, stage) and bool(claimed.recipient),
         attempted=True,
     )
 

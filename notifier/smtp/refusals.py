@@ -19,15 +19,19 @@ from aiosmtplib import (
     SMTPConnectError,
     SMTPConnectResponseError,
     SMTPConnectTimeoutError,
+    SMTPDataError,
     SMTPException,
     SMTPHeloError,
     SMTPNotSupported,
+    SMTPRecipientRefused,
     SMTPRecipientsRefused,
     SMTPResponseException,
+    SMTPSenderRefused,
     SMTPServerDisconnected,
     SMTPTimeoutError,
 )
 
+from notifier.core.refusal_codes import Refused, Stage
 from notifier.core.values import Outcome, SendResult
 
 __all__ = ["EXPECTED", "ServerUnusable", "classify", "connection_survives", "result", "unusable"]
@@ -64,6 +68,9 @@ def classify(exc: BaseException) -> SendResult:
     if isinstance(exc, SMTPHeloError):  # the server will not even say hello
         return result(Outcome.STALLED, exc.code, exc.message)
     if isinstance(exc, SMTPResponseException):  # RCPT, MAIL FROM and DATA refusals
+        stage = _stage(exc)
+        if stage is not None:
+            return refused(_by_code(exc.code), exc.code, exc.message, stage)
         return result(_by_code(exc.code), exc.code, exc.message)
     if isinstance(exc, SMTPConnectError):  # before SMTPTimeoutError: a connect timeout is both
         return result(Outcome.STALLED, None, exc.message)
@@ -101,6 +108,21 @@ def _by_code(code: int) -> Outcome:
         return Outcome.PERMANENT
     # 4xx (421 included) means "later"; anything else is a confused exchange, also "later".
     return Outcome.TRANSIENT
+
+
+def _stage(exc: SMTPResponseException) -> Stage | None:
+    if isinstance(exc, SMTPRecipientRefused):
+        return Stage.RCPT
+    if isinstance(exc, SMTPSenderRefused):
+        return Stage.MAIL
+    if isinstance(exc, SMTPDataError):
+        return Stage.DATA
+    return None
+
+
+def refused(outcome: Outcome, code: int, reply: str, stage: Stage) -> Refused:
+    """A refusal's SendResult, with the stage it came at (what core.refusal_codes reads)."""
+    return Refused(outcome=outcome, code=code, reply=" ".join(reply.split()), stage=stage)
 
 
 def result(outcome: Outcome, code: int | None, reply: str) -> SendResult:

@@ -21,6 +21,7 @@ from notifier.core.retry import Settled, after_reply
 from notifier.core.timing import utcnow
 from notifier.core.values import Claimed, SendResult
 from notifier.db import store
+from notifier.db.store.identity import database_id
 from notifier.run.recent import Recent
 from notifier.run.results import BatchResult
 from notifier.run.send.judge import judged
@@ -58,6 +59,7 @@ class Dispatcher:
         self.stopping = stopping or asyncio.Event()  # set: start no new SMTP transaction
         self.recent = recent or Recent()  # what this process's intake read this turn
         self.transmitter = Transmitter(sender, rate=settings.smtp_rate, clock=clock)
+        self._database_id: str | None = None  # read once, at the first batch
 
     @property
     def stalled(self) -> SendResult | None:
@@ -135,8 +137,17 @@ class Dispatcher:
             self.engine, claimed, rules, has_secret=has_secret, recent=recent
         )
         wanted, decided = judged(readable, rules, loaded.facts, now=now)
+        if self._database_id is None:
+            with self.engine.begin() as conn:
+                self._database_id = database_id(conn, now)
         ready, failed = rendered(
-            wanted, loaded, rules=rules, renderer=self.config.renderer, settings=self.settings, now=now
+            wanted,
+            loaded,
+            rules=rules,
+            renderer=self.config.renderer,
+            settings=self.settings,
+            now=now,
+            database_id=self._database_id,
         )
         return ready, unreadable + decided + failed
 

@@ -56,6 +56,7 @@ class _Job:
     brand: dict[str, str]
     mail_from: str
     now: datetime
+    database_id: str
 
 
 def rendered(
@@ -66,8 +67,10 @@ def rendered(
     renderer: Renderer,
     settings: Settings,
     now: datetime,
+    database_id: str = "",
 ) -> tuple[list[Ready], list[Decided]]:
-    """(the messages built, those that could not be)."""
+    """(the messages built, those that could not be). `database_id` (store.identity) goes
+    into every Message-ID."""
     job = _Job(
         rules=rules,
         renderer=renderer,
@@ -75,6 +78,7 @@ def rendered(
         brand=brand_of(rules),
         mail_from=parse_from(rules.defaults.from_header)[1],
         now=now,
+        database_id=database_id,
     )
     ready: list[Ready] = []
     decided: list[Decided] = []
@@ -141,7 +145,7 @@ def _build(
     customer = person or subject.customer or {}
     to_name = customer.get("name") if item.recipient == customer.get("email") else None
     message_key = item.key if item.resend_of is None else f"{item.key}:resend:{item.id}"
-    message_id = make_message_id(message_key, job.brand["email"].rsplit("@", 1)[-1])
+    message_id = make_message_id(message_key, job.brand["email"].rsplit("@", 1)[-1], job.database_id)
     headers = _list_headers(item, job) if item.category == Category.MARKETING else ()
     envelope = Envelope(
         from_header=job.rules.defaults.from_header,
