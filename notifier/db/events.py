@@ -34,8 +34,10 @@ def _select(conn: sa.Connection, source: str) -> sa.Select[Any]:
     table, subject_column = SOURCES[source]
     as_text = conn.dialect.name == "sqlite"
     # Text in SQLite so that one bad row cannot break the batch; native types elsewhere.
-    occurred = sa.cast(table.c.occurred_at, sa.Text) if as_text else table.c.occurred_at
-    data = sa.cast(table.c.data, sa.Text)
+    # As SQLite holds them (text, or bytes for a blob that may not be UTF-8, which a CAST would
+    # fail the whole query on); checked one value at a time (db/cells.py). Native types elsewhere.
+    occurred = sa.type_coerce(table.c.occurred_at, sa.types.NullType()) if as_text else table.c.occurred_at
+    data = sa.type_coerce(table.c.data, sa.types.NullType()) if as_text else sa.cast(table.c.data, sa.Text)
     return sa.select(
         table.c.id,
         table.c.type,

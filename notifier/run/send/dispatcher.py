@@ -122,6 +122,8 @@ class Dispatcher:
 
     def _claim(self, now: datetime) -> list[Claimed]:
         with self.engine.begin() as conn:
+            if self._database_id is None:  # in the claim's write, never while preparing
+                self._database_id = database_id(conn, now)
             return store.claim_due(
                 conn, now=now, limit=self.claim_limit, worker=self.worker, lease=self.settings.lease
             )
@@ -137,9 +139,7 @@ class Dispatcher:
             self.engine, claimed, rules, has_secret=has_secret, recent=recent
         )
         wanted, decided = judged(readable, rules, loaded.facts, now=now)
-        if self._database_id is None:
-            with self.engine.begin() as conn:
-                self._database_id = database_id(conn, now)
+        assert self._database_id is not None, "a batch is claimed (and the id read) before it is prepared"
         ready, failed = rendered(
             wanted,
             loaded,
