@@ -97,9 +97,7 @@ def contained(
     try:
         return plan_rule(rule, event, subject, rules, brand=brand, now=now, customer=customer)
     except Exception as exc:  # whatever a rule raises, the batch goes on
-        return rule_failed(
-            rule, event, rules, "planning", exc, customer_id=customer["id"] if customer else None
-        )
+        return rule_failed(rule, event, rules, "planning", exc, customer_id=key_customer(customer))
 
 
 def rule_failed(
