@@ -68,6 +68,7 @@ class Settings:
     smtp_connections: int = 4
     smtp_rate: float | None = None  # messages per second; None: as fast as the server takes them
     smtp_timeout: timedelta = timedelta(seconds=30)
+    smtp_ehlo_name: str | None = None  # the name said in EHLO; None: this machine's (socket.getfqdn)
     batch_size: int = 500
     workers: int = 1  # sending processes; more than 1 uses more cores (README: Performance)
     lease: timedelta = timedelta(seconds=60)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from notifier.core.timing import utcnow
 from notifier.core.values import Outcome, SendResult
 from notifier.run.send.render import Ready
+from notifier.smtp.limits import Capacity
 from notifier.smtp.pacing import Pace
 from notifier.smtp.pool import Sender
 
@@ -34,7 +35,8 @@ class Transmitter:
         self.clock = clock
         self.stalled: SendResult | None = None
         self.on_wire = 0  # messages handed to the server and not answered yet
-        self._wire = asyncio.Semaphore(sender.config.connections)
+        # As many on the wire as the pool has connections for (fewer once the relay says).
+        self._wire = Capacity(sender.limit)
         self._next_check = datetime.min.replace(tzinfo=UTC)
         self._stall_checks = 0
 
@@ -76,6 +78,7 @@ class Transmitter:
                 )
             finally:
                 self.on_wire -= 1
+                self._wire.follow(self.sender.limit)  # before leaving lets the next one in
         self._paced(result)
         if result.outcome is Outcome.STALLED:
             self._stall(result)
@@ -85,11 +88,12 @@ class Transmitter:
         if result.outcome is Outcome.SENT:
             self.pace.accepted()
         elif result.code == 421:
-            log.warning(
-                "the mail server said 421 (%s); slowing down to %.1f messages/s",
-                result.reply,
-                self.pace.slow_down(),
-            )
+            before = self.pace.rate
+            after = self.pace.slow_down()
+            if after != before:  # halved at most once an interval: say it once
+                log.warning(
+                    "the mail server said 421 (%s); slowing down to %.1f messages/s", result.reply, after
+                )
 
     def _stall(self, result: SendResult) -> None:
         if self.stalled is None:
