@@ -75,6 +75,7 @@ class Received:
     data: bytes
     message_id: str | None
     accepted_at: float = 0.0  # time.monotonic() when the server said 250 to DATA
+    tls: bool = False  # whether it came over TLS (smtps://, or after STARTTLS)
 
 
 class _Action(StrEnum):
@@ -464,6 +465,7 @@ class FaultySmtpServer:
             data=data,
             message_id=str(message_id).strip() if message_id is not None else None,
             accepted_at=time.monotonic(),
+            tls=_is_tls(server),
         )
         with self._lock:
             self._messages.append(received)
