@@ -40,15 +40,27 @@ class Kind(StrEnum):
     COMPLAINT = "complaint"  # the recipient marked it as spam (ARF): suppressed
 
 
-def kind_of_status(status: str | None, *, permanent: bool) -> Kind:
-    """A DSN recipient's kind, from its Status field (`5.1.1`) if it has one."""
+_REPLY = re.compile(r"(?:^|[;\s])([2-5]\d\d)[ -]((?:[245]\.\d{1,3}\.\d{1,3})?)")
+
+
+def kind_of_status(status: str | None, *, permanent: bool, diagnostic: str = "") -> Kind:
+    """A recipient's kind, from its Status field (`5.1.1`) and Diagnostic-Code, if any.
+
+    A generic `5.0.0` says nothing more, so the far server's reply quoted in the
+    Diagnostic-Code decides (`smtp; 550 5.1.1 user unknown`, or a bare `550`); with neither, a
+    permanent failure is taken as a hard bounce, as flufl.bounce's detectors mean it."""
     code = enhanced_code(status or "")
-    if code is None:
-        return Kind.HARD if permanent else Kind.SOFT
-    if code[0] != 5:
+    if code is not None and code[0] != 5 or not permanent:
         return Kind.SOFT
-    # The far server's refusal, read as notifier reads one at RCPT TO (refusal_codes).
-    return Kind.HARD if mailbox_gone(550, status or "", Stage.RCPT) else Kind.REFUSED
+    if code is not None and code[1:] != (0, 0):
+        # The far server's refusal, read as notifier reads one at RCPT TO (refusal_codes).
+        return Kind.HARD if mailbox_gone(550, status or "", Stage.RCPT) else Kind.REFUSED
+    reply = _REPLY.search(diagnostic)
+    if reply is None:
+        return Kind.HARD
+    if reply[1].startswith("4"):
+        return Kind.SOFT
+    return Kind.HARD if mailbox_gone(int(reply[1]), reply[2], Stage.RCPT) else Kind.REFUSED
 
 
 def suppresses(kind: Kind) -> bool:

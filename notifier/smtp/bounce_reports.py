@@ -155,7 +155,7 @@ def _bounces(message: Message) -> tuple[Finding, ...]:
     for raw, is_permanent in [(a, True) for a in sorted(permanent)] + [(a, False) for a in sorted(temporary)]:
         address = raw.decode("ascii", "replace").lower()
         status, diagnostic = statuses.get(address, ("", ""))
-        kind = kind_of_status(status or None, permanent=is_permanent)
+        kind = kind_of_status(status or None, permanent=is_permanent, diagnostic=diagnostic)
         detail = _one_line(" ".join(x for x in (status, diagnostic) if x))
         findings.append(Finding(address, kind, detail))
     return tuple(findings)

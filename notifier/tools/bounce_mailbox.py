@@ -84,7 +84,7 @@ def poll_mailbox(engine: sa.Engine, settings: Settings) -> Taken:
         if status != "OK":
             raise ConfigError(f"{box.address}: no such folder")
         _, found = client.uid("SEARCH", "UNSEEN")
-        for uid in (found[0] or b"").split():
+        for uid in (found[0] or b"").decode("ascii").split():
             taken.add(_take_one(client, uid, engine, settings))
         client.expunge()
         client.close()
@@ -93,7 +93,7 @@ def poll_mailbox(engine: sa.Engine, settings: Settings) -> Taken:
     return taken
 
 
-def _take_one(client: imaplib.IMAP4, uid: bytes, engine: sa.Engine, settings: Settings) -> Taken:
+def _take_one(client: imaplib.IMAP4, uid: str, engine: sa.Engine, settings: Settings) -> Taken:
     _, parts = client.uid("FETCH", uid, "(BODY.PEEK[])")
     data = next((p[1] for p in parts if isinstance(p, tuple) and len(p) > 1), None)
     if not isinstance(data, bytes):

@@ -116,6 +116,17 @@ class _Handler:
         return "250 2.0.0 report taken"
 
 
+class _TolerantSMTP(SMTP):
+    # Reports quote foreign messages, some with lines over SMTP's 1,000 characters; a report
+    # refused for it would come back again and again, so take them.
+    line_length_limit = 64 * 1024
+
+
+class _Controller(LocalController):
+    def factory(self) -> SMTP:
+        return _TolerantSMTP(self.handler, loop=self.loop, **self.SMTP_kwargs)
+
+
 class BounceListener:
     """A small SMTP server that takes bounce reports and complaints (port 0: a free one).
 
@@ -133,7 +144,7 @@ class BounceListener:
         self._controller: LocalController | None = None
 
     def start(self) -> None:
-        controller = LocalController(
+        controller = _Controller(
             _Handler(self), hostname=self.host, port=self.port, server_hostname=_GREETING_NAME
         )
         controller.start()
