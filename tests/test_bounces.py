@@ -185,7 +185,8 @@ def _arf(original: bytes, recipient: str) -> bytes:
         'Content-Type: multipart/report; report-type=feedback-report; boundary="b2"\r\n\r\n'
         "--b2\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n"
         "--b2\r\nContent-Type: message/feedback-report\r\n\r\n"
-        f"Feedback-Type: abuse\r\nUser-Agent: ISP-FBL/1.0\r\nVersion: 1\r\nOriginal-Rcpt-To: {recipient}\r\n\r\n"
+        "Feedback-Type: abuse\r\nUser-Agent: ISP-FBL/1.0\r\nVersion: 1\r\n"
+        f"Original-Rcpt-To: {recipient}\r\n\r\n"
         "--b2\r\nContent-Type: message/rfc822\r\n\r\n"
     ).encode() + original + b"\r\n--b2--\r\n"
 
@@ -223,12 +224,14 @@ def test_bounce_address_reports_and_complaints_end_to_end(
         assert listener.taken.matched == 4 and listener.taken.unrecognised == 0
 
     rows = {row["recipient"]: row for row in notifications(engine, rule="order-confirmation")}
-    assert (rows["gone@example.com"]["state"], rows["gone@example.com"]["reason"]) == ("bounced", "hard_bounce")
+    gone = rows["gone@example.com"]
+    assert (gone["state"], gone["reason"]) == ("bounced", "hard_bounce")
     assert (rows["blocked@example.com"]["state"], rows["blocked@example.com"]["reason"]) == (
         "bounced", "refused_later",
     )  # fmt: skip
     assert rows["full@example.com"]["reason"] == "soft_bounce"
-    assert (rows["spam@example.com"]["state"], rows["spam@example.com"]["reason"]) == ("complained", "complaint")
+    spam = rows["spam@example.com"]
+    assert (spam["state"], spam["reason"]) == ("complained", "complaint")
     assert _suppressed(engine) == {"gone@example.com": "hard bounce", "spam@example.com": "complaint"}
 
     history = _cli(bouncing, "history", "--order", str(orders["gone@example.com"]))
@@ -262,7 +265,8 @@ def test_listener_refuses_mail_for_other_domains(bouncing: Settings, engine: sa.
 
 
 def test_reports_polled_from_an_imap_mailbox(
-    bouncing: Settings, shop: Shop, engine: sa.Engine, smtp_server: FaultySmtpServer, flufl_samples: list[Path]
+    bouncing: Settings, shop: Shop, engine: sa.Engine, smtp_server: FaultySmtpServer,
+    flufl_samples: list[Path],
 ) -> None:
     _placed(shop, "gone@example.com")
     assert run(bouncing)[1].sent == 1

@@ -50,7 +50,7 @@ def kind_of_status(status: str | None, *, permanent: bool, diagnostic: str = "")
     Diagnostic-Code decides (`smtp; 550 5.1.1 user unknown`, or a bare `550`); with neither, a
     permanent failure is taken as a hard bounce, as flufl.bounce's detectors mean it."""
     code = enhanced_code(status or "")
-    if code is not None and code[0] != 5 or not permanent:
+    if (code is not None and code[0] != 5) or not permanent:
         return Kind.SOFT
     if code is not None and code[1:] != (0, 0):
         # The far server's refusal, read as notifier reads one at RCPT TO (refusal_codes).
