@@ -42,12 +42,13 @@ def list_suppressions(conn: sa.Connection, *, reason: str | None = None) -> list
 
 def add_suppression(conn: sa.Connection, address: str, reason: str, now: datetime) -> bool:
     """Put an address on the list; False when it was there already (its reason and date stay)."""
-    result = conn.execute(
+    inserted = conn.execute(
         insert_into(conn, SUPPRESSIONS)
         .values(address=address.strip().lower(), reason=reason, created_at=now)
         .on_conflict_do_nothing(index_elements=["address"])
-    )
-    return bool(result.rowcount)
+        .returning(SUPPRESSIONS.c.address)  # rowcount is not to be trusted here on every driver
+    ).scalar()
+    return inserted is not None
 
 
 def remove_suppression(conn: sa.Connection, address: str) -> Suppressed | None:
