@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from notifier.core.bounces import Kind
+from notifier.core.bounces import words as report_words
 from notifier.core.business import BusinessDuration
 from notifier.core.rules import Rule, RuleSet
 from notifier.core.timing import as_utc, format_duration
@@ -127,6 +129,11 @@ def explain(
         sent = _utc(row.sent_at)
         when = f"{sent:%Y-%m-%d %H:%M:%S} UTC" if sent else "at an unrecorded time"
         return "sent", f"{resend}sent {when}, {reply or 'accepted'}, Message-ID {row.message_id}", None
+    if state in (State.BOUNCED, State.COMPLAINED) and reason in set(Kind):
+        sent = _utc(row.sent_at)
+        when = f"{sent:%Y-%m-%d %H:%M:%S} UTC" if sent else "at an unrecorded time"
+        then = report_words(Kind(reason), detail)
+        return reason, f"{resend}sent {when} (Message-ID {row.message_id}), then {then}", None
     if state == State.QUEUED:
         return _explain_waiting(row, rule, rules_known, events, now, resend)
     if state == State.SENDING:

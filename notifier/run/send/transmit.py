@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from notifier.core.bounces import Verp
 from notifier.core.timing import utcnow
 from notifier.core.values import Outcome, SendResult
 from notifier.run.send.render import Ready
@@ -34,6 +35,7 @@ class Transmitter:
         self.pace = Pace(rate)
         self.clock = clock
         self.stalled: SendResult | None = None
+        self.verp: Verp | None = None  # bounce addresses, when NOTIFIER_BOUNCE_DOMAIN is set
         self.on_wire = 0  # messages handed to the server and not answered yet
         # As many on the wire as the pool has connections for (fewer once the relay says).
         self._wire = Capacity(sender.limit)
@@ -74,7 +76,9 @@ class Transmitter:
             self.on_wire += 1
             try:
                 result = await self.sender.send(
-                    mail_from=item.mail_from, rcpt_to=item.claimed.recipient or "", message=item.message
+                    mail_from=self.envelope_sender(item),
+                    rcpt_to=item.claimed.recipient or "",
+                    message=item.message,
                 )
             finally:
                 self.on_wire -= 1
@@ -83,6 +87,11 @@ class Transmitter:
         if result.outcome is Outcome.STALLED:
             self._stall(result)
         return result
+
+    def envelope_sender(self, item: Ready) -> str:
+        """The bounce address that names this notification, or the From address without one
+        (reports then go to whoever reads From)."""
+        return self.verp.address(item.claimed.id) if self.verp is not None else item.mail_from
 
     def _paced(self, result: SendResult) -> None:
         if result.outcome is Outcome.SENT:
