@@ -14,6 +14,7 @@ every `--json` prints plain JSON on stdout and nothing else there. The modules:
     options.py  the global options, and the settings read through them
     operate.py  init-db, run, check, preview, demo, web
     inspect.py  status, history, retry, resend, simulate, report
+    position.py position show / set: each event table's read position
     output.py   the consoles, plain text and JSON, each command's tables
 """
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import typer
 
-from notifier.cli import inspect, operate
+from notifier.cli import inspect, operate, position
 from notifier.cli.options import main_options
 
 __all__ = ["app", "main"]
@@ -49,6 +50,7 @@ for _name, _command in (
     ("web", operate.web_command),
 ):
     app.command(_name)(_command)
+app.add_typer(position.app, name="position")
 
 
 def main() -> None:
