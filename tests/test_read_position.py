@@ -156,3 +156,31 @@ def test_a_wrong_source_or_id_is_a_plain_refusal(settings: Settings) -> None:
     assert "Traceback" not in wrong.output
     negative = cli(settings, "position", "set", "case", "--", "-1")
     assert negative.exit_code == 2 and "0 or more" in negative.output
+
+
+def _history(settings: Settings, order: int) -> dict[str, dict[str, str]]:
+    result = cli(settings, "history", "--order", str(order), "--json")
+    assert result.exit_code == 0, result.output
+    return {entry["rule"]: entry for entry in json.loads(result.stdout)}
+
+
+def test_history_tells_never_read_from_skipped_from_not_in_force(settings: Settings, shop: Shop) -> None:
+    customer = shop.customer(email="lin@example.com", timezone="UTC")
+    skipped, read = shop.order(customer), shop.order(customer)
+    first = shop.event("order", skipped, "placed", "2026-02-10 09:00")
+    above = _history(settings, skipped)["order-confirmation"]
+    assert above["outcome"] == "not_read_yet"
+    assert (
+        f"order.placed #{first} was never read: it is above the order read position (0)"
+        in above["explanation"]
+    )
+
+    assert cli(settings, "position", "set", "order", str(first)).exit_code == 0
+    shop.event("order", read, "placed", "2026-02-10 09:00")
+    with at("2026-02-10 09:01"):
+        run(settings)
+    below = _history(settings, skipped)["order-confirmation"]
+    assert below["outcome"] == "not_evaluated", below
+    assert "not evaluated" in below["explanation"] and "notifier position set" in below["explanation"]
+    assert "not in force" not in below["explanation"]
+    assert _history(settings, read)["order-confirmation"]["state"] == "sent"
