@@ -126,18 +126,34 @@ def test_moving_back_reads_again_and_sends_no_repeats(
     settings: Settings, shop: Shop, engine: sa.Engine, smtp_server: FaultySmtpServer
 ) -> None:
     ids = _placed(shop, 3)
+    # And a price rise fanned out to an audience (one INSERT ... SELECT, keyed per customer).
+    buyer = shop.customer(email="buyer@example.com", timezone="UTC", marketing_opt_in=True)
+    product = shop.product()
+    shop.order(buyer, items=[(product, 1)])
+    rise = {
+        "old_price": "59.00",
+        "new_price": "69.00",
+        "currency": "USD",
+        "effective_at": "2026-04-01T00:00:00Z",
+    }
+    shop.event("product", product, "price_change", "2026-02-10 09:00", rise)
     with at("2026-02-10 09:01"):
         run(settings)
     before = notifications(engine)
     assert len(smtp_server.messages) == 3
+    assert [row["recipient"] for row in notifications(engine, rule="price-rise-warning")] == [
+        "buyer@example.com"
+    ]
 
     dry = cli(settings, "position", "set", "order", "0", "--dry-run")
     assert f"3 event(s) in order_events with ids 1-{ids[-1]} would be read again" in dry.stdout
-    assert "plan nothing new (one notification per rule and event)" in dry.stdout
+    assert dry.stdout.count("warning:") == 1
+    assert "send no repeat (the outbox keeps one notification per rule and event)" in dry.stdout
     assert cli(settings, "position", "set", "order", "0").exit_code == 0
+    assert cli(settings, "position", "set", "product", "0").exit_code == 0
     with at("2026-02-10 09:02"):
         code, result = run(settings)
-    assert code == 0 and result.events == 3 and result.sent == 0
+    assert code == 0 and result.events == 4 and result.sent == 0
     assert len(smtp_server.messages) == 3  # the outbox's unique key per rule and event
     assert [dict(row) for row in notifications(engine)] == [dict(row) for row in before]
 

@@ -116,10 +116,10 @@ def set_command(
         )
     elif planned.new < planned.old:
         say(
-            f"{planned.reread} event(s) in {planned.table} with ids {planned.new + 1}-{planned.old} "
-            f"{'would be' if dry_run else 'are'} read again. Rules that decided them already plan nothing "
-            "new (one notification per rule and event); a rule added or renamed since decides them now"
-            ", and max_age skips what is too old to send"
+            f"warning: {planned.reread} event(s) in {planned.table} with ids {planned.new + 1}-{planned.old} "
+            f"{'would be' if dry_run else 'are'} read again. Rules that already decided them send no repeat "
+            "(the outbox keeps one notification per rule and event); a rule added or renamed since "
+            "decides them now and may send, unless max_age finds them too old"
         )
     if planned.highest is not None and planned.new > planned.highest:
         say(f"note: {planned.new} is above the highest id in {planned.table} ({planned.highest})")

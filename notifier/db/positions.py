@@ -101,21 +101,18 @@ def positions(conn: sa.Connection) -> list[Position]:
 
 def plan_move(conn: sa.Connection, source: str, new: int) -> Move:
     """What setting `source`'s read position to `new` would skip or read again."""
+    now = next(p for p in positions(conn) if p.source == source)
     table = EVENT_SOURCES[source][0]
-    old = next(p.position for p in positions(conn) if p.source == source)
-    low, high = sorted((old, new))
-    between = _count(conn, table, low, high) if table.name in _present(conn) else 0
-    highest = (
-        conn.execute(sa.select(sa.func.max(table.c.id))).scalar() if table.name in _present(conn) else None
-    )
+    low, high = sorted((now.position, new))
+    between = _count(conn, table, low, high) if now.present else 0
     return Move(
         source=source,
-        table=table.name,
-        old=old,
+        table=now.table,
+        old=now.position,
         new=new,
-        skipped=between if new > old else 0,
-        reread=between if new < old else 0,
-        highest=int(highest) if highest is not None else None,
+        skipped=between if new > now.position else 0,
+        reread=between if new < now.position else 0,
+        highest=now.highest,
     )
 
 
