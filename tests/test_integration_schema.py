@@ -77,6 +77,20 @@ def test_a_column_notifier_cannot_read_is_named_with_its_type(settings: Settings
     assert "occurred_at" not in result.output and "order_events: column data" not in result.output
 
 
+def test_a_32_bit_event_id_is_a_note_on_postgres(settings: Settings, engine: sa.Engine, db_url: str) -> None:
+    _sql(engine, "DROP TABLE product_events", _OLD_PRODUCT_EVENTS)
+    result = cli(settings, "check")
+    assert result.exit_code == 0, result.output
+    note = "product_events: column id is INTEGER: its ids end at 2,147,483,647 (BIGINT goes on)"
+    assert (note in result.stdout) == db_url.startswith("postgresql")  # SQLite's INTEGER is 64-bit
+
+
+_OLD_PRODUCT_EVENTS = (
+    "CREATE TABLE product_events (id INTEGER PRIMARY KEY, product_id INTEGER, type VARCHAR, "
+    "occurred_at TIMESTAMP, data TEXT)"
+)
+
+
 def test_check_without_a_database_says_it_did_not_look(project: Path) -> None:
     base = ["--database-url", f"sqlite:///{project / 'none.db'}", "--rules", str(project / "rules.yaml")]
     result = CliRunner().invoke(app, [*base, "--templates", str(project / "templates"), "check"])

@@ -98,7 +98,23 @@ def check_columns(conn: sa.Connection) -> list[Finding]:
                 found.append(
                     Finding(model.name, f"column {column.name} is {have[column.name]}; notifier needs {kind}")
                 )
+            elif _ends_at_32_bits(model, column, have[column.name], sqlite):
+                words = f"column id is {have[column.name]}: its ids end at 2,147,483,647 (BIGINT goes on)"
+                found.append(Finding(model.name, words, problem=False))
     return found
+
+
+def _ends_at_32_bits(
+    model: sa.Table, column: sa.Column[Any], found: types.TypeEngine[object], sqlite: bool
+) -> bool:
+    """An event table's id of a 32-bit type: notifier reads 64-bit ids; the shop's sequence stops."""
+    is_event_id = column.primary_key and any(model is table for table, _ in EVENT_SOURCES.values())
+    return (
+        is_event_id
+        and not sqlite
+        and isinstance(found, types.Integer)
+        and not isinstance(found, types.BigInteger)
+    )
 
 
 def wakeup_triggers(conn: sa.Connection) -> dict[str, str]:
