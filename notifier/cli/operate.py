@@ -116,10 +116,10 @@ def check_command() -> None:
     from notifier.tools.checking import check_all, check_database
 
     settings = read_settings()
+    database, notes, readable = check_database(settings.database_url.reveal(), settings.rules)
     # The languages customers actually use, when the database can be read; else the shipped ones.
-    locales = customer_locales(settings.database_url.reveal())
+    locales = customer_locales(settings.database_url.reveal()) if readable else None
     problems, summary = check_all(settings.rules, settings.templates, locales=locales)
-    database, notes = check_database(settings.database_url.reveal(), settings.rules)
     for line in [*summary, *notes]:
         console.print(line, markup=False, highlight=False)
     if problems:

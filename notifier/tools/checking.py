@@ -42,16 +42,17 @@ def check_all(
     return list(found.problems), list(found.summary)
 
 
-def check_database(database_url: str, rules_path: Path) -> tuple[list[str], list[str]]:
-    """The order system's side of the database (db/integration_check.py): (problems, notes).
-    A database that is not there or does not answer is a note: `check` works offline too."""
+def check_database(database_url: str, rules_path: Path) -> tuple[list[str], list[str], bool]:
+    """The order system's side of the database (db/integration_check.py): (problems, notes,
+    whether it could be read). A database that is not there or does not answer is a note:
+    `check` works offline too."""
     from notifier.config.rules_file import load_rules
     from notifier.db import integration_check as schema_check
     from notifier.db.locales import existing_engine
 
     engine = existing_engine(database_url)
     if engine is None:
-        return [], ["database: not there (yet); its tables and views were not checked"]
+        return [], ["database: not there (yet); its tables and views were not checked"], False
     try:
         rules = load_rules(rules_path, template_exists=lambda _name: True).rules
     except (RulesError, OSError):
@@ -65,10 +66,10 @@ def check_database(database_url: str, rules_path: Path) -> tuple[list[str], list
             ]
     except sa.exc.SQLAlchemyError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return [], [f"database: could not be read ({first}); its tables and views were not checked"]
+        return [], [f"database: could not be read ({first}); its tables and views were not checked"], False
     finally:
         engine.dispose()
-    return [str(f) for f in found if f.problem], [str(f) for f in found if not f.problem]
+    return [str(f) for f in found if f.problem], [str(f) for f in found if not f.problem], True
 
 
 def _sample(trigger: str, locale: str, rules: RuleSet) -> dict[str, Any]:
