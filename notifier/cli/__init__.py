@@ -12,6 +12,7 @@ Output is for people on a terminal (Rich tables, colours only when stdout is a t
 every `--json` prints plain JSON on stdout and nothing else there. The modules:
 
     options.py  the global options, and the settings read through them
+    init.py     init: a new deployment's starter files
     operate.py  init-db, run, check, preview, demo, web
     inspect.py  status, history, retry, resend, simulate, report
     output.py   the consoles, plain text and JSON, each command's tables
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import typer
 
-from notifier.cli import inspect, operate
+from notifier.cli import init, inspect, operate
 from notifier.cli.options import main_options
 
 __all__ = ["app", "main"]
@@ -35,6 +36,7 @@ app = typer.Typer(
 app.callback()(main_options)
 # In this order in --help: setting up and running first, then looking and putting right.
 for _name, _command in (
+    ("init", init.init_command),
     ("init-db", operate.init_db_command),
     ("run", operate.run_command),
     ("check", operate.check_command),
