@@ -16,6 +16,7 @@ every `--json` prints plain JSON on stdout and nothing else there. The modules:
     operate.py  init-db, run, check, preview, demo, web
     inspect.py  status, history, retry, resend, simulate, report
     output.py   the consoles, plain text and JSON, each command's tables
+    failures.py an error that escapes a command, in plain words, with its exit code
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import typer
 
 from notifier.cli import init, inspect, operate
+from notifier.cli.failures import guarded
 from notifier.cli.options import main_options
 
 __all__ = ["app", "main"]
@@ -54,5 +56,5 @@ for _name, _command in (
 
 
 def main() -> None:
-    """The `notifier` console script."""
-    app()
+    """The `notifier` console script: no traceback for a user's mistake (cli/failures.py)."""
+    guarded(app)
