@@ -9,6 +9,7 @@ from typing import Annotated, Any, ClassVar
 import typer
 
 from notifier import __version__
+from notifier.cli.failures import Verbosity
 from notifier.cli.output import console, errors
 from notifier.config.settings import Settings, load_settings
 from notifier.errors import EXIT_INVALID, ConfigError
@@ -63,4 +64,5 @@ def main_options(
         "templates": templates,
     }
     State.config_file = config
+    Verbosity.level = verbose
     _setup_logging(verbose, quiet)
