@@ -12,6 +12,8 @@ from notifier.db.migrations.env_names import VERSION_TABLE
 from notifier.db.tables import NOTIFIER_TABLES
 from tests.shop import ts
 
+HEAD = "0005"  # the newest revision: notifier_template_versions
+
 
 def _empty(url: str) -> sa.Engine:
     engine = make_engine(url)
@@ -43,7 +45,7 @@ def test_migrated_tables_match_the_models(db_url: str) -> None:
 def test_init_db_twice_is_harmless(db_url: str) -> None:
     engine = make_engine(db_url)
     assert init_db(engine) == []
-    assert schema_revision(engine) == "0003"
+    assert schema_revision(engine) == HEAD
     engine.dispose()
 
 
@@ -62,7 +64,7 @@ def test_upgrades_a_database_made_by_the_previous_schema(db_url: str) -> None:
         )
     created = init_db(engine)
     assert "notifier_feedback" in created and "customers" in created
-    assert schema_revision(engine) == "0003"
+    assert schema_revision(engine) == HEAD
     with engine.connect() as conn:
         kept = conn.execute(sa.text("SELECT address FROM notifier_suppressions")).scalars().all()
     assert kept == ["kept@example.com"]
@@ -75,7 +77,7 @@ def test_tables_made_before_migrations_are_adopted(db_url: str) -> None:
         command.upgrade(_alembic(conn), "0001")
         conn.execute(sa.text(f"DROP TABLE {VERSION_TABLE}"))  # as create_all would have left it
     init_db(engine)
-    assert schema_revision(engine) == "0003"
+    assert schema_revision(engine) == HEAD
     assert "notifier_feedback" in sa.inspect(engine).get_table_names()
     engine.dispose()
 
@@ -94,7 +96,7 @@ def test_0003_adds_the_decision_columns_and_keeps_the_outbox(db_url: str) -> Non
             {"t": ts("2026-01-01 00:00")},
         )
     init_db(engine)
-    assert schema_revision(engine) == "0003"
+    assert schema_revision(engine) == HEAD
     with engine.connect() as conn:
         query = sa.text("SELECT key, rule_fingerprint, due_basis FROM notifier_notifications")
         row = conn.execute(query).one()

@@ -36,9 +36,11 @@ from notifier.core.timing import utcnow
 from notifier.db import store
 from notifier.db.engine import make_engine
 from notifier.db.subjects import CASES, CUSTOMERS
-from notifier.errors import NotifierError
+from notifier.errors import ConfigError, NotifierError
 from notifier.run.metrics import metrics_app
+from notifier.tools.editor import editor_routes
 from notifier.tools.gallery import gallery_routes
+from notifier.tools.web_auth import start_refusal
 
 log = logging.getLogger(__name__)
 
@@ -296,12 +298,19 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, preview: 
     routes.append(Route("/metrics", metrics_app(settings, engine)))
     if preview:
         routes += gallery_routes(settings, engine)
+    if settings.editor:  # off unless asked for; serve() refuses it on a public address without TLS
+        routes += editor_routes(settings, engine)
     handlers = {sa.exc.OperationalError: _database_down}
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
 
 
 def serve(settings: Settings, host: str, port: int, *, preview: bool) -> None:
-    """Run the app under uvicorn until interrupted."""
+    """Run the app under uvicorn until interrupted (HTTPS with NOTIFIER_WEB_TLS_CERT and _KEY)."""
+    if settings.editor and (why := start_refusal(settings, host)) is not None:
+        raise ConfigError(why)
+    cert, key = (str(path) if path else None for path in (settings.web_tls_cert, settings.web_tls_key))
     # No access log: the URLs carry the tokens that allow an unsubscribe.
     app = create_app(settings, preview=preview)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(
+        app, host=host, port=port, log_level="info", access_log=False, ssl_certfile=cert, ssl_keyfile=key
+    )
