@@ -47,7 +47,8 @@ _CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data: https:; script-src 'nonce-{nonce}'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-_HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex", "Referrer-Policy": "no-referrer"}
+# same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on the editor's own posts.
+_HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex", "Referrer-Policy": "same-origin"}
 
 
 class Editor:
@@ -312,21 +313,10 @@ class Editor:
         if before is None:
             return self.page(request, session, "result", 404, says="There is no such version.", back="/edit")
         after = after or (now, "the file now")
-        lines = [
-            (
-                "add"
-                if line[:1] == "+"
-                else "del"
-                if line[:1] == "-"
-                else "hunk"
-                if line[:2] == "@@"
-                else "",
-                line,
-            )
-            for line in difflib.unified_diff(
-                before[0].splitlines(), after[0].splitlines(), before[1], after[1], lineterm=""
-            )
-        ]
+        found = difflib.unified_diff(
+            before[0].splitlines(), after[0].splitlines(), before[1], after[1], lineterm=""
+        )
+        lines = [(_line_kind(number, line), line) for number, line in enumerate(found)]
         return self.page(request, session, "diff", path=path, before=before[1], after=after[1], lines=lines)
 
     def path(self, request: Request) -> str | None:
@@ -336,6 +326,13 @@ class Editor:
     def missing(self, request: Request, session: Session) -> Response:
         says = "There is no such template file to edit."
         return self.page(request, session, "result", 404, says=says, back="/edit")
+
+
+def _line_kind(number: int, line: str) -> str:
+    """A unified diff's line as the page colours it: the two names, a hunk, added, removed, the same."""
+    if number < 2 or line.startswith("@@"):
+        return "hunk"
+    return {"+": "add", "-": "del"}.get(line[:1], "")
 
 
 def _text(content: str) -> str:
