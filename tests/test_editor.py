@@ -4,6 +4,7 @@ version the running daemon uses. (tests/test_editor_browser.py drives it in Chro
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import stat
@@ -385,3 +386,31 @@ def test_the_gallery_and_the_editor_say_which_version_the_running_daemon_uses(
         assert "The running daemon uses version 2, saved by maria" in page
         assert re.search(r'<tr data-version="2" class="uses">', page)
         assert "what is on disk" in client.get("/preview").text
+
+
+def test_a_running_daemon_publishes_the_templates_of_each_good_reload_and_keeps_them_on_a_bad_one(
+    settings: Settings, engine: sa.Engine
+) -> None:
+    from notifier.run.daemon import Pipeline
+
+    def loaded() -> kept.LoadedTemplates:
+        with engine.connect() as conn:
+            found = kept.loaded_templates(conn)
+        assert found is not None
+        return found
+
+    async def daemon() -> list[kept.LoadedTemplates]:
+        seen = []
+        async with Pipeline(settings, engine=engine) as pipeline:
+            seen.append(loaded())  # at start
+            (settings.templates / SUBJECT).write_text("Order {{ order.number }}, confirmed\n", "utf-8")
+            await pipeline.cycle()
+            seen.append(loaded())  # a good edit, reloaded
+            (settings.templates / SUBJECT).write_text("Order {{ order.nickname }}\n", "utf-8")
+            await pipeline.cycle()
+            seen.append(loaded())  # a refused edit: the last good templates stay in force
+        return seen
+
+    start, good, bad = asyncio.run(daemon())
+    assert start.digest != good.digest and good.digest == bad.digest
+    assert good.files[SUBJECT] == kept.content_hash("Order {{ order.number }}, confirmed\n")

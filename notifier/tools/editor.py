@@ -100,7 +100,10 @@ class Editor:
         if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
             return "Use the editor's own pages to change templates."
         origin = request.headers.get("origin")
-        if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        hosts = {request.headers.get("host")}
+        if self.settings.web_proxy_tls:  # the proxy may rewrite Host and say the public one here
+            hosts.add(request.headers.get("x-forwarded-host", "").split(",")[0].strip())
+        if origin is not None and urlsplit(origin).netloc not in hosts:
             return "Use the editor's own pages to change templates."
         body = b""
         async for chunk in request.stream():
