@@ -233,6 +233,9 @@ def test_a_public_address_is_refused_without_tls_or_a_proxy_that_terminates_it(t
         {**env, "NOTIFIER_WEB_TLS_CERT": str(tmp_path / "cert.pem")}, "web", "--editor", cwd=tmp_path
     )
     assert half.returncode == 1 and "go together" in half.stderr
+    tables = notifier_cli(env, "web", "--editor", cwd=tmp_path)  # no init-db yet
+    assert tables.returncode == 1 and "run notifier init-db first" in tables.stderr
+    assert "Traceback" not in tables.stderr
     nobody = notifier_cli(
         {**env, "NOTIFIER_EDITOR_USERS": str(tmp_path / "none")}, "web", "--editor", cwd=tmp_path
     )

@@ -35,6 +35,7 @@ from notifier.core.locale import normalize_locale
 from notifier.core.timing import utcnow
 from notifier.db import store
 from notifier.db.engine import make_engine
+from notifier.db.store import template_versions
 from notifier.db.subjects import CASES, CUSTOMERS
 from notifier.errors import ConfigError, NotifierError
 from notifier.run.metrics import metrics_app
@@ -304,9 +305,23 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, preview: 
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
 
 
+def _no_versions_table(settings: Settings) -> str | None:
+    """Why the editor cannot keep versions in this database, or None."""
+    engine = make_engine(settings.database_url.reveal())
+    try:
+        with engine.connect() as conn:
+            if template_versions.versions_table_exists(conn):
+                return None
+    except sa.exc.SQLAlchemyError as exc:
+        return f"the template editor needs the database: {str(exc).splitlines()[0]}"
+    finally:
+        engine.dispose()
+    return "the template editor keeps its versions in notifier's tables: run notifier init-db first."
+
+
 def serve(settings: Settings, host: str, port: int, *, preview: bool) -> None:
     """Run the app under uvicorn until interrupted (HTTPS with NOTIFIER_WEB_TLS_CERT and _KEY)."""
-    if settings.editor and (why := start_refusal(settings, host)) is not None:
+    if settings.editor and (why := start_refusal(settings, host) or _no_versions_table(settings)):
         raise ConfigError(why)
     cert, key = (str(path) if path else None for path in (settings.web_tls_cert, settings.web_tls_key))
     # No access log: the URLs carry the tokens that allow an unsubscribe.

@@ -99,3 +99,8 @@ def loaded_templates(conn: sa.Connection) -> LoadedTemplates | None:
         files = {}
     digest, at = found["templates.digest"]
     return LoadedTemplates(digest=digest, files=files if isinstance(files, dict) else {}, at=at)
+
+
+def versions_table_exists(conn: sa.Connection) -> bool:
+    """False before `notifier init-db` has made (or upgraded to) the versions table."""
+    return sa.inspect(conn).has_table(TEMPLATE_VERSIONS.name)
