@@ -389,6 +389,8 @@ def test_the_gallery_and_the_editor_say_which_version_the_running_daemon_uses(
         assert "The running daemon uses version 2, saved by maria" in page
         assert re.search(r'<tr data-version="2" class="uses">', page)
         assert "what is on disk" in client.get("/preview").text
+        detail = client.get("/preview/order_confirmation/en").text
+        assert f'<a href="/edit/file/{SUBJECT}">the subject</a>' in detail  # the gallery links to the editor
 
 
 def test_a_running_daemon_publishes_the_templates_of_each_good_reload_and_keeps_them_on_a_bad_one(

@@ -31,7 +31,8 @@ font:12.5px/1.45 ui-monospace,monospace}.locale{margin-bottom:1.2rem}.subject{fo
 _BASE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex">
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{{ css }}</style>
 <title>{% block title %}{% endblock %} - Template editor</title></head><body><header><h1>
-<a href="/edit">Template editor</a>{% block crumb %}{% endblock %}</h1>{% if user %}<span>{{ user }}</span>
+<a href="/edit">Template editor</a>{% block crumb %}{% endblock %}</h1><a href="/preview">Previews</a>
+{% if user %}<span>{{ user }}</span>
 <form method="post" action="/edit/logout"><input type="hidden" name="csrf" value="{{ csrf }}">
 <button>Sign out</button></form>{% endif %}</header><main>{% block main %}{% endblock %}</main>
 {% block script %}{% endblock %}</body></html>"""

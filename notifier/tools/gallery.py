@@ -221,7 +221,7 @@ class Gallery:
         version = templates_fingerprint(self.settings.templates, self.settings.rules)
         daemon = daemon_says(self.engine, self.settings.templates)  # which templates the daemon uses
         values = {"query": "", "ref": None, "problems": [], **values, "nonce": nonce, "version": version}
-        values["daemon"] = daemon
+        values["daemon"], values["editor"] = daemon, self.settings.editor
         headers = {**_NO_STORE, "Content-Security-Policy": PAGE_CSP.format(nonce=nonce)}
         return HTMLResponse(PAGES.get_template(name).render(values), status_code=status, headers=headers)
 

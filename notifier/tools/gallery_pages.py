@@ -66,6 +66,9 @@ _DETAIL = """{% extends "base" %}{% block title %}{{ cell.template }} {{ cell.lo
 <nav class="locales">{% for l in locales %}<a href="{{ here }}/{{ l }}{{ query }}"
 {%- if l == cell.locale %} class="on"{% endif %}>{{ l }}</a>{% endfor %}</nav>
 <h2>{{ cell.rendered.subject if cell.rendered else "This message does not render" }}</h2>{{ notes(cell) }}
+{% if editor %}<p class="edit">Edit
+<a href="/edit/file/{{ cell.template }}/{{ cell.used }}.html">the HTML part</a>,
+<a href="/edit/file/{{ cell.template }}/{{ cell.used }}.subject.txt">the subject</a></p>{% endif %}
 {% if cell.rendered %}<div class="cols"><section><h3>HTML part
 (<a href="{{ here }}/{{ cell.locale }}/html{{ query }}" target="_blank" rel="noopener">open in a tab</a>)</h3>
 <iframe sandbox title="HTML part" srcdoc="{{ cell.rendered.html }}"></iframe></section>
