@@ -112,14 +112,15 @@ class Sessions:
         self.users_file = users_file
         seed = secret.encode("utf-8") if secret else secrets.token_bytes(32)
         self._key = hmac.new(seed, b"notifier template editor session", hashlib.sha256).digest()
-        self._users: tuple[float, dict[str, str]] = (-1.0, {})
+        self._users: tuple[tuple[int, int, int], dict[str, str]] = ((0, 0, 0), {})
         self._failures: dict[str, list[float]] = {}
 
     def users(self) -> dict[str, str]:
         try:
-            changed = self.users_file.stat().st_mtime
+            found = self.users_file.stat()
         except OSError:
             return {}
+        changed = (found.st_ino, found.st_mtime_ns, found.st_size)  # add_user replaces the file
         if changed != self._users[0]:
             self._users = (changed, read_users(self.users_file))
         return self._users[1]
