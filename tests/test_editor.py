@@ -160,6 +160,8 @@ def test_sign_in_takes_only_the_right_password_and_gives_a_signed_session(
     forged = f"{payload}.{'0' * len(signature)}"
     with httpx.Client(base_url=client.base_url) as other:
         assert other.get("/edit", headers={"cookie": f"notifier_editor={forged}"}).status_code == 303
+        odd = f"{payload}.{'é' * 4}".encode()  # not ASCII: still just not signed in
+        assert other.get("/edit", headers={"cookie": b"notifier_editor=" + odd}).status_code == 303
         assert other.get("/edit", headers={"cookie": f"notifier_editor={cookie}"}).status_code == 200
 
 
@@ -199,6 +201,7 @@ def test_posts_without_the_sessions_token_or_from_another_site_are_refused(
     attempts = [
         ({"content": "Hacked {{ order.number }}"}, {}),
         ({"content": "Hacked {{ order.number }}", "csrf": "not-the-token"}, {}),
+        ({"content": "Hacked {{ order.number }}", "csrf": "不是"}, {}),  # not even ASCII
         ({"content": "Hacked {{ order.number }}", "csrf": token}, {"origin": "https://evil.example"}),
         ({"content": "Hacked {{ order.number }}", "csrf": token}, {"sec-fetch-site": "cross-site"}),
     ]

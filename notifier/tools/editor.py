@@ -112,7 +112,7 @@ class Editor:
         fields = {
             k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()
         }
-        if not hmac.compare_digest(fields.get("csrf", ""), session.csrf):
+        if not hmac.compare_digest(fields.get("csrf", "").encode(), session.csrf.encode()):  # bytes: any text
             return "This form has expired (or did not come from the editor): open the page again and retry."
         return fields
 

@@ -137,7 +137,7 @@ class Sessions:
     def load(self, cookie: str | None) -> Session | None:
         """The session in a cookie, or None if it is missing, forged, expired or its user is gone."""
         payload, _, signature = (cookie or "").partition(".")
-        if not payload or not hmac.compare_digest(signature, self._sign(payload)):
+        if not payload or not hmac.compare_digest(signature.encode(), self._sign(payload).encode()):
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -148,7 +148,7 @@ class Sessions:
             return None
         if session.user is not None:
             stored = self.users().get(session.user)
-            if stored is None or not hmac.compare_digest(_tag(stored), session.password):
+            if stored is None or not hmac.compare_digest(_tag(stored).encode(), session.password.encode()):
                 return None
         return session
 
