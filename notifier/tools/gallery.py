@@ -46,6 +46,7 @@ from notifier.errors import ConfigError, RulesError
 from notifier.smtp.pool import Sender
 from notifier.smtp.url import SmtpConfig
 from notifier.tools import checking
+from notifier.tools.editor_files import daemon_says
 from notifier.tools.gallery_pages import PAGES, SOURCES
 
 __all__ = ["Cell", "Gallery", "gallery_routes", "templates_fingerprint"]
@@ -218,7 +219,9 @@ class Gallery:
         """A gallery page; its live-reload script runs under a nonce, nothing else may."""
         nonce = secrets.token_urlsafe(12)
         version = templates_fingerprint(self.settings.templates, self.settings.rules)
+        daemon = daemon_says(self.engine, self.settings.templates)  # which templates the daemon uses
         values = {"query": "", "ref": None, "problems": [], **values, "nonce": nonce, "version": version}
+        values["daemon"], values["editor"] = daemon, self.settings.editor
         headers = {**_NO_STORE, "Content-Security-Policy": PAGE_CSP.format(nonce=nonce)}
         return HTMLResponse(PAGES.get_template(name).render(values), status_code=status, headers=headers)
 
