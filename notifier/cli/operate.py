@@ -103,7 +103,7 @@ def check_command() -> None:
     settings = read_settings()
     # The languages customers actually use, when the database can be read; else the shipped ones.
     locales = customer_locales(settings.database_url.reveal())
-    problems, summary = check_all(settings.rules, settings.templates, locales=locales)
+    problems, summary = check_all(settings.rules, settings.templates, locales=locales, settings=settings)
     for line in summary:
         console.print(line, markup=False, highlight=False)
     if problems:

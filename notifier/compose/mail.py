@@ -8,7 +8,11 @@ with the stdlib parser to prove the bytes say exactly what we meant.
 Every email is `multipart/alternative` (plain text first, HTML last, as RFC 2046 asks),
 both parts UTF-8 in base64. Values that come from the database (names, subjects, header
 values) can never add or break a header: control characters and line breaks become a
-space, names are quoted or encoded-words, addresses must pass `check_address`.
+space, names are quoted or encoded-words, addresses must pass `check_address`. The bodies
+lose the same characters (`clean_body`): a raw U+2028 or NUL in an HTML part is how a mail
+filter tells a hand-made message from a careless one. `Auto-Submitted: auto-generated`
+(RFC 3834) on every message keeps vacation responders from writing back to the From address.
+The Date here is the render's; `handover.stamped` replaces it when the message goes.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ __all__ = [
     "InvalidAddress",
     "Rendered",
     "build_message",
+    "clean_body",
     "check_address",
     "make_message_id",
     "parse_from",
@@ -49,8 +54,15 @@ _MESSAGE_ID_RE = re.compile(r"<[!-;=?-~]{1,200}@[!-;=?-~]{1,200}>\Z")
 _FIELD_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,59}\Z")
 _OWN_FIELDS = frozenset({
     "from", "to", "subject", "date", "message-id", "mime-version", "content-type",
-    "content-transfer-encoding", "cc", "bcc", "sender", "reply-to",
+    "content-transfer-encoding", "cc", "bcc", "sender", "reply-to", "auto-submitted",
 })
+
+# What a body never carries (as a header never does): C0 and C1 controls except tab and
+# line feed, DEL, lone surrogates. CR goes too: the parts are LF text and a CR alone is read
+# as a line break by some clients and not by others. The separators NEL (U+0085), U+2028
+# and U+2029 are line breaks written another way, so they become one.
+_BODY_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff]")
+_BODY_SEPARATOR_RE = re.compile("[\x85\u2028\u2029]")
 
 _TEXT_PART_HEAD = (b'Content-Type: text/plain; charset="utf-8"\r\n'
                    b"Content-Transfer-Encoding: base64\r\n\r\n")
@@ -117,8 +129,8 @@ def build_message(rendered: Rendered, envelope: Envelope) -> bytes:
     head = _header_block(rendered.subject, envelope, boundary).encode("ascii")
     delimiter = b"\r\n--" + boundary.encode("ascii")
     return b"".join((
-        head, delimiter[2:], b"\r\n", _TEXT_PART_HEAD, _base64_lines(rendered.text),
-        delimiter, b"\r\n", _HTML_PART_HEAD, _base64_lines(rendered.html),
+        head, delimiter[2:], b"\r\n", _TEXT_PART_HEAD, _base64_lines(clean_body(rendered.text)),
+        delimiter, b"\r\n", _HTML_PART_HEAD, _base64_lines(clean_body(rendered.html)),
         delimiter, b"--\r\n",
     ))
 
@@ -132,6 +144,7 @@ def _header_block(subject: str, envelope: Envelope, boundary: str) -> str:
         "Message-ID: ", envelope.message_id, "\r\n",
         "MIME-Version: 1.0\r\n",
         'Content-Type: multipart/alternative; boundary="', boundary, '"\r\n',
+        "Auto-Submitted: auto-generated\r\n",
     ]
     lines.extend(_extra_line(name, value) for name, value in envelope.extra_headers)
     lines.append("\r\n")
@@ -254,6 +267,18 @@ def _fold(field: str, tokens: list[str]) -> str:
         parts.append(token)
     parts.append("\r\n")
     return "".join(parts)
+
+
+def clean_body(text: str) -> str:
+    """`text` without control characters (tab and line feed stay), separators as line feeds.
+
+    Most bodies have none: one search each, and the text goes as it is.
+    """
+    if _BODY_CONTROL_RE.search(text):
+        text = _BODY_CONTROL_RE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    if _BODY_SEPARATOR_RE.search(text):
+        text = _BODY_SEPARATOR_RE.sub("\n", text)
+    return text
 
 
 def _base64_lines(text: str) -> bytes:

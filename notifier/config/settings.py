@@ -72,6 +72,10 @@ class Settings:
     workers: int = 1  # sending processes; more than 1 uses more cores (README: Performance)
     lease: timedelta = timedelta(seconds=60)
     gap_timeout: timedelta = timedelta(minutes=10)
+    # DKIM signing (compose/signing.py): all three, or none to leave signing to the relay.
+    dkim_key_file: Path | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
 
     def describe(self) -> dict[str, str]:
         """Settings as strings, secrets masked: for `status` and start-up logs."""
@@ -91,7 +95,7 @@ class Settings:
 
 _DURATIONS = {"poll_interval", "retry_backoff", "retry_for", "smtp_timeout", "lease", "gap_timeout"}
 _SECRETS = {"database_url", "smtp_url", "secret_key"}
-_PATHS = {"rules", "templates"}
+_PATHS = {"rules", "templates", "dkim_key_file"}
 _INTS = {"smtp_connections", "batch_size", "workers"}
 _RATES = {"smtp_rate"}
 NAMES = tuple(item.name for item in fields(Settings))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
@@ -27,17 +28,30 @@ from notifier.db.events import read_about
 from notifier.db.subjects import load_subjects
 from notifier.errors import Problem
 
-__all__ = ["check_all", "preview", "trigger_of"]
+__all__ = ["check_all", "preview", "settings_warnings", "trigger_of"]
 
 
 def check_all(
-    rules_path: Path, templates: Path, locales: set[str] | None = None
+    rules_path: Path, templates: Path, locales: set[str] | None = None, settings: Settings | None = None
 ) -> tuple[list[Problem], list[str]]:
     """Every problem found, and a summary line per template checked: config.validate.validate,
     which the daemon obeys at start and on every reload (`locales`: the customers' ones, for
-    warnings; None: the shipped ones)."""
+    warnings; None: the shipped ones); then the warnings about `settings`, when given."""
     found = validate(rules_path, templates, locales)
-    return list(found.problems), list(found.summary)
+    extra = settings_warnings(settings) if settings is not None else []
+    return list(found.problems), [*found.summary, *extra]
+
+
+def settings_warnings(settings: Settings) -> list[str]:
+    """Settings that work but cost deliverability: warning lines for `check`, never a refusal."""
+    warnings = []
+    if urlsplit(settings.public_url).scheme.lower() != "https":
+        warnings.append(
+            f"  warning: NOTIFIER_PUBLIC_URL is {settings.public_url!r}, not an https:// address: mail "
+            "clients offer one-click unsubscribe (RFC 8058) only over HTTPS; set it to the HTTPS "
+            "address your proxy serves `notifier web` at"
+        )
+    return warnings
 
 
 def _sample(trigger: str, locale: str, rules: RuleSet) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from notifier.compose.samples import sample_context, trigger_of
 from notifier.config.rules_file import load_rules
 from notifier.config.settings import Settings
 from notifier.config.validate import load_checked
-from notifier.core.addresses import InvalidAddress, check_address
+from notifier.core.addresses import InvalidAddress, check_address, same_mailbox
 from notifier.core.context import brand_of
 from notifier.core.locale import LOCALES, message_locale
 from notifier.core.rules import Category, Rule, RuleSet
@@ -197,7 +197,7 @@ class Gallery:
         domain = brand["email"].rsplit("@")[-1]
         envelope = Envelope(
             from_header=state.rules.defaults.from_header if state.rules else sender,
-            to_name=customer["name"] if customer and address == customer["email"] else None,
+            to_name=customer["name"] if customer and same_mailbox(address, customer["email"]) else None,
             to_address=address,
             message_id=make_message_id(f"preview:{cell.template}:{cell.used}:{address}", domain),
             date=utcnow(),
