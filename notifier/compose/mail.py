@@ -32,8 +32,8 @@ __all__ = [
     "InvalidAddress",
     "Rendered",
     "build_message",
-    "clean_body",
     "check_address",
+    "clean_body",
     "make_message_id",
     "parse_from",
 ]

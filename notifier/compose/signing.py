@@ -30,7 +30,8 @@ SIGNED_HEADERS = (
     b"auto-submitted", b"list-unsubscribe", b"list-unsubscribe-post",
 )
 _CANONICALIZE = (b"relaxed", b"relaxed")
-_SELECTOR_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_SELECTOR_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\Z")  # RFC 6376 3.1: a DNS name's labels
 _MIN_BITS = 1024  # RFC 8301 3.2: verifiers must not accept fewer; 2048 is what to use
 _NAMES = ("NOTIFIER_DKIM_KEY_FILE", "NOTIFIER_DKIM_SELECTOR", "NOTIFIER_DKIM_DOMAIN")
 
