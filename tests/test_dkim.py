@@ -6,16 +6,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import email
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from email.policy import default as default_policy
 from pathlib import Path
 
 import dkim
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from freezegun import freeze_time
+from starlette.applications import Starlette
 from typer.testing import CliRunner
 
 from notifier.cli import app
@@ -30,8 +33,10 @@ from notifier.core.context import brand_of
 from notifier.core.locale import LOCALES, message_locale
 from notifier.core.rules import Category
 from notifier.core.timing import utcnow
+from notifier.db.engine import make_engine
 from notifier.errors import ConfigError
 from notifier.smtp.pool import Sender
+from notifier.tools.web import create_app
 from tests.journey import parse, run
 from tests.shop import Shop, ts
 from tests.smtp_server import FaultySmtpServer
@@ -203,3 +208,22 @@ def test_a_bad_or_missing_key_stops_the_start_with_a_sentence(
     assert result.exit_code == 1, result.output
     assert "notifier cannot start" in result.output and says in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_a_test_send_from_the_preview_is_signed_like_the_daemons(
+    settings: Settings,
+    sqlite_url: str,
+    smtp_server: FaultySmtpServer,
+    key_pair: tuple[Path, bytes],
+    serve: Callable[[Starlette], str],
+) -> None:
+    signing = replace(settings, dkim_key_file=key_pair[0], dkim_selector=SELECTOR, dkim_domain=DOMAIN)
+    engine = make_engine(sqlite_url)
+    with httpx.Client(base_url=serve(create_app(signing, engine=engine)), timeout=30) as http:
+        reply = http.post("/preview/price_change_warning/zh-CN/send", data={"email": "me@blossom.example"})
+    engine.dispose()
+
+    assert reply.status_code == 200, reply.text
+    [received] = smtp_server.messages
+    assert _verified(received.data, key_pair[1])
+    assert {"list-unsubscribe", "list-unsubscribe-post"} <= set(_signed_headers(received.data))

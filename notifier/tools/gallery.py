@@ -30,9 +30,11 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from notifier.compose import links
+from notifier.compose.handover import Handover
 from notifier.compose.mail import Envelope, Rendered, build_message, make_message_id
 from notifier.compose.rendering import Renderer, TemplateError
 from notifier.compose.samples import sample_context, trigger_of
+from notifier.compose.signing import load_signer
 from notifier.config.rules_file import load_rules
 from notifier.config.settings import Settings
 from notifier.config.validate import load_checked
@@ -286,10 +288,15 @@ class Gallery:
         try:
             timeout = self.settings.smtp_timeout.total_seconds()
             config = SmtpConfig.from_url(self.settings.smtp_url.reveal(), connections=1, timeout=timeout)
+            # Dated and signed as the daemon's messages are, so a test send scores as they do.
+            settings = self.settings
+            signer = load_signer(settings.dkim_key_file, settings.dkim_selector, settings.dkim_domain)
+            handover = Handover(utcnow, signer)
         except ConfigError as exc:
             return self.result(500, f"Not sent: {exc}.", back)
         async with Sender(config) as sender:
-            result = await sender.send(mail_from=cell.mail_from, rcpt_to=address, message=cell.message)
+            message = handover(cell.message)
+            result = await sender.send(mail_from=cell.mail_from, rcpt_to=address, message=message)
         server = f"the mail server at {config.address}"
         reply = f"{result.code} {result.reply}" if result.code else result.reply
         says = {
