@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import re
 from email.message import EmailMessage
+from pathlib import Path
 
 from freezegun import freeze_time
 from typer.testing import CliRunner
 
 from notifier.cli import app
+from notifier.compose.samples import sample_context, trigger_of
 from notifier.config.settings import Settings
+from notifier.config.validate import load_checked
+from notifier.core.context import brand_of
 from notifier.run.daemon import EXIT_OK
 from tests.journey import body, notifications, parse, run
 from tests.shop import Shop, ts
 from tests.smtp_server import FaultySmtpServer
 
+SHIPPED = Path(__file__).resolve().parent.parent
 TEAM = "care-team@blossom.example"
 CUSTOMER_FOOTER = "a person reads every reply"
 
@@ -133,3 +138,14 @@ def test_check_warns_when_the_public_url_is_not_https(settings: Settings) -> Non
     assert "warning: NOTIFIER_PUBLIC_URL is 'http://shop.example', not an https:// address" in output
     assert "RFC 8058" in output
     assert secure.exit_code == 0 and "NOTIFIER_PUBLIC_URL" not in secure.output
+
+
+def test_no_shipped_notice_to_the_team_ends_with_the_customers_footer() -> None:
+    rules, renderer = load_checked(SHIPPED / "rules.yaml", SHIPPED / "templates")
+    team = [rule for rule in rules.rules if rule.to is not None]
+    assert {rule.template for rule in team} >= {"case_overdue_team", "case_not_solved_team"}
+    for rule in team:
+        context = {**sample_context(trigger_of(rule.template, rules), "en"), "brand": brand_of(rules)}
+        rendered = renderer.render(rule.template, "en", context)
+        for part in (rendered.text, rendered.html):
+            assert CUSTOMER_FOOTER not in part and "internal notice" in part, rule.name
