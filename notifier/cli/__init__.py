@@ -14,6 +14,8 @@ every `--json` prints plain JSON on stdout and nothing else there. The modules:
     options.py  the global options, and the settings read through them
     operate.py  init-db, run, check, preview, demo, web
     inspect.py  status, history, retry, resend, simulate, report
+    bounces.py  bounces listen | poll, suppressions list | add | remove | import
+    position.py position show / set: each event table's read position
     output.py   the consoles, plain text and JSON, each command's tables
 """
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import typer
 
-from notifier.cli import inspect, operate
+from notifier.cli import bounces, inspect, operate, position
 from notifier.cli.options import main_options
 
 __all__ = ["app", "main"]
@@ -49,6 +51,9 @@ for _name, _command in (
     ("web", operate.web_command),
 ):
     app.command(_name)(_command)
+app.add_typer(bounces.bounces_app, name="bounces")
+app.add_typer(bounces.suppressions_app, name="suppressions")
+app.add_typer(position.app, name="position")
 
 
 def main() -> None:

@@ -287,7 +287,10 @@ class Gallery:
             return self.result(422, f"Not sent: {cell.error}", back)
         try:
             timeout = self.settings.smtp_timeout.total_seconds()
-            config = SmtpConfig.from_url(self.settings.smtp_url.reveal(), connections=1, timeout=timeout)
+            config = SmtpConfig.from_url(
+                self.settings.smtp_url.reveal(), connections=1, timeout=timeout,
+                ehlo_name=self.settings.smtp_ehlo_name,
+            )
             # Dated and signed as the daemon's messages are, so a test send scores as they do.
             settings = self.settings
             signer = load_signer(settings.dkim_key_file, settings.dkim_selector, settings.dkim_domain)
