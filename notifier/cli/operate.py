@@ -120,7 +120,8 @@ def check_command() -> None:
     # The languages customers actually use, when the database can be read; else the shipped ones.
     locales = customer_locales(settings.database_url.reveal()) if readable else None
     problems, summary = check_all(
-        settings.rules, settings.templates, locales=locales, has_secret=settings.secret_key is not None
+        settings.rules, settings.templates, locales=locales, has_secret=settings.secret_key is not None,
+        settings=settings,
     )
     for line in [*summary, *notes]:
         console.print(line, markup=False, highlight=False)

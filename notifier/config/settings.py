@@ -73,6 +73,10 @@ class Settings:
     workers: int = 1  # sending processes; more than 1 uses more cores (README: Performance)
     lease: timedelta = timedelta(seconds=60)
     gap_timeout: timedelta = timedelta(minutes=10)
+    # DKIM signing (compose/signing.py): all three, or none to leave signing to the relay.
+    dkim_key_file: Path | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
     # The envelope sender's domain for bounce addresses (README: Deliverability); None: From.
     bounce_domain: str | None = None
     bounce_imap_url: Secret | None = None  # imaps://user:pass@host/INBOX, polled for reports
@@ -101,7 +105,7 @@ class Settings:
 
 _DURATIONS = {"poll_interval", "retry_backoff", "retry_for", "smtp_timeout", "lease", "gap_timeout"}
 _SECRETS = {"database_url", "smtp_url", "secret_key", "bounce_imap_url"}
-_PATHS = {"rules", "templates", "editor_users", "web_tls_cert", "web_tls_key"}
+_PATHS = {"rules", "templates", "editor_users", "web_tls_cert", "web_tls_key", "dkim_key_file"}
 _BOOLS = {"editor", "web_proxy_tls"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 _INTS = {"smtp_connections", "batch_size", "workers"}
