@@ -9,6 +9,7 @@ notifications and moves the cursor in one). The modules, one concern each:
     fanout.py     an audience fanned out into the outbox in one INSERT ... SELECT, every "no" kept
     claims.py     due notifications leased to one process at a time
     outcomes.py   what became of them; retries and resends by hand
+    bulk.py       many rows in one statement on PostgreSQL: a column an array, unnest()
     published.py  facts for `status`, the suppression list, customers' feedback
     reports.py    the outbox read for `report` and `simulate`
 """

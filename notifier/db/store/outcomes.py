@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from notifier.core.retry import Settled
 from notifier.core.values import State
+from notifier.db.store import bulk
 from notifier.db.store.base import (
     ATTEMPTS,
     NOTIFICATIONS,
@@ -89,7 +90,10 @@ def update_notifications(conn: sa.Connection, changes: Sequence[dict[str, Any]])
     for change in changes:
         groups.setdefault(tuple(sorted(change)), []).append(change)
     for columns, rows in groups.items():
-        conn.execute(_update_of(columns), rows)
+        if bulk.usable(conn):
+            bulk.update_rows(conn, NOTIFICATIONS, tuple(c for c in columns if c != "b_id"), rows, by="b_id")
+        else:
+            conn.execute(_update_of(columns), rows)
 
 
 @functools.cache
@@ -101,7 +105,9 @@ def _update_of(columns: tuple[str, ...]) -> sa.Update:
 
 
 def record_attempts(conn: sa.Connection, attempts: Sequence[dict[str, Any]]) -> None:
-    if attempts:
+    if attempts and bulk.usable(conn):
+        bulk.insert_rows(conn, ATTEMPTS, attempts)
+    elif attempts:
         conn.execute(_INSERT_ATTEMPT, list(attempts))
 
 
