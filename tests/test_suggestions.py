@@ -146,5 +146,5 @@ def test_a_customer_template_missing_a_locale_says_who_gets_english(tmp_path: Pa
         part.unlink()
     code, output = _check(tmp_path, (ROOT / "rules.yaml").read_text(encoding="utf-8"), templates)
     assert code == 0, output
-    [line] = [line for line in output.splitlines() if "order_confirmation:" in line]
+    [line] = [line for line in output.splitlines() if line.strip().startswith("order_confirmation:")]
     assert line.strip() == "order_confirmation: rendered en, zh-CN (no zh-TW version: those customers get en)"
