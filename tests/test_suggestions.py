@@ -59,13 +59,16 @@ RULE = "rules:\n  - name: a\n    on: order.placed\n    template: order_confirmat
         ),
         (HEAD + "calendar:\n  timezone: Asia/Taipie\n" + RULE, 4, "did you mean 'Asia/Taipei'?"),
         (
-            HEAD
-            + "rules:\n  - name: roses\n    schedule: { cron: '0 10 20 1 *', timezone: Asia/Taipie }\n"
+            HEAD + "rules:\n  - name: roses\n    schedule: { cron: '0 10 20 1 *', timezone: Asia/Taipie }\n"
             "    audience: { ordered_within: 365d }\n    template: thank_you\n",
             6,
             "schedule timezone 'Asia/Taipie' is not an IANA timezone; did you mean 'Asia/Taipei'?",
         ),
-        (HEAD + RULE + "    locale: zh-TV\n", 8, "locale 'zh-TV' is not a template locale; did you mean 'zh-TW'?"),
+        (
+            HEAD + RULE + "    locale: zh-TV\n",
+            8,
+            "locale 'zh-TV' is not a template locale; did you mean 'zh-TW'?",
+        ),
         (HEAD.replace("  from:", "  quite_hours: {}\n  from:") + RULE, 3, "did you mean 'quiet_hours'?"),
     ],
 )

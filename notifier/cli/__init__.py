@@ -22,12 +22,30 @@ from __future__ import annotations
 import typer
 
 from notifier.cli import inspect, operate
-from notifier.cli.options import main_options
+from notifier.cli.options import HelpCommand, HelpGroup, main_options
 
 __all__ = ["app", "main"]
 
+# One example per command, shown at the end of its --help (Rich markup: no square brackets).
+EXAMPLES = {
+    "init-db": "notifier --database-url sqlite:///shop.db init-db",
+    "run": "notifier run --once      (everything due now, then exit)",
+    "check": "notifier --rules rules.yaml --templates templates check",
+    "preview": "notifier preview order_confirmation --locale zh-TW --order 1042",
+    "demo": "notifier demo --out demo-out",
+    "status": "notifier status --json",
+    "history": "notifier history --order 1042      (or --customer lin@example.tw, --case 501)",
+    "retry": "notifier retry --id 17 --dry-run      (the ids are in history)",
+    "resend": "notifier resend 12      (a sent notification's id, from history)",
+    "simulate": "notifier simulate --rules candidate.yaml --since 30d",
+    "report": "notifier report --since 2026-02-01",
+    "web": "notifier web --host 127.0.0.1 --port 8025",
+}
+
 app = typer.Typer(
+    cls=HelpGroup,
     help="notifier: tells customers what is happening with their orders before they ask.",
+    epilog="Example: notifier check, then notifier run. Each command's --help shows an example.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -48,7 +66,7 @@ for _name, _command in (
     ("report", inspect.report_command),
     ("web", operate.web_command),
 ):
-    app.command(_name)(_command)
+    app.command(_name, cls=HelpCommand, epilog=f"Example: {EXAMPLES[_name]}")(_command)
 
 
 def main() -> None:
