@@ -12,7 +12,7 @@ import typer
 from notifier.cli.options import read_settings
 from notifier.cli.output import (
     errors,
-    print_entry,
+    print_history,
     print_json,
     print_problems,
     print_replay,
@@ -86,8 +86,7 @@ def history_command(
     if not entries:
         say("nothing was sent or planned for that yet")
         return
-    for entry in entries:
-        print_entry(entry)
+    print_history(entries)
 
 
 def _since(text: str, now: datetime) -> datetime:
