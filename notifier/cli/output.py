@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from typing import Any
-
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich import box
@@ -117,7 +116,12 @@ def human_duration(value: timedelta) -> str:
         return f"{round(seconds * 1000)}ms"
     whole = int(seconds)
     sign, whole = ("-", -whole) if whole < 0 else ("", whole)
-    parts = [(whole // 86400, "d"), (whole % 86400 // 3600, "h"), (whole % 3600 // 60, "m"), (whole % 60, "s")]
+    parts = [
+        (whole // 86400, "d"),
+        (whole % 86400 // 3600, "h"),
+        (whole % 3600 // 60, "m"),
+        (whole % 60, "s"),
+    ]
     shown = [f"{amount}{unit}" for amount, unit in parts if amount]
     return sign + (" ".join(shown[:2]) if shown else "0s")
 

@@ -149,7 +149,8 @@ def history(
             entries += _unplanned(scope, [r for r in rows if r.thread == scope.thread], rules)
     by_customer, by_thread = _timezones(conn, rows, loaded)
     entries = [
-        replace(e, timezone=by_customer.get(_customer_of(rows, e)) or by_thread.get(e.thread)) for e in entries
+        replace(e, timezone=by_customer.get(_customer_of(rows, e)) or by_thread.get(e.thread))
+        for e in entries
     ]
     return sorted(entries, key=_order)
 
