@@ -224,7 +224,8 @@ def print_report(rows: Any, start: datetime) -> None:
     say("after the message (told), or after the rule's event for orders that got no such message (not told)")
     table = Table(box=box.SIMPLE_HEAD)
     table.add_column("rule", no_wrap=True)
-    for name in ("sent", "failed", "told", "case in 7d", "not told", "case in 7d"):
+    # Two-line headings, so that the table fits 80 columns without cutting them short.
+    for name in ("sent", "failed", "told", "case\nin 7d", "not\ntold", "case\nin 7d"):
         table.add_column(name, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(
