@@ -57,7 +57,7 @@ RULE = "rules:\n  - name: a\n    on: order.placed\n    template: order_confirmat
             7,
             "template 'order_delivred' not found; did you mean 'order_delivered'?",
         ),
-        (HEAD + "calendar:\n  timezone: Asia/Taipie\n" + RULE, 4, "did you mean 'Asia/Taipei'?"),
+        (HEAD + "calendar:\n  timezone: Asia/Taipie\n" + RULE, 5, "did you mean 'Asia/Taipei'?"),
         (
             HEAD + "rules:\n  - name: roses\n    schedule: { cron: '0 10 20 1 *', timezone: Asia/Taipie }\n"
             "    audience: { ordered_within: 365d }\n    template: thank_you\n",

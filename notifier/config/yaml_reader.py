@@ -205,7 +205,9 @@ def read_calendar(reader: Reader, document: CommentedMap) -> Calendar:
     try:
         return calendar_from(plain(value))
     except ValueError as exc:
-        reader.fail(line, str(exc))
+        # The line of the key the reason names ('calendar timezone ...'), else the calendar's.
+        named = next((key for key in value if str(key) in str(exc)), None)
+        reader.fail(reader.key_line(value, named) if named is not None else line, str(exc))
         return Calendar()
 
 
