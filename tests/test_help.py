@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from notifier.cli import EXAMPLES, app
+from notifier.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 NOISE = re.compile(r"<(bool|str|int|path|list\[int\])>")
@@ -55,6 +55,8 @@ def test_every_command_has_help_without_types_and_an_example(command: str) -> No
 
 
 def test_the_examples_name_their_own_command() -> None:
+    from notifier.cli import EXAMPLES
+
     for command, example in EXAMPLES.items():
         assert f" {command}" in example, (command, example)
 

@@ -11,7 +11,6 @@ import pytest
 from typer.testing import CliRunner
 
 from notifier.cli import app
-from notifier.core.suggest import closest, closest_timezone
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAD = """\
@@ -81,6 +80,8 @@ def test_a_near_miss_is_answered_with_the_name_that_exists(
 
 
 def test_nothing_close_suggests_nothing() -> None:
+    from notifier.core.suggest import closest, closest_timezone
+
     assert closest("completely_unrelated", ["superseded_by", "hold_while"]) is None
     assert closest_timezone("Mars/Base") is None
     assert closest_timezone("taipei") == "Asia/Taipei"  # a city alone, any case
