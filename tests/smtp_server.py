@@ -8,8 +8,9 @@
         server.hang(on="connect")                  # accept the connection, never greet
         server.slow(0.5, on="DATA", times=None)    # answer every DATA, but half a second late
         server.require_auth("shop", "s3cret")      # MAIL FROM needs a good AUTH first
+        server.limit_connections(1)                # "421 too many connections" beyond the first
         server.stop(); server.start()              # down for a while, back on the same port
-        server.messages, server.connections_opened
+        server.messages, server.connections_opened, server.ehlo_names, server.logins
 
 Every fault applies to the next `times` matching commands (None: to all of them) and,
 with `recipient`, only to messages for that address. The server offers PIPELINING unless
@@ -74,6 +75,7 @@ class Received:
     data: bytes
     message_id: str | None
     accepted_at: float = 0.0  # time.monotonic() when the server said 250 to DATA
+    tls: bool = False  # whether it came over TLS (smtps://, or after STARTTLS)
 
 
 class _Action(StrEnum):
@@ -109,6 +111,12 @@ class _FaultySMTP(SMTP):
     async def _handle_client(self) -> None:
         # aiosmtpd greets as soon as the connection is made and has no hook before that,
         # so a silent server is made by holding back the whole conversation.
+        refusal = self._owner._over_limit(self)
+        if refusal is not None:  # as a relay does beyond its limit: say so, and hang up
+            await self.push(refusal)
+            if self.transport is not None:
+                self.transport.close()
+            return
         fault = self._owner._take_fault("connect", ())
         if fault is not None and fault.action is _Action.SLOW:
             await asyncio.sleep(fault.delay)
@@ -131,6 +139,7 @@ class _Handler:
         self, server: _FaultySMTP, session: Any, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
+        self.owner._said_ehlo(hostname)
         if self.owner.pipelining:  # aiosmtpd reads pipelined commands fine but does not say so
             responses.insert(len(responses) - 1, "250-PIPELINING")  # before the last line, "250 HELP"
         return responses
@@ -182,6 +191,11 @@ def _abort(connection: SMTP) -> None:
         connection.transport.abort()
 
 
+def _is_tls(connection: SMTP) -> bool:
+    transport = connection.transport
+    return transport is not None and transport.get_extra_info("sslcontext") is not None
+
+
 async def _forever() -> None:
     """Wait until cancelled: when the client gives up and closes, or the server stops."""
     await asyncio.Event().wait()
@@ -217,6 +231,9 @@ class FaultySmtpServer:
         # allowed to use up a fault meant for the test.
         self._ready = False
         self._auth: tuple[str, str] | None = None
+        self._limit: tuple[int, str] | None = None
+        self._ehlo_names: list[str] = []
+        self._logins: list[tuple[str, bool]] = []  # (user name, over TLS)
         self._controller: _Controller | None = None
 
     # -- running ---------------------------------------------------------------------
@@ -307,7 +324,24 @@ class FaultySmtpServer:
         with self._lock:
             return len(self._live)
 
+    @property
+    def ehlo_names(self) -> list[str]:
+        """The name each EHLO carried, in order."""
+        with self._lock:
+            return list(self._ehlo_names)
+
+    @property
+    def logins(self) -> list[tuple[str, bool]]:
+        """Each AUTH attempt's user name, and whether the connection was TLS by then."""
+        with self._lock:
+            return list(self._logins)
+
     # -- faults ----------------------------------------------------------------------
+
+    def limit_connections(self, allowed: int, text: str = "4.7.0 too many connections") -> None:
+        """Greet a connection beyond the first `allowed` open at once with "421 `text`"
+        and close it, as relays with a per-client limit do."""
+        self._limit = (allowed, f"421 {text}")
 
     def fail(
         self,
@@ -393,6 +427,18 @@ class FaultySmtpServer:
         await _forever()  # dropped: cancelled at once; hanging: when the client gives up
         raise AssertionError("unreachable")
 
+    def _over_limit(self, connection: _FaultySMTP) -> str | None:
+        with self._lock:
+            if self._limit is None or not self._ready:
+                return None
+            allowed, reply = self._limit
+            others = sum(1 for live in self._live if 0 < live.number < connection.number)
+            return reply if others >= allowed else None
+
+    def _said_ehlo(self, hostname: str) -> None:
+        with self._lock:
+            self._ehlo_names.append(hostname)
+
     def _new_connection(self, controller: _Controller) -> _FaultySMTP:
         with self._lock:
             if self._ready:
@@ -419,6 +465,7 @@ class FaultySmtpServer:
             data=data,
             message_id=str(message_id).strip() if message_id is not None else None,
             accepted_at=time.monotonic(),
+            tls=_is_tls(server),
         )
         with self._lock:
             self._messages.append(received)
@@ -426,6 +473,9 @@ class FaultySmtpServer:
     def _authenticate(
         self, server: SMTP, state: Any, envelope: Envelope, mechanism: str, auth_data: Any
     ) -> AuthResult:
+        if isinstance(auth_data, LoginPassword):
+            with self._lock:
+                self._logins.append((auth_data.login.decode(), _is_tls(server)))
         if self._auth is None:
             return AuthResult(success=True)
         if not isinstance(auth_data, LoginPassword):

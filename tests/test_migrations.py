@@ -13,6 +13,15 @@ from notifier.db.tables import NOTIFIER_TABLES
 from tests.shop import ts
 
 
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory.from_config(_alembic(None)).get_current_head())  # type: ignore[arg-type]
+
+
+HEAD = _head()
+
+
 def _empty(url: str) -> sa.Engine:
     engine = make_engine(url)
     with engine.begin() as conn:
@@ -43,7 +52,7 @@ def test_migrated_tables_match_the_models(db_url: str) -> None:
 def test_init_db_twice_is_harmless(db_url: str) -> None:
     engine = make_engine(db_url)
     assert init_db(engine) == []
-    assert schema_revision(engine) == "0003"
+    assert schema_revision(engine) == HEAD
     engine.dispose()
 
 
@@ -62,7 +71,7 @@ def test_upgrades_a_database_made_by_the_previous_schema(db_url: str) -> None:
         )
     created = init_db(engine)
     assert "notifier_feedback" in created and "customers" in created
-    assert schema_revision(engine) == "0003"
+    assert schema_revision(engine) == HEAD
     with engine.connect() as conn:
         kept = conn.execute(sa.text("SELECT address FROM notifier_suppressions")).scalars().all()
     assert kept == ["kept@example.com"]
@@ -75,7 +84,7 @@ def test_tables_made_before_migrations_are_adopted(db_url: str) -> None:
         command.upgrade(_alembic(conn), "0001")
         conn.execute(sa.text(f"DROP TABLE {VERSION_TABLE}"))  # as create_all would have left it
     init_db(engine)
-    assert schema_revision(engine) == "0003"
+    assert schema_revision(engine) == HEAD
     assert "notifier_feedback" in sa.inspect(engine).get_table_names()
     engine.dispose()
 
@@ -94,9 +103,45 @@ def test_0003_adds_the_decision_columns_and_keeps_the_outbox(db_url: str) -> Non
             {"t": ts("2026-01-01 00:00")},
         )
     init_db(engine)
-    assert schema_revision(engine) == "0003"
+    assert schema_revision(engine) == HEAD
     with engine.connect() as conn:
         query = sa.text("SELECT key, rule_fingerprint, due_basis FROM notifier_notifications")
         row = conn.execute(query).one()
     assert tuple(row) == ("k", None, None)
+    engine.dispose()
+
+
+BIG = 3_000_000_000  # above 2**31 - 1, where a 32-bit id ends
+
+
+def test_0004_makes_ids_and_read_positions_64_bit(db_url: str) -> None:
+    engine = _empty(db_url)
+    with engine.begin() as conn:
+        command.upgrade(_alembic(conn), "0003")
+        conn.execute(
+            sa.text("INSERT INTO notifier_cursors (source, position, updated_at) VALUES ('order', 7, :t)"),
+            {"t": ts("2026-01-01 00:00")},
+        )
+    init_db(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE notifier_cursors SET position = :p"), {"p": BIG})
+        conn.execute(
+            sa.text("INSERT INTO notifier_gaps (source, event_id, noticed_at) VALUES ('order', :p, :t)"),
+            {"p": BIG + 1, "t": ts("2026-01-01 00:00")},
+        )
+        if conn.dialect.name == "postgresql":  # the outbox's own sequence goes past 2**31 too
+            setval = "SELECT setval(pg_get_serial_sequence('notifier_attempts', 'id'), :p)"
+            conn.execute(sa.text(setval), {"p": BIG})
+        conn.execute(
+            sa.text(
+                "INSERT INTO notifier_attempts (notification_id, at, outcome, reply, worker) "
+                "VALUES (:p, :t, 'sent', '', '')"
+            ),
+            {"p": BIG, "t": ts("2026-01-01 00:00")},
+        )
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT position FROM notifier_cursors")).scalar_one() == BIG
+        assert conn.execute(sa.text("SELECT event_id FROM notifier_gaps")).scalar_one() == BIG + 1
+        attempt = conn.execute(sa.text("SELECT id, notification_id FROM notifier_attempts")).one()
+    assert attempt.notification_id == BIG and (attempt.id > BIG or db_url.startswith("sqlite"))
     engine.dispose()

@@ -940,7 +940,10 @@ CONTRACT_KEYS = {
 EVENT_KEYS = {
     "order.dispatched": {"carrier", "tracking_number", "tracking_url", "eta"},
     "order.delivered": {"delivered_at", "signed_by"},
-    "order.cancelled": {"reason"},
+    "order.cancelled": {"reason", "refund_amount", "currency"},
+    "order.refunded": {"amount", "currency", "reason"},
+    "order.out_for_delivery": {"carrier", "window_start", "window_end"},
+    "order.delivery_failed": {"reason", "next_attempt_at"},
     "product.price_change": {"old_price", "new_price", "currency", "effective_at"},
     "case.agent_replied": {"agent"},
     "case.resolved": {"resolution"},

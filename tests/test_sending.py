@@ -366,7 +366,7 @@ def test_a_server_restarted_between_sends_costs_no_message(
 def test_a_good_login_sends(smtp_server: FaultySmtpServer) -> None:
     smtp_server.require_auth("shop", "s3cret")
 
-    result = send_one(smtp_server.smtp_config(username="shop", password="s3cret"))
+    result = send_one(smtp_server.smtp_config(username="shop", password="s3cret", insecure_auth=True))
 
     assert result.outcome is Outcome.SENT
     assert len(smtp_server.messages) == 1
@@ -375,7 +375,7 @@ def test_a_good_login_sends(smtp_server: FaultySmtpServer) -> None:
 def test_a_refused_login_stalls_and_says_why(smtp_server: FaultySmtpServer) -> None:
     smtp_server.require_auth("shop", "s3cret")
 
-    result = send_one(smtp_server.smtp_config(username="shop", password="wrong-pass"))
+    result = send_one(smtp_server.smtp_config(username="shop", password="wrong-pass", insecure_auth=True))
 
     assert result.outcome is Outcome.STALLED
     assert result.code == 535
@@ -404,10 +404,11 @@ def test_starttls_asked_for_but_not_offered_stalls(smtp_server: FaultySmtpServer
     assert smtp_server.messages == []
 
 
-def test_starttls_offered_but_not_asked_for_is_not_used(tls_context: ssl.SSLContext) -> None:
-    # The certificate is self-signed: had the client upgraded on its own, it would fail.
+def test_starttls_offered_but_refused_by_the_url_is_not_used(tls_context: ssl.SSLContext) -> None:
+    # The certificate is self-signed: had the client upgraded, it would fail. Upgrading
+    # whenever STARTTLS is offered (the default) is tested in test_tls.py.
     with FaultySmtpServer(tls_context=tls_context) as server:
-        result = send_one(server.smtp_config())
+        result = send_one(server.smtp_config(starttls=False))
 
     assert result.outcome is Outcome.SENT
 

@@ -14,6 +14,8 @@ every `--json` prints plain JSON on stdout and nothing else there. The modules:
     options.py  the global options, and the settings read through them
     operate.py  init-db, run, check, preview, demo, web
     inspect.py  status, history, retry, resend, simulate, report
+    bounces.py  bounces listen | poll, suppressions list | add | remove | import
+    position.py position show / set: each event table's read position
     output.py   the consoles, plain text and JSON, each command's tables
 """
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import typer
 
-from notifier.cli import inspect, operate
+from notifier.cli import bounces, inspect, operate, position
 from notifier.cli.options import HelpCommand, HelpGroup, main_options
 
 __all__ = ["app", "main"]
@@ -40,6 +42,9 @@ EXAMPLES = {
     "simulate": "notifier simulate --rules candidate.yaml --since 30d",
     "report": "notifier report --since 2026-02-01",
     "web": "notifier web --host 127.0.0.1 --port 8025",
+    "bounces": "notifier bounces poll --every 1m      (or: notifier bounces listen --port 2525)",
+    "suppressions": "notifier suppressions add lin@example.tw      (or: list, remove, import FILE)",
+    "position": "notifier position set order 5000 --dry-run      (or: notifier position show)",
 }
 
 app = typer.Typer(
@@ -68,6 +73,12 @@ for _name, _command in (
 ):
     example = EXAMPLES.get(_name)  # tests/test_help.py asks every command for one
     app.command(_name, cls=HelpCommand, epilog=f"Example: {example}" if example else None)(_command)
+for _name, _group in (
+    ("bounces", bounces.bounces_app),
+    ("suppressions", bounces.suppressions_app),
+    ("position", position.app),
+):
+    app.add_typer(_group, name=_name, cls=HelpGroup, epilog=f"Example: {EXAMPLES[_name]}")
 
 
 def main() -> None:

@@ -38,9 +38,24 @@ def init_db_command(
         if engine.dialect.name != "postgresql":
             errors.print("--notify-trigger needs PostgreSQL; SQLite daemons poll")
             raise typer.Exit(2)
-        from notifier.db.wakeup import install_trigger
+        from notifier.db.wakeup import event_views, install_trigger
 
-        console.print(f"wake-up trigger installed on {', '.join(install_trigger(engine))}")
+        with engine.connect() as conn:
+            views = event_views(conn)
+        installed = install_trigger(engine)
+        if installed:
+            console.print(f"wake-up trigger installed on {', '.join(installed)}")
+        if views:
+            errors.print(
+                f"no wake-up trigger on {', '.join(views)}: a view, where a trigger never fires (the order "
+                "system writes the tables under it). Put it on those tables: CREATE TRIGGER notifier_wake "
+                "AFTER INSERT ON <table> FOR EACH STATEMENT EXECUTE FUNCTION notifier_wake(); "
+                "until then the daemons poll",
+                markup=False,
+                highlight=False,
+            )
+            engine.dispose()
+            raise typer.Exit(EXIT_INVALID)
     engine.dispose()
 
 
@@ -98,16 +113,22 @@ def run_command(
 def check_command() -> None:
     """Validate rules.yaml and render every template in every locale with sample data."""
     from notifier.db.locales import customer_locales
-    from notifier.tools.checking import check_all
+    from notifier.tools.checking import check_all, check_database
 
     settings = read_settings()
+    database, notes, readable = check_database(settings.database_url.reveal(), settings.rules)
     # The languages customers actually use, when the database can be read; else the shipped ones.
-    locales = customer_locales(settings.database_url.reveal())
+    locales = customer_locales(settings.database_url.reveal()) if readable else None
     problems, summary = check_all(settings.rules, settings.templates, locales=locales)
-    for line in summary:
+    for line in [*summary, *notes]:
         console.print(line, markup=False, highlight=False)
     if problems:
         print_problems(RulesError(problems))
+    if database:
+        errors.print(f"[red]{len(database)} problem(s) in the database:[/red]")
+        for line in database:
+            errors.print(f"  {line}", markup=False, highlight=False)
+    if problems or database:
         raise typer.Exit(EXIT_INVALID)
     console.print("[green]OK[/green]")
 

@@ -50,11 +50,16 @@ class HelpCommand(TyperCommand):
 
 
 class HelpGroup(TyperGroup):
-    """The `notifier` group itself: its global options shown the same way."""
+    """A group (`notifier`, `notifier bounces`, ...): its options shown the same way, and the
+    commands of a Typer app added to it (add_typer) made HelpCommands, so they are too."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _tidy(self.params)
+        for command in self.commands.values():
+            if type(command) is TyperCommand:  # same fields, only the help differs
+                command.__class__ = HelpCommand
+                _tidy(command.params)
 
     def get_help_option(self, ctx: Any) -> Any:
         option = super().get_help_option(ctx)

@@ -60,6 +60,7 @@ def print_status(report: Any, settings: Settings, now: datetime) -> None:
     say(f"oldest due message waiting: {age}; sent in the last minute: {report.sent_last_minute}")
     if report.rule_errors_line:
         say(report.rule_errors_line)
+    say(report.bounces_line)
     say(_smtp_line(report.as_dict()["smtp"]))
     for line in _config_lines(report.as_dict(), settings):
         say(line)

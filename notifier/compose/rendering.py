@@ -35,7 +35,10 @@ key is present, optional ones with the value None):
     event      {id, type ("order.dispatched"), occurred_at (aware), data (raw dict), plus
                every documented data key of the type, None when absent:
                order.dispatched: carrier, tracking_number, tracking_url, eta (date);
-               order.delivered: delivered_at (aware), signed_by; order.cancelled: reason;
+               order.delivered: delivered_at (aware), signed_by; order.cancelled: reason,
+               refund_amount (Decimal), currency; order.refunded: amount (Decimal),
+               currency, reason; order.out_for_delivery: carrier, window_start,
+               window_end (aware); order.delivery_failed: reason, next_attempt_at (aware);
                product.price_change: old_price, new_price (Decimal), currency,
                effective_at (aware); case.agent_replied: agent; case.resolved: resolution}
     case       {id, number (str), subject, status, priority, opened_at (aware)} | None

@@ -27,6 +27,9 @@ TRIGGERS: tuple[str, ...] = (
     "order.dispatched",
     "order.delivered",
     "order.cancelled",
+    "order.refunded",
+    "order.out_for_delivery",
+    "order.delivery_failed",
     "product.price_change",
     "case.opened",
     "case.agent_replied",
@@ -43,6 +46,10 @@ SAMPLE_TRIGGER_OF_TEMPLATE: dict[str, str] = {
     "order_dispatched": "order.dispatched",
     "order_delivered": "order.delivered",
     "dispatch_delayed": "order.placed",
+    "order_cancelled": "order.cancelled",
+    "order_refunded": "order.refunded",
+    "order_out_for_delivery": "order.out_for_delivery",
+    "order_delivery_failed": "order.delivery_failed",
     "price_change_warning": "product.price_change",
     "case_received": "case.opened",
     "case_follow_up": "case.resolved",
@@ -77,6 +84,8 @@ _PEOPLE: dict[str, dict[str, Any]] = {
         "resolution": "We sent a replacement bouquet on 17 February.",
         "comment": "The roses are still wilted.",
         "cancel_reason": "The address could not be reached.",
+        "refund_reason": "Two stems arrived broken.",
+        "failed_reason": "Nobody was in and there is no safe place to leave the flowers.",
     },
     "zh-CN": {
         "customer": "王芳",
@@ -99,6 +108,8 @@ _PEOPLE: dict[str, dict[str, Any]] = {
         "resolution": "我们已于 2 月 17 日补发一束新的花束。",
         "comment": "玫瑰还是蔫的。",
         "cancel_reason": "收货地址无法送达。",
+        "refund_reason": "有两枝花茎送到时已折断。",
+        "failed_reason": "家中无人。门口没有可以安全存放鲜花的地方。",
     },
     "zh-TW": {
         "customer": "林美玲",
@@ -121,6 +132,8 @@ _PEOPLE: dict[str, dict[str, Any]] = {
         "resolution": "我們已於 2 月 17 日補寄一束新的花束。",
         "comment": "玫瑰還是枯萎的。",
         "cancel_reason": "收件地址無法送達。",
+        "refund_reason": "有兩枝花莖送達時已折斷。",
+        "failed_reason": "無人在家。門口沒有可以安全存放鮮花的地方。",
     },
 }
 
@@ -193,6 +206,8 @@ def sample_context(trigger: str, locale: str = "en") -> dict[str, Any]:
         order["status"] = "delivered"
     elif trigger == "order.cancelled":
         order["status"] = "cancelled"
+    elif trigger == "order.refunded":
+        order["status"] = "refunded"
     elif trigger in ("case.resolved", "case.not_solved"):
         case["status"] = "resolved"
 
@@ -256,8 +271,21 @@ def _event(
         raw = {"delivered_at": _stored(delivered_at), "signed_by": people["signed_by"]}
         return delivered_at, raw, {**raw, "delivered_at": delivered_at}, minute
     if trigger == "order.cancelled":
-        raw = {"reason": people["cancel_reason"]}
-        return at(10, 14, 5), raw, raw, minute
+        refund = order["total"]
+        raw = {"reason": people["cancel_reason"], "refund_amount": str(refund), "currency": order["currency"]}
+        return at(10, 14, 5), raw, {**raw, "refund_amount": refund}, minute
+    if trigger == "order.refunded":
+        amount = Decimal(people["items"][0][3])
+        raw = {"amount": str(amount), "currency": order["currency"], "reason": people["refund_reason"]}
+        return at(14, 10, 30), raw, {**raw, "amount": amount}, minute
+    if trigger == "order.out_for_delivery":
+        start, end = at(13, 9, 0), at(13, 12, 0)
+        raw = {"carrier": people["carrier"], "window_start": _stored(start), "window_end": _stored(end)}
+        return at(13, 7, 45), raw, {**raw, "window_start": start, "window_end": end}, minute
+    if trigger == "order.delivery_failed":
+        next_attempt = at(14, 9, 0)
+        raw = {"reason": people["failed_reason"], "next_attempt_at": _stored(next_attempt)}
+        return at(13, 11, 2), raw, {**raw, "next_attempt_at": next_attempt}, minute
     if trigger == "product.price_change":
         effective_at = at(1, 0, 0, month=2)
         raw = {

@@ -68,17 +68,21 @@ class Settings:
     smtp_connections: int = 4
     smtp_rate: float | None = None  # messages per second; None: as fast as the server takes them
     smtp_timeout: timedelta = timedelta(seconds=30)
+    smtp_ehlo_name: str | None = None  # the name said in EHLO; None: this machine's (socket.getfqdn)
     batch_size: int = 500
     workers: int = 1  # sending processes; more than 1 uses more cores (README: Performance)
     lease: timedelta = timedelta(seconds=60)
     gap_timeout: timedelta = timedelta(minutes=10)
+    # The envelope sender's domain for bounce addresses (README: Deliverability); None: From.
+    bounce_domain: str | None = None
+    bounce_imap_url: Secret | None = None  # imaps://user:pass@host/INBOX, polled for reports
 
     def describe(self) -> dict[str, str]:
         """Settings as strings, secrets masked: for `status` and start-up logs."""
         shown: dict[str, str] = {}
         for item in fields(self):
             value = getattr(self, item.name)
-            if item.name in ("database_url", "smtp_url"):
+            if item.name in ("database_url", "smtp_url") or (item.name == "bounce_imap_url" and value):
                 shown[item.name] = redact_url(value.reveal())
             elif isinstance(value, Secret):
                 shown[item.name] = "<secret>"
@@ -90,7 +94,7 @@ class Settings:
 
 
 _DURATIONS = {"poll_interval", "retry_backoff", "retry_for", "smtp_timeout", "lease", "gap_timeout"}
-_SECRETS = {"database_url", "smtp_url", "secret_key"}
+_SECRETS = {"database_url", "smtp_url", "secret_key", "bounce_imap_url"}
 _PATHS = {"rules", "templates"}
 _INTS = {"smtp_connections", "batch_size", "workers"}
 _RATES = {"smtp_rate"}
@@ -115,6 +119,8 @@ def _convert(name: str, raw: Any, origin: str) -> Any:
             if rate <= 0:
                 raise ValueError(f"{raw!r} must be more than 0 messages per second")
             return rate
+        if name == "bounce_domain":
+            return _domain(str(raw))
         if name in _INTS:
             number = int(raw)
             if number < 1:
@@ -123,6 +129,14 @@ def _convert(name: str, raw: Any, origin: str) -> Any:
         return str(raw)
     except ValueError as exc:
         raise ConfigError(f"{origin}: {exc}") from exc
+
+
+def _domain(raw: str) -> str:
+    domain = raw.strip().lower().rstrip(".")
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(label and label.replace("-", "").isalnum() for label in labels):
+        raise ValueError(f"{raw!r} is not a domain name (e.g. bounces.blossom.example)")
+    return domain
 
 
 def _from_toml(path: Path) -> dict[str, Any]:

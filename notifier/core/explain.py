@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from notifier.core.bounces import Kind
+from notifier.core.bounces import words as report_words
 from notifier.core.business import BusinessDuration
 from notifier.core.rules import Rule, RuleSet
 from notifier.core.timing import as_utc, format_duration
@@ -107,6 +109,36 @@ def rule_error_words(rule: Rule, rules: RuleSet, what: str, exc: BaseException) 
     return f"rule {rule.name} ({rules.path}:{rule.line}): {what} raised an error: {text}"[:2000]
 
 
+def unread_words(label: str, source: str, position: int, gap: bool) -> str:
+    """Why an event planned nothing yet when notifier has not read it."""
+    if gap:
+        return (
+            f"{label} was never read: it committed after later {source} events were read; "
+            "the daemon looks for it on every poll and plans it on its next poll"
+        )
+    return (
+        f"{label} was never read: it is above the {source} read position ({position}); "
+        "the daemon plans it on its next poll (notifier position show)"
+    )
+
+
+def unevaluated_words(rule: str, label: str, source: str, position: int, decided: bool) -> str:
+    """Why a rule planned nothing for an event below the read position. When another rule's
+    decision about the event is recorded, it was evaluated and this rule was not in force;
+    when none is, it cannot be told which rules were in force then, and that is said."""
+    if decided:
+        return (
+            f"rule {rule} was not in force when {label} was evaluated "
+            "(a rule applies to events read after it was added or enabled)"
+        )
+    return (
+        f"not evaluated: {label} is below the {source} read position ({position}) but no rule's "
+        "decision about it is recorded: it was read while no rule on it was in force, before "
+        "notifier's records of it began, or skipped when the read position was moved past it "
+        f"(notifier position set); rule {rule} never evaluated it"
+    )
+
+
 def _utc(value: Any) -> datetime | None:
     return as_utc(value) if value is not None else None
 
@@ -127,6 +159,11 @@ def explain(
         sent = _utc(row.sent_at)
         when = f"{sent:%Y-%m-%d %H:%M:%S} UTC" if sent else "at an unrecorded time"
         return "sent", f"{resend}sent {when}, {reply or 'accepted'}, Message-ID {row.message_id}", None
+    if state in (State.BOUNCED, State.COMPLAINED) and reason in set(Kind):
+        sent = _utc(row.sent_at)
+        when = f"{sent:%Y-%m-%d %H:%M:%S} UTC" if sent else "at an unrecorded time"
+        then = report_words(Kind(reason), detail)
+        return reason, f"{resend}sent {when} (Message-ID {row.message_id}), then {then}", None
     if state == State.QUEUED:
         return _explain_waiting(row, rule, rules_known, events, now, resend)
     if state == State.SENDING:

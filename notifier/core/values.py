@@ -26,6 +26,8 @@ class State(StrEnum):
     RETRYING = "retrying"  # a transient failure; goes again at next_attempt_at
     FAILED = "failed"  # given up: permanent SMTP reply, render error, or retried too long
     SKIPPED = "skipped"  # decided not to send; `reason` says why
+    BOUNCED = "bounced"  # sent, then a bounce report came back; `reason` is a core.bounces.Kind
+    COMPLAINED = "complained"  # sent, then the recipient reported it as spam (ARF)
 
 
 # States in which a notification still owes a send.

@@ -27,7 +27,10 @@ VOCABULARY: dict[str, dict[str, str]] = {
         "eta": "date",
     },
     "order.delivered": {"delivered_at": "timestamp", "signed_by": "text"},
-    "order.cancelled": {"reason": "text"},
+    "order.cancelled": {"reason": "text", "refund_amount": "money", "currency": "text"},
+    "order.refunded": {"amount": "money", "currency": "text", "reason": "text"},
+    "order.out_for_delivery": {"carrier": "text", "window_start": "timestamp", "window_end": "timestamp"},
+    "order.delivery_failed": {"reason": "text", "next_attempt_at": "timestamp"},
     "product.price_change": {
         "old_price": "money",
         "new_price": "money",

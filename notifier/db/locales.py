@@ -12,12 +12,12 @@ from notifier.core.locale import FALLBACK_LOCALE
 from notifier.db.engine import make_engine, normalize_url
 from notifier.errors import NotifierError
 
-__all__ = ["customer_locales"]
+__all__ = ["customer_locales", "existing_engine"]
 
 
-def customer_locales(database_url: str) -> set[str] | None:
-    """The locales customers have (SELECT DISTINCT locale FROM customers), or None when the
-    database cannot be read. Never creates a SQLite file; waits at most 5 s for PostgreSQL."""
+def existing_engine(database_url: str) -> sa.Engine | None:
+    """An engine for a database that is there, or None: a SQLite file that does not exist is
+    never created; PostgreSQL is given at most 5 s to answer (checked by the caller's connect)."""
     try:
         url = sa.engine.make_url(normalize_url(database_url))
     except sa.exc.ArgumentError:
@@ -29,8 +29,16 @@ def customer_locales(database_url: str) -> set[str] | None:
     else:
         options = {"connect_args": {"connect_timeout": 5}}
     try:
-        engine = make_engine(database_url, **options)
+        return make_engine(database_url, **options)
     except (NotifierError, ImportError, sa.exc.SQLAlchemyError):
+        return None
+
+
+def customer_locales(database_url: str) -> set[str] | None:
+    """The locales customers have (SELECT DISTINCT locale FROM customers), or None when the
+    database cannot be read. Never creates a SQLite file; waits at most 5 s for PostgreSQL."""
+    engine = existing_engine(database_url)
+    if engine is None:
         return None
     try:
         with engine.connect() as conn:

@@ -23,6 +23,9 @@ from sqlmodel import Field, SQLModel
 MONEY = sa.Numeric(12, 2, asdecimal=False)
 UTC_TIMESTAMP = sa.DateTime(timezone=True)
 EVENT_DATA = sa.JSON().with_variant(JSONB(), "postgresql")
+# 64-bit ids: BIGINT on PostgreSQL; INTEGER in SQLite, which is 64-bit already and, on a
+# primary key, the rowid itself (a BIGINT primary key there would not autoincrement).
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def _money(nullable: bool = False) -> Any:
@@ -87,8 +90,8 @@ class Case(SQLModel, table=True):
 
 
 def _event_id() -> Any:
-    # AUTOINCREMENT in SQLite so ids are never reused after a delete.
-    return Field(default=None, primary_key=True, sa_column_kwargs={"autoincrement": True})
+    # AUTOINCREMENT in SQLite so ids are never reused after a delete; BIGINT in PostgreSQL.
+    return Field(default=None, primary_key=True, sa_type=ID, sa_column_kwargs={"autoincrement": True})
 
 
 class OrderEvent(SQLModel, table=True):

@@ -7,16 +7,27 @@ words `status` and `history` show.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from notifier.core.values import State
-from notifier.db.schema import UTC_TIMESTAMP
+from notifier.db.schema import ID, UTC_TIMESTAMP
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Field:  # type: ignore[valid-type]
     return Field(default=None, sa_type=UTC_TIMESTAMP, nullable=nullable, index=index)
+
+
+def _id(**kwargs: Any) -> Any:
+    """A 64-bit id: BIGINT on PostgreSQL (an event id above 2,147,483,647 is the shop's to use)."""
+    return Field(sa_type=ID, **kwargs)
+
+
+def _key(**kwargs: Any) -> Any:
+    """An autoincremented 64-bit primary key."""
+    return Field(default=None, primary_key=True, sa_type=ID, **kwargs)
 
 
 class Notification(SQLModel, table=True):
@@ -27,18 +38,18 @@ class Notification(SQLModel, table=True):
         sa.Index("ix_notifier_notifications_due", "state", "next_attempt_at"),
         sa.Index("ix_notifier_notifications_thread", "thread", "state"),
     )
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = _key()
     key: str = Field(max_length=400, unique=True)  # rule:source:event_id[:recipient]
     rule: str = Field(index=True)
     template: str
     category: str
     source: str  # order | case | product
-    event_id: int
+    event_id: int = _id()
     event_type: str
     event_occurred_at: datetime = _ts(nullable=False)
     thread: str  # 'order:1042': messages of one thread go out in event order
-    subject_id: int  # the order, case or product id the event is about
-    customer_id: int | None = Field(default=None, index=True)
+    subject_id: int = _id()  # the order, case or product id the event is about
+    customer_id: int | None = _id(default=None, index=True)
     recipient: str | None = Field(default=None, index=True)
     state: str = Field(default=State.QUEUED)
     reason: str | None = None  # a Reason, for skipped and failed
@@ -58,7 +69,7 @@ class Notification(SQLModel, table=True):
     subject: str | None = None
     smtp_code: int | None = None
     smtp_reply: str | None = None
-    resend_of: int | None = None
+    resend_of: int | None = _id(default=None)
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
     sent_at: datetime | None = _ts()
@@ -68,8 +79,8 @@ class Attempt(SQLModel, table=True):
     """One hand-over to SMTP and what the server said."""
 
     __tablename__ = "notifier_attempts"
-    id: int | None = Field(default=None, primary_key=True)
-    notification_id: int = Field(index=True)
+    id: int | None = _key()
+    notification_id: int = _id(index=True)
     at: datetime = _ts(nullable=False)
     outcome: str  # core.values.Outcome
     code: int | None = None
@@ -82,7 +93,7 @@ class Cursor(SQLModel, table=True):
 
     __tablename__ = "notifier_cursors"
     source: str = Field(primary_key=True)
-    position: int = 0  # every id <= position was evaluated, or is a gap listed below
+    position: int = _id(default=0)  # every id <= position was evaluated, or is a gap listed below
     updated_at: datetime = _ts(nullable=False)
 
 
@@ -91,7 +102,7 @@ class Gap(SQLModel, table=True):
 
     __tablename__ = "notifier_gaps"
     source: str = Field(primary_key=True)
-    event_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    event_id: int = _id(primary_key=True, sa_column_kwargs={"autoincrement": False})
     noticed_at: datetime = _ts(nullable=False)
 
 
@@ -113,8 +124,8 @@ class Feedback(SQLModel, table=True):
 
     __tablename__ = "notifier_feedback"
     __table_args__ = {"sqlite_autoincrement": True}
-    id: int | None = Field(default=None, primary_key=True, sa_column_kwargs={"autoincrement": True})
-    case_id: int = Field(index=True)
+    id: int | None = _key(sa_column_kwargs={"autoincrement": True})
+    case_id: int = _id(index=True)
     type: str  # not_solved
     occurred_at: datetime = _ts(nullable=False)
     data: str | None = None  # JSON text: what the customer wrote, if anything

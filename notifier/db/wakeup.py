@@ -3,6 +3,7 @@
 `notifier init-db --notify-trigger` installs a statement-level trigger on the three event
 tables that calls `pg_notify('notifier_events', <table>)`; NOTIFY is delivered on commit, so
 a woken daemon always finds the row. The order system may install the same trigger itself.
+On a view it would never fire (the shop writes the tables under it), so views are refused.
 Polling stays as the fallback: a lost connection or a missing trigger only costs latency.
 """
 
@@ -29,10 +30,19 @@ END $$
 """
 
 
+def event_views(conn: sa.Connection) -> list[str]:
+    """The event tables that are views here: a trigger on a view never fires, since the order
+    system writes the tables under it (PostgreSQL accepts it all the same)."""
+    views = set(sa.inspect(conn).get_view_names())
+    return [table.name for table, _ in EVENT_SOURCES.values() if table.name in views]
+
+
 def install_trigger(engine: Engine) -> list[str]:
-    """Create (or replace) the wake-up trigger on every event table; returns the tables."""
-    tables = [table.name for table, _ in EVENT_SOURCES.values()]
+    """Create (or replace) the wake-up trigger on every event table that is a table (never on
+    a view: see event_views); returns the tables it is on."""
     with engine.begin() as conn:
+        views = event_views(conn)
+        tables = [table.name for table, _ in EVENT_SOURCES.values() if table.name not in views]
         conn.execute(sa.text(FUNCTION))
         for name in tables:
             conn.execute(sa.text(f"DROP TRIGGER IF EXISTS notifier_wake ON {name}"))

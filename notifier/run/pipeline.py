@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
 import os
 import secrets
 import socket
@@ -26,6 +27,8 @@ from notifier.run.schedules import fire_due
 from notifier.run.send import Dispatcher
 from notifier.smtp.pool import Sender
 from notifier.smtp.url import SmtpConfig
+
+log = logging.getLogger("notifier.run")
 
 
 def worker_name() -> str:
@@ -56,7 +59,10 @@ class Pipeline:
             settings.smtp_url.reveal(),
             connections=settings.smtp_connections,
             timeout=settings.smtp_timeout.total_seconds(),
+            ehlo_name=settings.smtp_ehlo_name,
         )
+        if reads_events and smtp.ehlo_warning is not None:
+            log.warning("%s", smtp.ehlo_warning)
         self.sender = Sender(smtp)
         self.stopping = asyncio.Event()
         self.recent = Recent()  # what intake read this turn, for the send side

@@ -4,6 +4,10 @@ Relays throttle. Each send reserves the next slot, 1/rate seconds after the prev
 so the rate holds over any window, with no bursts. A 421 ("try again later", as relays say
 "slow down") halves the pace — or, with no configured rate, caps it at half of what was just
 achieved — and each accepted message wins back 1 % of it, up to the configured ceiling.
+
+The pace is halved at most once per interval (a second, or one message at the new pace if
+that is longer): the replies to every message already on the wire when the relay began to
+complain arrive together, and they are one complaint, not one each.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Awaitable, Callable
 
 MINIMUM_RATE = 0.2  # never slower than one message every five seconds
 RECOVERY = 1.01  # each accepted message raises a lowered pace by 1 %
+HALVING_INTERVAL = 1.0  # seconds: at most one halving in this long (or one slot at the new pace)
 
 
 class Pace:
@@ -32,6 +37,7 @@ class Pace:
         self._clock = clock
         self._sleep = sleep
         self._next = 0.0
+        self._calm_until = float("-inf")  # no halving before this (the clock's time)
         self._recent: deque[float] = deque(maxlen=200)
 
     async def wait(self) -> None:
@@ -46,9 +52,14 @@ class Pace:
             await self._sleep(slot - now)
 
     def slow_down(self) -> float:
-        """The relay said 421: halve the pace. Returns the new rate."""
+        """The relay said 421: halve the pace, unless it was halved within the interval.
+        Returns the rate now."""
+        now = self._clock()
+        if self.rate is not None and now < self._calm_until:
+            return self.rate
         current = self.rate if self.rate is not None else self._achieved()
         self.rate = max(MINIMUM_RATE, current / 2)
+        self._calm_until = now + max(HALVING_INTERVAL, 1.0 / self.rate)
         return self.rate
 
     def accepted(self) -> None:

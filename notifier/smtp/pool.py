@@ -8,14 +8,26 @@ what to do with the message.
 from __future__ import annotations
 
 import asyncio
+import logging
 import select
+import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiosmtplib import SMTP, SMTPException, SMTPNotSupported, SMTPResponse, SMTPResponseException, SMTPStatus
+from aiosmtplib import (
+    SMTP,
+    SMTPConnectResponseError,
+    SMTPException,
+    SMTPNotSupported,
+    SMTPResponse,
+    SMTPResponseException,
+    SMTPStatus,
+)
 
 from notifier.core.values import Outcome, SendResult
-from notifier.smtp import pipelining, wire
+from notifier.smtp import pipelining, tls, wire
+from notifier.smtp.limits import Capacity
 from notifier.smtp.pipelining import Replies
 from notifier.smtp.refusals import EXPECTED, ServerUnusable, classify, connection_survives, result, unusable
 from notifier.smtp.url import SmtpConfig
@@ -28,6 +40,13 @@ __all__ = ["Sender"]
 _PROBE_AFTER_IDLE = 5.0
 # QUIT is a courtesy; never let a slow server hold up shutting down.
 _QUIT_TIMEOUT = 2.0
+_TOO_MANY = 421  # in the greeting, with another connection working: the relay's limit
+
+log = logging.getLogger("notifier.smtp")
+
+
+class _RelayBusy(Exception):
+    """The relay said 421 at the greeting while other connections work: wait for one."""
 
 
 @dataclass(slots=True, eq=False)
@@ -42,6 +61,7 @@ class _Connection:
     transport: asyncio.BaseTransport | None
     replies: Replies | None = None
     idle_since: float = 0.0
+    on_close: Callable[[], None] | None = None  # the pool's count of open connections
 
     def discard(self) -> None:
         """Close at once. A TLS connection closed politely waits for the server's own
@@ -49,6 +69,9 @@ class _Connection:
         if isinstance(self.transport, asyncio.Transport):
             self.transport.abort()
         self.smtp.close()
+        if self.on_close is not None:
+            self.on_close()
+            self.on_close = None
 
     async def quit(self) -> None:
         """Say QUIT (a courtesy: bounded, errors ignored), then close."""
@@ -124,17 +147,26 @@ class Sender:
         async with Sender(config) as sender:
             result = await sender.send(mail_from=..., rcpt_to=..., message=...)
 
-    At most `config.connections` sends run at once, each on its own connection; a
-    connection is opened only when no idle one is left, and is put back after a send
-    unless it failed or was dropped. One Sender belongs to one event loop.
+    At most `config.connections` sends run at once (fewer once the relay says how many
+    it allows: `limit`), each on its own connection; a connection is opened only when no
+    idle one is left, and is put back after a send unless it failed or was dropped. One
+    Sender belongs to one event loop.
     """
 
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
-        self._slots = asyncio.Semaphore(config.connections)
+        self._slots = Capacity(config.connections)
         # Last in, first out: the warmest connection is reused and spare ones age out.
         self._idle: asyncio.LifoQueue[_Connection] = asyncio.LifoQueue()
         self._closed = False
+        self._tls: ssl.SSLContext | None = None  # made with the first connection
+        self._open_now = 0  # connections open (idle or in use)
+        self._opening = 0  # connections being opened
+
+    @property
+    def limit(self) -> int:
+        """How many messages may be on the wire at once: what the relay allows."""
+        return self._slots.limit
 
     async def __aenter__(self) -> Sender:
         return self
@@ -154,11 +186,23 @@ class Sender:
         """Hand one message to the server for one recipient; never raises for SMTP trouble."""
         if self._closed:
             raise RuntimeError("this Sender is closed")
+        # Each turn but the last waits for a connection after a relay's "too many": as
+        # the limit only goes down, the turns run out only if the relay keeps changing it.
+        for _ in range(self.config.connections):
+            try:
+                return await self._send_once(mail_from, rcpt_to, message, busy_waits=True)
+            except _RelayBusy:
+                continue
+        return await self._send_once(mail_from, rcpt_to, message, busy_waits=False)
+
+    async def _send_once(
+        self, mail_from: str, rcpt_to: str, message: bytes, *, busy_waits: bool
+    ) -> SendResult:
         async with self._slots:
             connection: _Connection | None = None
             try:
                 options = wire.mail_options(mail_from, rcpt_to)
-                connection = await self._take()
+                connection = await self._take(busy_waits=busy_waits)
                 if type(message) is bytes:
                     reply = await connection.transaction(mail_from, rcpt_to, message, options)
                 else:  # not what this method takes, but sendmail copes with str and bytearray
@@ -186,7 +230,7 @@ class Sender:
         """
         async with self._slots:
             try:
-                connection = await self._open()
+                connection = await self._open(busy_waits=False)
             except ServerUnusable as exc:
                 return classify(exc)
             try:
@@ -197,13 +241,13 @@ class Sender:
             await connection.quit()
             return result(Outcome.SENT, response.code, response.message)
 
-    async def _take(self) -> _Connection:
+    async def _take(self, *, busy_waits: bool) -> _Connection:
         while not self._idle.empty():
             connection = self._idle.get_nowait()
             if await connection.still_open():
                 return connection
             connection.discard()
-        return await self._open()
+        return await self._open(busy_waits=busy_waits)
 
     def _give_back(self, connection: _Connection) -> None:
         if connection.smtp.is_connected and not self._closed:
@@ -212,17 +256,59 @@ class Sender:
         else:
             connection.discard()
 
-    async def _open(self) -> _Connection:
-        """A new connection, TLS and AUTH done; ServerUnusable (with the cause) if not."""
+    async def _open(self, *, busy_waits: bool) -> _Connection:
+        """A new connection, TLS and AUTH done; ServerUnusable (with the cause) if not, or
+        _RelayBusy if the relay allows no more connections than work already."""
+        self._opening += 1
+        try:
+            smtp = await self._handshake()
+        except ServerUnusable as exc:
+            if busy_waits and self._at_relay_limit(exc.__cause__):
+                raise _RelayBusy from exc
+            raise
+        finally:
+            self._opening -= 1
+        self._open_now += 1
+        transport = smtp.transport
+        replies = None
+        if smtp.supports_extension("pipelining") and isinstance(transport, asyncio.Transport):
+            replies = Replies(transport, self.config.timeout)
+        return _Connection(smtp, transport, replies, on_close=self._closed_one)
+
+    def _closed_one(self) -> None:
+        self._open_now -= 1
+
+    def _at_relay_limit(self, cause: BaseException | None) -> bool:
+        """A 421 greeting while other connections are open (or opening) is the relay's
+        limit: keep to the connections open now. With none, the server itself is busy."""
+        if not (isinstance(cause, SMTPConnectResponseError) and cause.code == _TOO_MANY):
+            return False
+        if self._open_now + self._opening == 0:
+            return False
+        if self._slots.lower(self._open_now):
+            log.warning(
+                "the mail server at %s allows %d connection(s) at a time (it said %s %s); "
+                "sending on those",
+                self.config.address, self._slots.limit, cause.code, " ".join(cause.message.split()),
+            )
+        return True
+
+    async def _handshake(self) -> SMTP:
+        """Connect, EHLO, STARTTLS when offered (tls.py decides), AUTH when configured."""
         config = self.config
+        step = "TLS"
+        try:
+            if self._tls is None:
+                self._tls = await asyncio.to_thread(tls.client_context, config)
+        except (ssl.SSLError, OSError) as exc:
+            raise unusable(step, config.address, exc) from exc
         smtp = SMTP(
             hostname=config.host,
             port=config.port,
+            local_hostname=config.ehlo_name,
             use_tls=config.implicit_tls,
-            # Only upgrade when asked: a relay that merely offers STARTTLS with a
-            # certificate we cannot check must not stop a plain smtp:// setup working.
-            start_tls=False,
-            validate_certs=config.validate_certs,
+            start_tls=False,  # decided here, after EHLO: tls.wants_starttls
+            tls_context=self._tls,
             timeout=config.timeout,
         )
         step = "connect"
@@ -232,20 +318,17 @@ class Sender:
             # than failing the first message sent on this connection.
             step = "EHLO"
             await smtp.ehlo()
-            if config.starttls:
+            if tls.wants_starttls(config, smtp):
                 step = "STARTTLS"
                 await smtp.starttls()
             if config.username is not None:
                 step = "AUTH"
+                tls.may_log_in(config, smtp)
                 await smtp.login(config.username, config.password or "")
             if smtp.is_ehlo_or_helo_needed:  # STARTTLS without AUTH: hello again, over TLS
                 step = "EHLO"
                 await smtp.ehlo()
-        except (SMTPException, OSError) as exc:
+        except (SMTPException, OSError, tls.CleartextLogin) as exc:
             _Connection(smtp, smtp.transport).discard()
             raise unusable(step, config.address, exc) from exc
-        transport = smtp.transport
-        if smtp.supports_extension("pipelining") and isinstance(transport, asyncio.Transport):
-            return _Connection(smtp, transport, Replies(transport, config.timeout))
-        return _Connection(smtp, transport)
-
+        return smtp

@@ -33,6 +33,7 @@ from aiosmtplib import (
 
 from notifier.core.refusal_codes import Refused, Stage
 from notifier.core.values import Outcome, SendResult
+from notifier.smtp.tls import CleartextLogin
 
 __all__ = ["EXPECTED", "ServerUnusable", "classify", "connection_survives", "result", "unusable"]
 
@@ -137,6 +138,15 @@ def _stalled_setup(exc: ServerUnusable) -> SendResult:
         return result(Outcome.STALLED, None, f"connection refused by {exc.address}")
     if isinstance(cause, SMTPConnectTimeoutError):
         return result(Outcome.STALLED, None, f"no greeting from {exc.address} in time")
+    if isinstance(cause, CleartextLogin):  # refused here: its words say what to do
+        return result(Outcome.STALLED, None, str(cause))
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return result(
+            Outcome.STALLED,
+            None,
+            f"{exc} (TLS failed: {cause}): the server's certificate is not "
+            "trusted; name its CA with ?cafile=PATH on NOTIFIER_SMTP_URL (or ?verify=false for a test relay)",
+        )
     inner = classify(cause) if cause is not None else None
     code = inner.code if inner is not None else None
     detail = inner.reply if inner is not None else "no reason given"

@@ -6,7 +6,11 @@ opening anything. A URL that cannot work is refused here with a ConfigError that
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import functools
+import os
+import re
+import socket
+from dataclasses import dataclass, field, fields
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from notifier.core.timing import parse_duration
@@ -15,9 +19,18 @@ from notifier.errors import ConfigError
 __all__ = ["SmtpConfig"]
 
 _DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
-_QUERY_KEYS = ("starttls", "verify", "timeout")
+_QUERY_KEYS = ("starttls", "verify", "cafile", "insecure_auth", "timeout")
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
+# What EHLO may carry: a domain name, or an address literal such as [192.0.2.1] (RFC 5321 4.1.3).
+_EHLO_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f.:IPv]+\]")
+
+
+@functools.cache
+def machine_name() -> str:
+    """This machine's fully qualified name, as socket.getfqdn() finds it (asked once: it
+    can take a DNS lookup)."""
+    return socket.getfqdn()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,10 +42,15 @@ class SmtpConfig:
     username: str | None = None
     password: str | None = None  # never printed: see __repr__ and redacted_url()
     implicit_tls: bool = False  # smtps://
-    starttls: bool = False  # ?starttls=true
+    # None: upgrade whenever the server offers STARTTLS; True (?starttls=true): the server
+    # must offer it; False (?starttls=false): never upgrade.
+    starttls: bool | None = None
     timeout: float = 30.0
     connections: int = 4  # how many SMTP connections to keep open and use at once
     validate_certs: bool = True  # ?verify=false disables, for self-signed test relays
+    cafile: str | None = None  # ?cafile=PATH: trust this CA (PEM) instead of the system's
+    insecure_auth: bool = False  # ?insecure_auth=true: a password may go over plain text
+    ehlo_name: str = field(default_factory=machine_name)  # NOTIFIER_SMTP_EHLO_NAME
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -41,6 +59,14 @@ class SmtpConfig:
             raise ConfigError(f"SMTP port {self.port} is not between 1 and 65535")
         if self.implicit_tls and self.starttls:
             raise ConfigError("smtps:// is TLS from the start; starttls=true does not apply to it")
+        if self.cafile is not None and not os.path.isfile(self.cafile):
+            raise ConfigError(
+                f"SMTP URL option cafile={self.cafile!r}: no such file (a PEM file of CA certificates)"
+            )
+        if not _EHLO_NAME.fullmatch(self.ehlo_name):
+            raise ConfigError(
+                f"the EHLO name {self.ehlo_name!r} is not a host name like mail.example.com"
+            )
         if not self.timeout > 0:
             raise ConfigError(f"SMTP timeout must be more than 0 seconds, not {self.timeout}")
         if self.connections < 1:
@@ -60,13 +86,28 @@ class SmtpConfig:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
+    @property
+    def ehlo_warning(self) -> str | None:
+        """Words for the start-up log when the EHLO name is not fully qualified (no dot)."""
+        if "." in self.ehlo_name or self.ehlo_name.startswith("["):
+            return None
+        return (
+            f"the EHLO name {self.ehlo_name!r} is not a fully qualified domain name, and strict "
+            "relays refuse it (504 5.5.2 need fully-qualified hostname); set NOTIFIER_SMTP_EHLO_NAME "
+            "to this machine's name in DNS, such as mail.example.com"
+        )
+
     @classmethod
-    def from_url(cls, url: str, *, connections: int = 4, timeout: float = 30.0) -> SmtpConfig:
+    def from_url(
+        cls, url: str, *, connections: int = 4, timeout: float = 30.0, ehlo_name: str | None = None
+    ) -> SmtpConfig:
         """smtp://host[:port] (port 25), smtp://user:pass@host:587?starttls=true, smtps://host[:465].
 
-        User and password are percent-decoded. Query keys: starttls, verify (true/false)
-        and timeout (seconds, or a duration like 10s); a timeout in the URL wins over
-        the `timeout` argument. Anything else is refused with a ConfigError (a
+        User and password are percent-decoded. Query keys: starttls (true: required,
+        false: never; unset: whenever the server offers it), verify, insecure_auth
+        (true/false), cafile (a path) and timeout (seconds, or a duration like 10s); a
+        timeout in the URL wins over the `timeout` argument. `ehlo_name` None: the
+        machine's fully qualified name. Anything else is refused with a ConfigError (a
         ValueError) that says why.
         """
         parts = urlsplit(url.strip())
@@ -88,10 +129,13 @@ class SmtpConfig:
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password is not None else None,
             implicit_tls=scheme == "smtps",
-            starttls=_flag(options, "starttls", default=False),
-            validate_certs=_flag(options, "verify", default=True),
+            starttls=_flag(options, "starttls", default=None),
+            validate_certs=bool(_flag(options, "verify", default=True)),
+            cafile=options.get("cafile") or None,
+            insecure_auth=bool(_flag(options, "insecure_auth", default=False)),
             timeout=_seconds(options["timeout"]) if "timeout" in options else timeout,
             connections=connections,
+            ehlo_name=ehlo_name if ehlo_name is not None else machine_name(),
         )
 
     def redacted_url(self) -> str:
@@ -102,10 +146,14 @@ class SmtpConfig:
             login = quote(self.username, safe="")
             login += ":***@" if self.password is not None else "@"
         query = []
-        if self.starttls:
-            query.append("starttls=true")
+        if self.starttls is not None and not self.implicit_tls:
+            query.append(f"starttls={'true' if self.starttls else 'false'}")
         if not self.validate_certs:
             query.append("verify=false")
+        if self.cafile is not None:
+            query.append(f"cafile={quote(self.cafile)}")
+        if self.insecure_auth:
+            query.append("insecure_auth=true")
         if self.timeout != 30.0:
             query.append(f"timeout={self.timeout:g}")
         return f"{scheme}://{login}{self.address}" + (f"?{'&'.join(query)}" if query else "")
@@ -126,7 +174,7 @@ def _query_options(query: str) -> dict[str, str]:
     return options
 
 
-def _flag(options: dict[str, str], key: str, *, default: bool) -> bool:
+def _flag(options: dict[str, str], key: str, *, default: bool | None) -> bool | None:
     if key not in options:
         return default
     value = options[key].strip().lower()

@@ -3,7 +3,9 @@
 `check` prints config.validate.validate: the rules file, every template rendered in every
 locale with sample data within the bounds of a render, the contract and each condition
 checked statically, so a typo fails here rather than in a customer's inbox. The daemon
-refuses, at start and on every reload, exactly what `check` refuses.
+refuses, at start and on every reload, exactly what `check` refuses. `check_database` adds
+the database's side: the integration tables' columns and types, the wake-up trigger, and the
+rules that can never fire there.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from notifier.core.timing import utcnow
 from notifier.core.values import Event, Subject
 from notifier.db.events import read_about
 from notifier.db.subjects import load_subjects
-from notifier.errors import Problem
+from notifier.errors import Problem, RulesError
 
-__all__ = ["check_all", "preview", "trigger_of"]
+__all__ = ["check_all", "check_database", "preview", "trigger_of"]
 
 
 def check_all(
@@ -38,6 +40,36 @@ def check_all(
     warnings; None: the shipped ones)."""
     found = validate(rules_path, templates, locales)
     return list(found.problems), list(found.summary)
+
+
+def check_database(database_url: str, rules_path: Path) -> tuple[list[str], list[str], bool]:
+    """The order system's side of the database (db/integration_check.py): (problems, notes,
+    whether it could be read). A database that is not there or does not answer is a note:
+    `check` works offline too."""
+    from notifier.config.rules_file import load_rules
+    from notifier.db import integration_check as schema_check
+    from notifier.db.locales import existing_engine
+
+    engine = existing_engine(database_url)
+    if engine is None:
+        return [], ["database: not there (yet); its tables and views were not checked"], False
+    try:
+        rules = load_rules(rules_path, template_exists=lambda _name: True).rules
+    except (RulesError, OSError):
+        rules = ()  # the rules' own problems are reported by check_all
+    try:
+        with engine.connect() as conn:
+            found = [
+                *schema_check.check_columns(conn),
+                *schema_check.check_wakeup(conn),
+                *schema_check.rules_that_cannot_fire(conn, rules),
+            ]
+    except sa.exc.SQLAlchemyError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return [], [f"database: could not be read ({first}); its tables and views were not checked"], False
+    finally:
+        engine.dispose()
+    return [str(f) for f in found if f.problem], [str(f) for f in found if not f.problem], True
 
 
 def _sample(trigger: str, locale: str, rules: RuleSet) -> dict[str, Any]:

@@ -285,7 +285,10 @@ class Gallery:
             return self.result(422, f"Not sent: {cell.error}", back)
         try:
             timeout = self.settings.smtp_timeout.total_seconds()
-            config = SmtpConfig.from_url(self.settings.smtp_url.reveal(), connections=1, timeout=timeout)
+            config = SmtpConfig.from_url(
+                self.settings.smtp_url.reveal(), connections=1, timeout=timeout,
+                ehlo_name=self.settings.smtp_ehlo_name,
+            )
         except ConfigError as exc:
             return self.result(500, f"Not sent: {exc}.", back)
         async with Sender(config) as sender:

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from notifier.core.explain import EPOCH, explain, timing_words
+from notifier.core.explain import EPOCH, explain, timing_words, unevaluated_words, unread_words
 from notifier.core.rules import Rule, RuleSet
 from notifier.core.timing import as_utc, utcnow
 from notifier.core.values import Event, NotificationRecord, kind_of
@@ -38,6 +38,7 @@ class Why:
     NO_EVENT = "no_event"  # the triggering event has not happened (yet)
     NOT_READ_YET = "not_read_yet"  # the event exists but the daemon has not evaluated it
     NOT_IN_FORCE = "not_in_force"  # the rule was added or enabled after the event was evaluated
+    NOT_EVALUATED = "not_evaluated"  # below the read position, and no rule's decision recorded
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -273,18 +274,14 @@ def _unplanned(scope: _Scope, rows: Sequence[NotificationRecord], rules: RuleSet
         for event in triggers:
             if (rule.name, event.source, event.id) in planned:
                 continue
-            label = f"{event.type} #{event.id}"
+            label, position = f"{event.type} #{event.id}", scope.positions.get(event.source, 0)
+            decided = any((row.source, row.event_id) == (event.source, event.id) for row in rows)
             if not scope.read_yet(event):
-                why, words = (
-                    Why.NOT_READ_YET,
-                    f"{label} is not evaluated yet; the daemon plans it on its next poll",
-                )
+                gap = event.id in scope.gaps.get(event.source, set())
+                why, words = Why.NOT_READ_YET, unread_words(label, event.source, position, gap)
             else:
-                why, words = (
-                    Why.NOT_IN_FORCE,
-                    f"rule {rule.name} was not in force when {label} was evaluated "
-                    "(a rule applies to events read after it was added or enabled)",
-                )
+                why = Why.NOT_IN_FORCE if decided else Why.NOT_EVALUATED
+                words = unevaluated_words(rule.name, label, event.source, position, decided)
             entries.append(_plain(scope, rule, event, why, words))
     return entries
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from notifier.db.store.base import ATTEMPTS, CURSORS, FEEDBACK, GAPS, NOTIFICATIONS, STATE, SUPPRESSIONS
 from notifier.db.store.claims import CLAIM_LOCK, claim_due, extend_lease, release
-from notifier.db.store.cursors import advance_cursor, expire_gaps, lock_cursor, open_gaps
+from notifier.db.store.cursors import advance_cursor, expire_gaps, lock_cursor, open_gaps, set_cursor
 from notifier.db.store.outcomes import (
     insert_resend,
     record_attempts,
@@ -32,6 +32,6 @@ __all__ = [
     "ATTEMPTS", "CLAIM_LOCK", "CURSORS", "FEEDBACK", "GAPS", "NOTIFICATIONS", "STATE", "SUPPRESSIONS",
     "advance_cursor", "claim_due", "expire_gaps", "extend_lease", "insert_notifications", "insert_planned",
     "insert_resend", "lock_cursor", "open_gaps", "planned_row", "publish", "record_attempts",
-    "record_feedback", "record_settled", "release", "requeue_failed", "suppress", "suppressed",
+    "record_feedback", "record_settled", "release", "requeue_failed", "set_cursor", "suppress", "suppressed",
     "update_notifications",
 ]  # fmt: skip

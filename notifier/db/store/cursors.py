@@ -59,3 +59,10 @@ def expire_gaps(conn: sa.Connection, source: str, older_than: datetime) -> int:
     """Forget gaps never filled: rolled-back inserts. Returns how many."""
     result = conn.execute(GAPS.delete().where(GAPS.c.source == source, GAPS.c.noticed_at < older_than))
     return result.rowcount or 0
+
+
+def set_cursor(conn: sa.Connection, source: str, position: int, now: datetime) -> None:
+    """Set the position by hand (`notifier position set`); the gaps above it are forgotten,
+    since every id above the position is read anyway."""
+    conn.execute(CURSORS.update().where(CURSORS.c.source == source).values(position=position, updated_at=now))
+    conn.execute(GAPS.delete().where(GAPS.c.source == source, GAPS.c.event_id > position))

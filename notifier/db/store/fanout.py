@@ -226,11 +226,11 @@ def _rows(
         "template": _text(rule.template),
         "category": _text(rule.category.value),
         "source": _text(event.source),
-        "event_id": sa.literal(event.id, sa.Integer),
+        "event_id": sa.literal(event.id, sa.BigInteger),
         "event_type": _text(event.type),
         "event_occurred_at": _moment(event.occurred_at),
         "thread": _text("customer:") + customer_id,
-        "subject_id": sa.literal(event.subject_id, sa.Integer),
+        "subject_id": sa.literal(event.subject_id, sa.BigInteger),
         "customer_id": decided.c.customer_id,
         "recipient": _text(rule.to) if rule.to else decided.c.email,
         "state": sa.case(

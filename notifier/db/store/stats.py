@@ -7,7 +7,7 @@ every answer is a frozen value (Status, Selected), never a row.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from notifier.core.timing import as_utc
 from notifier.core.values import Reason, State
-from notifier.db.store.base import ATTEMPTS, NOTIFICATIONS, STATE
+from notifier.db.store.base import ATTEMPTS, NOTIFICATIONS, STATE, SUPPRESSIONS
 
 # --- status ----------------------------------------------------------------------------------
 
@@ -24,7 +24,7 @@ from notifier.db.store.base import ATTEMPTS, NOTIFICATIONS, STATE
 class Status:
     by_state: dict[str, int]
     by_rule: dict[str, dict[str, int]]
-    by_reason: dict[str, dict[str, int]]  # failed and skipped: state -> reason -> count
+    by_reason: dict[str, dict[str, int]]  # failed, skipped, bounced, complained: state -> reason -> count
     rule_errors: dict[str, int]  # rule -> rule-and-event pairs whose rule raised (rule_error)
     oldest_queued_due: datetime | None
     oldest_due_age_seconds: float | None
@@ -32,6 +32,20 @@ class Status:
     published: dict[str, str]
     published_at: dict[str, datetime]
     last_attempt: dict[str, Any] | None
+    suppressions: dict[str, int] = field(default_factory=dict)  # reason -> suppressed addresses
+
+    @property
+    def bounces_line(self) -> str:
+        """'bounced later: 2 (hard_bounce 1, soft_bounce 1); complaints: 1; suppressed: 3 (...)'."""
+        bounced = self.by_reason.get(State.BOUNCED.value, {})
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(bounced.items()))
+        complaints = sum(self.by_reason.get(State.COMPLAINED.value, {}).values())
+        suppressed = ", ".join(f"{why} {n}" for why, n in sorted(self.suppressions.items()))
+        return (
+            f"bounced later: {sum(bounced.values())}" + (f" ({kinds})" if kinds else "")
+            + f"; complaints: {complaints}; suppressed addresses: {sum(self.suppressions.values())}"
+            + (f" ({suppressed})" if suppressed else "")
+        )  # fmt: skip
 
     @property
     def rule_errors_line(self) -> str | None:
@@ -80,6 +94,7 @@ class Status:
             "by_rule": self.by_rule,
             "by_reason": self.by_reason,
             "rule_errors": self.rule_errors,
+            "suppressions": self.suppressions,
             "oldest_queued_due": self.oldest_queued_due.isoformat() if self.oldest_queued_due else None,
             "oldest_due_age_seconds": self.oldest_due_age_seconds,
             "sent_last_minute": self.sent_last_minute,
@@ -143,17 +158,24 @@ def status(conn: sa.Connection, now: datetime) -> Status:
         published=published,
         published_at=published_at,
         last_attempt=last,
+        suppressions=_suppressions(conn),
     )
+
+
+def _suppressions(conn: sa.Connection) -> dict[str, int]:
+    s = SUPPRESSIONS
+    return {r: n for r, n in conn.execute(sa.select(s.c.reason, sa.func.count()).group_by(s.c.reason))}
 
 
 def _reasons(conn: sa.Connection) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
     """Failed and skipped notifications by reason, and the rule errors by rule."""
     n = NOTIFICATIONS
-    by_reason: dict[str, dict[str, int]] = {State.FAILED.value: {}, State.SKIPPED.value: {}}
+    shown = (State.FAILED, State.SKIPPED, State.BOUNCED, State.COMPLAINED)
+    by_reason: dict[str, dict[str, int]] = {state.value: {} for state in shown}
     rule_errors: dict[str, int] = {}
     query = (
         sa.select(n.c.state, n.c.reason, n.c.rule, sa.func.count())
-        .where(n.c.state.in_([State.FAILED, State.SKIPPED]))
+        .where(n.c.state.in_(shown))
         .group_by(n.c.state, n.c.reason, n.c.rule)
     )
     for state, reason, rule, count in conn.execute(query):

@@ -21,6 +21,7 @@ from notifier.core.retry import Settled, after_reply
 from notifier.core.timing import utcnow
 from notifier.core.values import Claimed, SendResult
 from notifier.db import store
+from notifier.db.store.bounces import verp_of
 from notifier.db.store.identity import database_id
 from notifier.run.recent import Recent
 from notifier.run.results import BatchResult
@@ -124,6 +125,7 @@ class Dispatcher:
         with self.engine.begin() as conn:
             if self._database_id is None:  # in the claim's write, never while preparing
                 self._database_id = database_id(conn, now)
+                self.transmitter.verp = verp_of(conn, self.settings.bounce_domain, now)
             return store.claim_due(
                 conn, now=now, limit=self.claim_limit, worker=self.worker, lease=self.settings.lease
             )

@@ -14,9 +14,11 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from notifier.core.bounces import Verp
 from notifier.core.timing import utcnow
 from notifier.core.values import Outcome, SendResult
 from notifier.run.send.render import Ready
+from notifier.smtp.limits import Capacity
 from notifier.smtp.pacing import Pace
 from notifier.smtp.pool import Sender
 
@@ -33,8 +35,10 @@ class Transmitter:
         self.pace = Pace(rate)
         self.clock = clock
         self.stalled: SendResult | None = None
+        self.verp: Verp | None = None  # bounce addresses, when NOTIFIER_BOUNCE_DOMAIN is set
         self.on_wire = 0  # messages handed to the server and not answered yet
-        self._wire = asyncio.Semaphore(sender.config.connections)
+        # As many on the wire as the pool has connections for (fewer once the relay says).
+        self._wire = Capacity(sender.limit)
         self._next_check = datetime.min.replace(tzinfo=UTC)
         self._stall_checks = 0
 
@@ -72,24 +76,33 @@ class Transmitter:
             self.on_wire += 1
             try:
                 result = await self.sender.send(
-                    mail_from=item.mail_from, rcpt_to=item.claimed.recipient or "", message=item.message
+                    mail_from=self.envelope_sender(item),
+                    rcpt_to=item.claimed.recipient or "",
+                    message=item.message,
                 )
             finally:
                 self.on_wire -= 1
+                self._wire.follow(self.sender.limit)  # before leaving lets the next one in
         self._paced(result)
         if result.outcome is Outcome.STALLED:
             self._stall(result)
         return result
 
+    def envelope_sender(self, item: Ready) -> str:
+        """The bounce address that names this notification, or the From address without one
+        (reports then go to whoever reads From)."""
+        return self.verp.address(item.claimed.id) if self.verp is not None else item.mail_from
+
     def _paced(self, result: SendResult) -> None:
         if result.outcome is Outcome.SENT:
             self.pace.accepted()
         elif result.code == 421:
-            log.warning(
-                "the mail server said 421 (%s); slowing down to %.1f messages/s",
-                result.reply,
-                self.pace.slow_down(),
-            )
+            before = self.pace.rate
+            after = self.pace.slow_down()
+            if after != before:  # halved at most once an interval: say it once
+                log.warning(
+                    "the mail server said 421 (%s); slowing down to %.1f messages/s", result.reply, after
+                )
 
     def _stall(self, result: SendResult) -> None:
         if self.stalled is None:
