@@ -12,24 +12,28 @@ Output is for people on a terminal (Rich tables, colours only when stdout is a t
 every `--json` prints plain JSON on stdout and nothing else there. The modules:
 
     options.py  the global options, and the settings read through them
+    init.py     init: a new deployment's starter files
     operate.py  init-db, run, check, preview, demo, web
     inspect.py  status, history, retry, resend, simulate, report
     bounces.py  bounces listen | poll, suppressions list | add | remove | import
     position.py position show / set: each event table's read position
     output.py   the consoles, plain text and JSON, each command's tables
+    failures.py an error that escapes a command, in plain words, with its exit code
 """
 
 from __future__ import annotations
 
 import typer
 
-from notifier.cli import bounces, inspect, operate, position
+from notifier.cli import bounces, init, inspect, operate, position
+from notifier.cli.failures import guarded
 from notifier.cli.options import HelpCommand, HelpGroup, main_options
 
 __all__ = ["app", "main"]
 
 # One example per command, shown at the end of its --help (Rich markup: no square brackets).
 EXAMPLES = {
+    "init": "notifier init shop      (then: cd shop and notifier check)",
     "init-db": "notifier --database-url sqlite:///shop.db init-db",
     "run": "notifier run --once      (everything due now, then exit)",
     "check": "notifier --rules rules.yaml --templates templates check",
@@ -58,6 +62,7 @@ app = typer.Typer(
 app.callback()(main_options)
 # In this order in --help: setting up and running first, then looking and putting right.
 for _name, _command in (
+    ("init", init.init_command),
     ("init-db", operate.init_db_command),
     ("run", operate.run_command),
     ("check", operate.check_command),
@@ -82,5 +87,5 @@ for _name, _group in (
 
 
 def main() -> None:
-    """The `notifier` console script."""
-    app()
+    """The `notifier` console script: no traceback for a user's mistake (cli/failures.py)."""
+    guarded(app)

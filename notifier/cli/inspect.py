@@ -106,6 +106,22 @@ def _confirmed(count: int, question: str, yes: bool) -> bool:
     return typer.confirm(question, default=False)
 
 
+def _reason_gone(settings: Settings, candidates: list[Any]) -> dict[int, Any]:
+    """Those skipped notifications whose reason no longer holds (core.gates.reason_gone)."""
+    from notifier.core.gates import reason_gone
+
+    rules = _rules_to_explain(settings) if candidates else None
+    return {
+        item.id: item
+        for item in candidates
+        if reason_gone(
+            item.reason,
+            rules.by_name(item.rule) if rules is not None else None,
+            has_secret=settings.secret_key is not None,
+        )
+    }
+
+
 def retry_command(
     ids: Annotated[
         list[int] | None,
@@ -128,12 +144,22 @@ def retry_command(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Do not ask before re-queueing more than 5.")
     ] = False,
+    skipped: Annotated[
+        bool,
+        typer.Option(
+            "--skipped",
+            help="Also skipped notifications whose reason is gone (the secret key set since, the rule "
+            "enabled again).",
+        ),
+    ] = False,
 ) -> None:
-    """Put failed notifications back in the queue to go out at once (the same message again)."""
+    """Put failed notifications back in the queue to go out at once (the same message again);
+    with --skipped (or --id), also skipped ones whose reason is gone."""
+    from notifier.core.gates import RETRYABLE_SKIPS
     from notifier.core.timing import utcnow
     from notifier.db import store
     from notifier.db.engine import connect
-    from notifier.tools.status import failed_notifications, notifications_by_id
+    from notifier.tools.status import failed_notifications, notifications_by_id, skipped_notifications
 
     now = utcnow()
     start = _since(since, now) if since is not None else None
@@ -142,6 +168,12 @@ def retry_command(
         chosen = failed_notifications(conn, ids=ids or (), rule=rule, since=start)
         missing = sorted(set(ids or ()) - {item.id for item in chosen})
         others = notifications_by_id(conn, missing)
+        candidates = [item for item in others.values() if item.state == "skipped"]
+        if skipped:
+            candidates += skipped_notifications(conn, reasons=RETRYABLE_SKIPS, rule=rule, since=start)
+        cured = _reason_gone(settings, candidates)
+        chosen += [item for item in cured.values() if item.id not in {c.id for c in chosen}]
+        missing = [wrong for wrong in missing if wrong not in cured]
         conn.rollback()
         for wrong in missing:
             found = others.get(wrong)
@@ -151,6 +183,8 @@ def retry_command(
                 errors.print(
                     f"notification {wrong} was sent, not failed; to send it again: notifier resend {wrong}"
                 )
+            elif found.state == "skipped":
+                errors.print(f"notification {wrong} was skipped ({found.reason}), and that still holds")
             elif found.state == "failed":
                 errors.print(f"notification {wrong} failed but does not match --rule/--since")
             else:

@@ -119,7 +119,9 @@ def check_command() -> None:
     database, notes, readable = check_database(settings.database_url.reveal(), settings.rules)
     # The languages customers actually use, when the database can be read; else the shipped ones.
     locales = customer_locales(settings.database_url.reveal()) if readable else None
-    problems, summary = check_all(settings.rules, settings.templates, locales=locales)
+    problems, summary = check_all(
+        settings.rules, settings.templates, locales=locales, has_secret=settings.secret_key is not None
+    )
     for line in [*summary, *notes]:
         console.print(line, markup=False, highlight=False)
     if problems:

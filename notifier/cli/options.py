@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from notifier import __version__
+from notifier.cli.failures import Verbosity
 from notifier.cli.output import console, errors
 from notifier.config.settings import Settings, load_settings
 from notifier.errors import EXIT_INVALID, ConfigError
@@ -126,4 +127,5 @@ def main_options(
         "templates": templates,
     }
     State.config_file = config
+    Verbosity.level = verbose
     _setup_logging(verbose, quiet)

@@ -65,6 +65,7 @@ class Rendered:
     subject: str
     html: str
     text: str
+    subject_lines: int = 1  # lines of text the subject template gave, before they were joined
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -110,6 +110,8 @@ def _convert(name: str, raw: Any, origin: str) -> Any:
     try:
         if name in _DURATIONS:
             return parse_duration(raw)
+        if name == "database_url":
+            return Secret(_database_url(str(raw)))
         if name in _SECRETS:
             return Secret(str(raw))
         if name in _PATHS:
@@ -137,6 +139,21 @@ def _domain(raw: str) -> str:
     if len(labels) < 2 or not all(label and label.replace("-", "").isalnum() for label in labels):
         raise ValueError(f"{raw!r} is not a domain name (e.g. bounces.blossom.example)")
     return domain
+
+
+def _database_url(text: str) -> str:
+    """A database URL notifier can use, or ValueError saying what one looks like."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    hint = "write sqlite:///path.db or postgresql://user:pass@host/db"
+    try:
+        backend = make_url(text).get_backend_name()
+    except (ArgumentError, ValueError):
+        raise ValueError(f"{redact_url(text)!r} is not a database URL; {hint}") from None
+    if backend not in ("sqlite", "postgresql", "postgres"):
+        raise ValueError(f"{backend!r} databases are not supported; {hint}")
+    return text
 
 
 def _from_toml(path: Path) -> dict[str, Any]:
@@ -171,5 +188,7 @@ def load_settings(
             values[name] = _convert(name, raw, env_name(name))
     for name, raw in (overrides or {}).items():
         if raw is not None:
-            values[name] = raw if not isinstance(raw, str) else _convert(name, raw, f"--{name}")
+            values[name] = (
+                raw if not isinstance(raw, str) else _convert(name, raw, f"--{name.replace('_', '-')}")
+            )
     return replace(Settings(), **values)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from notifier.compose.mail import Rendered
 from notifier.compose.samples import sample_context, trigger_of
 from notifier.config.settings import Settings
-from notifier.config.validate import load_checked, validate
+from notifier.config.validate import key_problems, load_checked, validate
 from notifier.core.context import brand_of, template_context
 from notifier.core.locale import message_locale
 from notifier.core.rules import RuleSet
@@ -33,13 +33,15 @@ __all__ = ["check_all", "check_database", "preview", "trigger_of"]
 
 
 def check_all(
-    rules_path: Path, templates: Path, locales: set[str] | None = None
+    rules_path: Path, templates: Path, locales: set[str] | None = None, *, has_secret: bool = True
 ) -> tuple[list[Problem], list[str]]:
     """Every problem found, and a summary line per template checked: config.validate.validate,
     which the daemon obeys at start and on every reload (`locales`: the customers' ones, for
-    warnings; None: the shipped ones)."""
+    warnings; None: the shipped ones); and marketing rules without the secret key (`has_secret`:
+    NOTIFIER_SECRET_KEY is set), which the daemon only warns about."""
     found = validate(rules_path, templates, locales)
-    return list(found.problems), list(found.summary)
+    keyless = key_problems(found.rules, rules_path, has_secret=has_secret) if found.rules else []
+    return [*found.problems, *keyless], list(found.summary)
 
 
 def check_database(database_url: str, rules_path: Path) -> tuple[list[str], list[str], bool]:

@@ -301,7 +301,23 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, preview: 
 
 
 def serve(settings: Settings, host: str, port: int, *, preview: bool) -> None:
-    """Run the app under uvicorn until interrupted."""
+    """Run the app under uvicorn until interrupted; NotifierError when it cannot listen there."""
+    _can_listen(host, port)
     # No access log: the URLs carry the tokens that allow an unsubscribe.
     app = create_app(settings, preview=preview)
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+
+
+def _can_listen(host: str, port: int) -> None:
+    """Say in words, before uvicorn starts, that the address is taken or cannot be used."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as exc:
+        raise NotifierError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host"
+        ) from exc

@@ -22,6 +22,7 @@ from notifier.db.store.outcomes import (
     insert_resend,
     record_attempts,
     record_settled,
+    release_waiting,
     requeue_failed,
     update_notifications,
 )
@@ -32,6 +33,6 @@ __all__ = [
     "ATTEMPTS", "CLAIM_LOCK", "CURSORS", "FEEDBACK", "GAPS", "NOTIFICATIONS", "STATE", "SUPPRESSIONS",
     "advance_cursor", "claim_due", "expire_gaps", "extend_lease", "insert_notifications", "insert_planned",
     "insert_resend", "lock_cursor", "open_gaps", "planned_row", "publish", "record_attempts",
-    "record_feedback", "record_settled", "release", "requeue_failed", "set_cursor", "suppress", "suppressed",
-    "update_notifications",
+    "record_feedback", "record_settled", "release", "release_waiting", "requeue_failed", "set_cursor",
+    "suppress", "suppressed", "update_notifications",
 ]  # fmt: skip

@@ -105,11 +105,24 @@ def record_attempts(conn: sa.Connection, attempts: Sequence[dict[str, Any]]) -> 
         conn.execute(_INSERT_ATTEMPT, list(attempts))
 
 
+def release_waiting(conn: sa.Connection, reason: str, now: datetime) -> int:
+    """Queued notifications waiting for `reason` to pass look again now (the daemon, when it
+    starts with what they waited for: the secret key)."""
+    n = NOTIFICATIONS
+    result = conn.execute(
+        n.update()
+        .where(n.c.state == State.QUEUED, n.c.reason == reason, n.c.next_attempt_at > now)
+        .values(next_attempt_at=now, updated_at=now)
+    )
+    return result.rowcount or 0
+
+
 def requeue_failed(conn: sa.Connection, ids: Sequence[int], now: datetime) -> int:
-    """Put failed notifications back in the queue to go at once (`notifier retry`)."""
+    """Put failed notifications (or skipped ones whose reason `retry` found gone) back in the
+    queue to go at once (`notifier retry`)."""
     result = conn.execute(
         NOTIFICATIONS.update()
-        .where(NOTIFICATIONS.c.id.in_(list(ids)), NOTIFICATIONS.c.state == State.FAILED)
+        .where(NOTIFICATIONS.c.id.in_(list(ids)), NOTIFICATIONS.c.state.in_([State.FAILED, State.SKIPPED]))
         .values(
             state=State.QUEUED,
             next_attempt_at=now,
