@@ -30,6 +30,10 @@ REQUIRED: dict[str, list[str]] = {
     "simulate": ["--rules", "rules.yaml"],
     "demo": ["--out", "demo-out"],
     "init": ["starter"],
+    # The groups: one of their commands each (the group alone shows its help, exit 2).
+    "bounces": ["poll"],
+    "suppressions": ["list"],
+    "position": ["show"],
 }
 # The common wrong inputs, as global options before the command.
 MISTAKES: dict[str, list[str]] = {
