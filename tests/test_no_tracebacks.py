@@ -30,11 +30,13 @@ REQUIRED: dict[str, list[str]] = {
     "simulate": ["--rules", "rules.yaml"],
     "demo": ["--out", "demo-out"],
     "init": ["starter"],
-    # The groups: one of their commands each (the group alone shows its help, exit 2).
-    "bounces": ["poll"],
-    "suppressions": ["list"],
-    "position": ["show"],
+    "position set": ["order", "0", "--dry-run"],
+    "suppressions add": ["someone@example.com", "--reason", "asked by phone"],
+    "suppressions remove": ["someone@example.com"],
+    "suppressions import": ["no-such-list.txt"],
 }
+# Commands that serve until stopped are given a port that is taken, so that they answer.
+SERVING = {"web", "bounces listen"}
 # The common wrong inputs, as global options before the command.
 MISTAKES: dict[str, list[str]] = {
     "malformed database URL": ["--database-url", "postgresql://user:pw@host:port/db"],
@@ -47,8 +49,12 @@ pytestmark = pytest.mark.slow
 
 
 def _commands() -> list[str]:
-    group = typer.main.get_command(app)
-    return sorted(group.commands)  # type: ignore[attr-defined]
+    """Every command, a group's as "group sub" (`bounces listen`, `position set`)."""
+    found = []
+    for name, command in typer.main.get_command(app).commands.items():  # type: ignore[attr-defined]
+        subcommands = getattr(command, "commands", None)
+        found += [f"{name} {sub}" for sub in subcommands] if subcommands else [name]
+    return sorted(found)
 
 
 def _executable() -> str:
@@ -78,11 +84,10 @@ def _case(folder: Path, command: str, mistake: str, busy: int) -> tuple[str, int
     options = MISTAKES[mistake]
     env = dict(item.split("=", 1) for item in options if "=" in item and not item.startswith("-"))
     global_options = [item for item in options if item not in {f"{k}={v}" for k, v in env.items()}]
-    where = folder / f"{command}-{mistake.replace(' ', '-')}"
+    where = folder / f"{command.replace(' ', '-')}-{mistake.replace(' ', '-')}"
     shutil.copytree(folder / "project", where)
-    # `web` is given a port that is taken, so that it answers instead of serving.
-    extra = ["--port", str(busy)] if command == "web" else REQUIRED.get(command, [])
-    code, output = _run(where, [*global_options, command, *extra], env)
+    extra = ["--port", str(busy)] if command in SERVING else REQUIRED.get(command, [])
+    code, output = _run(where, [*global_options, *command.split(), *extra], env)
     return f"notifier {' '.join(global_options)} {command} ({mistake})", code, output
 
 

@@ -14,7 +14,8 @@ The templates directory::
       _layout.html                    shared HTML layout; every HTML part extends it
       _style.css                      CSS included by the layout, inlined into each HTML part
       _macros.html                    shared macros: {% import "_macros.html" as m %}
-      _footer.txt                     shared footer of the text parts
+      _footer.txt                     shared footer of the text parts (the customer's)
+      _footer_team.txt, .html         the footer of a notice to the team, in place of the customer's
       <template>/<locale>.subject.txt one line; whitespace is collapsed after rendering
       <template>/<locale>.html        HTML part (autoescaped)
       <template>/<locale>.txt         text part; optional, derived from the HTML when absent

@@ -73,9 +73,19 @@ class Settings:
     workers: int = 1  # sending processes; more than 1 uses more cores (README: Performance)
     lease: timedelta = timedelta(seconds=60)
     gap_timeout: timedelta = timedelta(minutes=10)
+    # DKIM signing (compose/signing.py): all three, or none to leave signing to the relay.
+    dkim_key_file: Path | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
     # The envelope sender's domain for bounce addresses (README: Deliverability); None: From.
     bounce_domain: str | None = None
     bounce_imap_url: Secret | None = None  # imaps://user:pass@host/INBOX, polled for reports
+    # The template editor of `notifier web` (README: The web app): off unless turned on.
+    editor: bool = False
+    editor_users: Path = Path("editors.passwd")  # `notifier web --add-user NAME` writes it
+    web_tls_cert: Path | None = None  # with web_tls_key: `notifier web` serves HTTPS itself
+    web_tls_key: Path | None = None
+    web_proxy_tls: bool = False  # a reverse proxy in front terminates TLS and sends X-Forwarded-Proto
 
     def describe(self) -> dict[str, str]:
         """Settings as strings, secrets masked: for `status` and start-up logs."""
@@ -95,7 +105,9 @@ class Settings:
 
 _DURATIONS = {"poll_interval", "retry_backoff", "retry_for", "smtp_timeout", "lease", "gap_timeout"}
 _SECRETS = {"database_url", "smtp_url", "secret_key", "bounce_imap_url"}
-_PATHS = {"rules", "templates"}
+_PATHS = {"rules", "templates", "editor_users", "web_tls_cert", "web_tls_key", "dkim_key_file"}
+_BOOLS = {"editor", "web_proxy_tls"}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 _INTS = {"smtp_connections", "batch_size", "workers"}
 _RATES = {"smtp_rate"}
 NAMES = tuple(item.name for item in fields(Settings))
@@ -116,6 +128,12 @@ def _convert(name: str, raw: Any, origin: str) -> Any:
             return Secret(str(raw))
         if name in _PATHS:
             return Path(str(raw))
+        if name in _BOOLS:
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).strip().lower() not in _TRUE | _FALSE:
+                raise ValueError(f"{raw!r} is not on or off (write true or false)")
+            return str(raw).strip().lower() in _TRUE
         if name in _RATES:
             rate = float(raw)
             if rate <= 0:

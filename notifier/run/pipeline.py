@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import json
 import logging
 import os
 import secrets
@@ -14,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from notifier.config.live import LiveConfig
+from notifier.config.live import LiveConfig, templates_digest
 from notifier.config.settings import Settings
 from notifier.config.validate import key_problems
 from notifier.core.timing import utcnow
@@ -114,6 +115,9 @@ class Pipeline:
                     "rules.digest": rules.digest,
                     "rules.count": str(len(rules.rules)),
                     "templates.path": str(self.config.templates),
+                    # What the editor and the gallery show as "the version the daemon uses".
+                    "templates.digest": templates_digest(self.config.template_files),
+                    "templates.files": json.dumps(self.config.template_files, sort_keys=True),
                     "reload.error": self.config.last_error or "",
                     "reload.at": self.clock().isoformat(),
                 },
