@@ -27,12 +27,34 @@ import typer
 
 from notifier.cli import bounces, init, inspect, operate, position
 from notifier.cli.failures import guarded
-from notifier.cli.options import main_options
+from notifier.cli.options import HelpCommand, HelpGroup, main_options
 
 __all__ = ["app", "main"]
 
+# One example per command, shown at the end of its --help (Rich markup: no square brackets).
+EXAMPLES = {
+    "init": "notifier init shop      (then: cd shop and notifier check)",
+    "init-db": "notifier --database-url sqlite:///shop.db init-db",
+    "run": "notifier run --once      (everything due now, then exit)",
+    "check": "notifier --rules rules.yaml --templates templates check",
+    "preview": "notifier preview order_confirmation --locale zh-TW --order 1042",
+    "demo": "notifier demo --out demo-out",
+    "status": "notifier status --json",
+    "history": "notifier history --order 1042      (or --customer lin@example.tw, --case 501)",
+    "retry": "notifier retry --id 17 --dry-run      (the ids are in history)",
+    "resend": "notifier resend 12      (a sent notification's id, from history)",
+    "simulate": "notifier simulate --rules candidate.yaml --since 30d",
+    "report": "notifier report --since 2026-02-01",
+    "web": "notifier web --host 127.0.0.1 --port 8025",
+    "bounces": "notifier bounces poll --every 1m      (or: notifier bounces listen --port 2525)",
+    "suppressions": "notifier suppressions add lin@example.tw      (or: list, remove, import FILE)",
+    "position": "notifier position set order 5000 --dry-run      (or: notifier position show)",
+}
+
 app = typer.Typer(
+    cls=HelpGroup,
     help="notifier: tells customers what is happening with their orders before they ask.",
+    epilog="Example: notifier check, then notifier run. Each command's --help shows an example.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -54,10 +76,14 @@ for _name, _command in (
     ("report", inspect.report_command),
     ("web", operate.web_command),
 ):
-    app.command(_name)(_command)
-app.add_typer(bounces.bounces_app, name="bounces")
-app.add_typer(bounces.suppressions_app, name="suppressions")
-app.add_typer(position.app, name="position")
+    example = EXAMPLES.get(_name)  # tests/test_help.py asks every command for one
+    app.command(_name, cls=HelpCommand, epilog=f"Example: {example}" if example else None)(_command)
+for _name, _group in (
+    ("bounces", bounces.bounces_app),
+    ("suppressions", bounces.suppressions_app),
+    ("position", position.app),
+):
+    app.add_typer(_group, name=_name, cls=HelpGroup, epilog=f"Example: {EXAMPLES[_name]}")
 
 
 def main() -> None:

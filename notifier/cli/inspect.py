@@ -12,7 +12,7 @@ import typer
 from notifier.cli.options import read_settings
 from notifier.cli.output import (
     errors,
-    print_entry,
+    print_history,
     print_json,
     print_problems,
     print_replay,
@@ -61,9 +61,11 @@ def _rules_to_explain(settings: Settings) -> Any:
 
 
 def history_command(
-    customer: Annotated[str | None, typer.Option(help="The customer's email address.")] = None,
-    order: Annotated[int | None, typer.Option(help="An order id.")] = None,
-    case: Annotated[int | None, typer.Option(help="A case id.")] = None,
+    customer: Annotated[
+        str | None, typer.Option(metavar="EMAIL", help="The customer's email address.")
+    ] = None,
+    order: Annotated[int | None, typer.Option(metavar="ID", help="An order id.")] = None,
+    case: Annotated[int | None, typer.Option(metavar="ID", help="A case id.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """What a customer, order or case was sent, when, and why each rule did or did not send."""
@@ -84,8 +86,7 @@ def history_command(
     if not entries:
         say("nothing was sent or planned for that yet")
         return
-    for entry in entries:
-        print_entry(entry)
+    print_history(entries)
 
 
 def _since(text: str, now: datetime) -> datetime:
@@ -123,11 +124,19 @@ def _reason_gone(settings: Settings, candidates: list[Any]) -> dict[int, Any]:
 
 def retry_command(
     ids: Annotated[
-        list[int] | None, typer.Option("--id", help="A failed notification's id (repeat for more).")
+        list[int] | None,
+        typer.Option(
+            "--id", metavar="ID", help="A failed notification's id, as history shows it (repeat for more)."
+        ),
     ] = None,
-    rule: Annotated[str | None, typer.Option(help="Only failed notifications of this rule.")] = None,
+    rule: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Only failed notifications of this rule.")
+    ] = None,
     since: Annotated[
-        str | None, typer.Option(help="Only those that failed within this long (2d, 12h) or since a date.")
+        str | None,
+        typer.Option(
+            metavar="WHEN", help="Only those that failed within this long (2d, 12h) or since a date."
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be re-queued; change nothing.")
@@ -198,7 +207,12 @@ def retry_command(
 
 
 def resend_command(
-    ids: Annotated[list[int], typer.Argument(help="The id(s) of sent notifications to send again.")],
+    ids: Annotated[
+        list[int],
+        typer.Argument(
+            metavar="ID", help="The id(s) of sent notifications to send again, as history shows them."
+        ),
+    ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be resent; change nothing.")
     ] = False,
@@ -248,8 +262,10 @@ def resend_command(
 
 
 def simulate_command(
-    rules: Annotated[Path, typer.Option("--rules", help="The candidate rules file to try.")],
-    since: Annotated[str, typer.Option(help="How far back to replay: 30d, 12h, or a date.")] = "30d",
+    rules: Annotated[Path, typer.Option("--rules", metavar="FILE", help="The candidate rules file to try.")],
+    since: Annotated[
+        str, typer.Option(metavar="WHEN", help="How far back to replay: 30d, 12h, or a date.")
+    ] = "30d",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Replay past events against candidate rules: what WOULD have been sent, beside what WAS.
@@ -294,7 +310,7 @@ def simulate_command(
 
 
 def report_command(
-    since: Annotated[str, typer.Option(help="The period: 30d, 12h, or a date.")] = "30d",
+    since: Annotated[str, typer.Option(metavar="WHEN", help="The period: 30d, 12h, or a date.")] = "30d",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Per rule: sent, failed, and for order rules how often a case followed within 7 days -

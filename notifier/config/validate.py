@@ -51,7 +51,12 @@ def validate(rules_path: Path, templates: Path, locales: Iterable[str | None] | 
         )
     problems = [Problem(*split_location(str(error))) for error in renderer.check_syntax()]
     try:
-        rules = load_rules(rules_path, template_exists=renderer.has_template, check_context=sample_context)
+        rules = load_rules(
+            rules_path,
+            template_exists=renderer.has_template,
+            check_context=sample_context,
+            template_names=renderer.template_names(),
+        )
     except RulesError as exc:
         return Validation(None, renderer, (*exc.problems, *problems), ())
     if problems:
@@ -105,21 +110,32 @@ def _render_samples(
     except LookupError as exc:
         return [Problem(str(templates / template), None, str(exc))], f"  {template}: not rendered"
     available = renderer.locales_of(template)
+    own = {rule.locale for rule in rules.rules if rule.template == template}
+    # A rule's own `locale:` wins over the customer's (core.locale.message_locale): when every
+    # rule of this template has one, only those languages are ever sent.
+    fixed = bool(own) and None not in own
+    wanted = sorted(str(code) for code in own) if fixed else list(LOCALES)
     problems: list[Problem] = []
     rendered: list[str] = []
-    for locale in LOCALES:
+    for locale in wanted:
         chosen = message_locale(available, locale)
         try:
             message = renderer.render(template, chosen, _sample(trigger, locale, rules))
-            rendered.append(locale)
+            rendered.append(chosen)
         except TemplateError as exc:
             problems.append(Problem(exc.file, exc.line, f"{exc.reason} (locale {chosen})"))
             continue
         if message.subject_lines > 1 and chosen == locale:
             problems.append(_multi_line_subject(templates, template, chosen, message.subject_lines))
-    missing = sorted(set(LOCALES) - set(available))
-    note = f" (missing {', '.join(missing)}: falls back to en)" if missing else ""
-    return problems, f"  {template}: rendered {', '.join(rendered) or 'nothing'}{note}"
+    fallen = [locale for locale in wanted if message_locale(available, locale) != locale]
+    sent = ", ".join(dict.fromkeys(message_locale(available, locale) for locale in wanted))
+    missing = f"no {', '.join(fallen)} version" if fallen else ""
+    if fixed:
+        note = f" (its rules always send in {sent}{'; ' + missing if missing else ''})"
+    else:
+        note = f" ({missing}: those customers get en)" if missing else ""
+    shown = ", ".join(dict.fromkeys(rendered)) or "nothing"
+    return problems, f"  {template}: rendered {shown}{note}"
 
 
 def _multi_line_subject(templates: Path, template: str, locale: str, lines: int) -> Problem:
