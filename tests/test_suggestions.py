@@ -156,3 +156,25 @@ def test_a_customer_template_missing_a_locale_says_who_gets_english(tmp_path: Pa
     assert code == 0, output
     [line] = [line for line in output.splitlines() if line.strip().startswith("order_confirmation:")]
     assert line.strip() == "order_confirmation: rendered en, zh-CN (no zh-TW version: those customers get en)"
+
+
+@pytest.mark.parametrize(
+    ("written", "answer"),
+    [
+        ("zh-TV", "did you mean 'zh-TW'?"),
+        ("zh_TW", "訂單 1042"),
+        ("ZH-tw", "訂單 1042"),
+        ("fr", "Order 1042"),
+    ],
+)
+def test_preview_answers_a_misspelt_locale_and_reads_the_rest_as_customers_get_them(
+    tmp_path: Path, written: str, answer: str
+) -> None:
+    """`--locale zh-TV` would preview zh-CN (a Chinese region that is not Traditional): a typo
+    is said as one; a locale read as written previews the language such customers receive."""
+    base = ["--database-url", f"sqlite:///{tmp_path / 'none.db'}", "--rules", str(ROOT / "rules.yaml")]
+    preview = ["preview", "order_confirmation", "--locale", written]
+    args = [*base, "--templates", str(ROOT / "templates"), *preview]
+    result = CliRunner().invoke(app, args, env={"NOTIFIER_SECRET_KEY": "k" * 32})
+    assert result.exit_code == (1 if "did you mean" in answer else 0), result.output
+    assert answer in result.output

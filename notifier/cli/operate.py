@@ -150,6 +150,7 @@ def preview_command(
     from notifier.tools.checking import preview
 
     settings = read_settings()
+    _refuse_misspelt_locale(locale)
     try:
         rendered = preview(settings, template, locale=locale, order=order, case=case, product=product)
     except (NotifierError, LookupError, ValueError) as exc:
@@ -158,6 +159,18 @@ def preview_command(
     console.print(f"Subject: {rendered.subject}", markup=False, highlight=False)
     console.print()
     console.print(rendered.html if html else rendered.text, markup=False, highlight=False)
+
+
+def _refuse_misspelt_locale(locale: str) -> None:
+    """`--locale zh-TV` is a typo for zh-TW, not a wish for zh-CN: say so instead of previewing
+    the wrong language. A locale read as written (`zh_TW`, `en-GB`, `fr`) previews as customers get it."""
+    from notifier.core.locale import LOCALES, normalize_locale
+    from notifier.core.suggest import closest
+
+    near = closest(locale, LOCALES)
+    if near is not None and normalize_locale(locale) != near:
+        errors.print(f"[red]unknown locale {locale!r}[/red]; did you mean {near!r}?", highlight=False)
+        raise typer.Exit(EXIT_INVALID)
 
 
 def demo_command(
