@@ -22,7 +22,7 @@ The templates directory::
 Names starting with "_" are shared pieces, not messages. A message exists in a locale
 when both its subject and its HTML file do. Locales are "en", "zh-CN" and "zh-TW"
 (more may be added as files). In zh-CN and zh-TW a space separates Han characters from
-Latin letters wherever a value meets the template's words (spacing.py). Which locale a
+Latin letters wherever they meet, values and template words alike (spacing.py). Which locale a
 message goes out in is chosen in one place, notifier.core.locale.message_locale (the
 customer's, normalized, else "en"); `render` renders exactly the locale it is given.
 
