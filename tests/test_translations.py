@@ -19,6 +19,7 @@ from notifier.compose.rendering import Renderer
 from notifier.compose.samples import SAMPLE_TRIGGER_OF_TEMPLATE, sample_context
 from notifier.config.settings import Settings
 from notifier.db.engine import make_engine
+from notifier.db.integration_check import check_columns
 from notifier.db.schema import ProductTranslation
 from notifier.db.translations import product_names
 from notifier.tools.web import create_app
@@ -120,6 +121,16 @@ def test_a_shop_without_the_table_gets_products_name_and_no_error(
     assert code == 0 and result.sent == 1 and result.failed == 0
     text = body(parse(smtp_server.messages[0]))
     assert "Twelve red roses" in text and not GLUED.search(text)
+
+    with engine.connect() as conn:
+        assert [f for f in check_columns(conn) if f.table == "product_translations"] == [], "optional"
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE product_translations (product_id INTEGER, locale TEXT)"))
+    with engine.connect() as conn:
+        [found] = [f for f in check_columns(conn) if f.table == "product_translations"]
+    assert "no column name" in found.words, "when it is there, its columns are checked"
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE product_translations"))
 
     asked: list[str] = []
     reader = make_engine(settings.database_url.reveal())
