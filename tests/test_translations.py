@@ -14,7 +14,9 @@ import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 from starlette.applications import Starlette
+from typer.testing import CliRunner
 
+from notifier.cli import app
 from notifier.compose.rendering import Renderer
 from notifier.compose.samples import SAMPLE_TRIGGER_OF_TEMPLATE, sample_context
 from notifier.config.settings import Settings
@@ -194,3 +196,9 @@ def test_the_gallery_shows_what_the_daemon_sends_and_only_what_a_real_order_has(
     assert "A. Morgan" not in delivered, "a signer the order does not have is never invented"
     assert "No warnings" not in delivered
     assert "has no order.delivered event yet" in delivered and "signed_by" in delivered
+
+    base = ["--database-url", settings.database_url.reveal(), "--rules", str(settings.rules)]
+    base += ["--templates", str(settings.templates)]
+    shown = CliRunner().invoke(app, [*base, "preview", "order_delivered", "--order", str(undelivered)])
+    assert shown.exit_code == 0, shown.output
+    assert "A. Morgan" not in shown.stdout and "has no order.delivered event yet" in shown.stderr

@@ -86,8 +86,10 @@ def preview(
     order: int | None = None,
     case: int | None = None,
     product: int | None = None,
+    warnings: list[str] | None = None,
 ) -> Rendered:
-    """Render one message with sample data, or with a real order, case or product."""
+    """Render one message with sample data, or with a real order, case or product (what the
+    record lacks is added to `warnings`, as the gallery shows it)."""
     rules, renderer = load_checked(settings.rules, settings.templates)
     if not renderer.has_template(template):
         raise LookupError(f"there is no template {template!r}; known: {', '.join(renderer.template_names())}")
@@ -105,7 +107,10 @@ def preview(
     )
     with connect(settings) as conn:
         context = _real_context(conn, trigger, source, int(subject_id or 0), rules, locale)
-    return renderer.render(template, chosen, context)
+    rendered = renderer.render(template, chosen, context)
+    if warnings is not None:
+        warnings.extend(real_data_warnings(context, trigger, source))
+    return rendered
 
 
 def _real_context(
