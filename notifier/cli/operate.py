@@ -152,10 +152,15 @@ def preview_command(
     settings = read_settings()
     _refuse_misspelt_locale(locale)
     try:
-        rendered = preview(settings, template, locale=locale, order=order, case=case, product=product)
+        lacking: list[str] = []
+        rendered = preview(
+            settings, template, locale=locale, order=order, case=case, product=product, warnings=lacking
+        )
     except (NotifierError, LookupError, ValueError) as exc:
         errors.print(f"[red]cannot preview {template}:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from exc
+    for warning in lacking:
+        errors.print(f"warning: {warning}", markup=False, highlight=False)
     console.print(f"Subject: {rendered.subject}", markup=False, highlight=False)
     console.print()
     console.print(rendered.html if html else rendered.text, markup=False, highlight=False)

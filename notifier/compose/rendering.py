@@ -22,9 +22,10 @@ The templates directory::
 
 Names starting with "_" are shared pieces, not messages. A message exists in a locale
 when both its subject and its HTML file do. Locales are "en", "zh-CN" and "zh-TW"
-(more may be added as files). Which locale a message goes out in is chosen in one place,
-notifier.core.locale.message_locale (the customer's, normalized, else "en"); `render`
-renders exactly the locale it is given.
+(more may be added as files). In zh-CN and zh-TW a space separates Han characters from
+Latin letters wherever they meet, values and template words alike (spacing.py). Which locale a
+message goes out in is chosen in one place, notifier.core.locale.message_locale (the
+customer's, normalized, else "en"); `render` renders exactly the locale it is given.
 
 The context (the contract; a plain dict, nested values are dicts; every documented
 key is present, optional ones with the value None):
@@ -32,7 +33,7 @@ key is present, optional ones with the value None):
     customer   {id, name, email, locale, timezone, marketing_opt_in}
     order      {id, number (str), placed_at (aware, UTC), status, total (Decimal),
                currency, ship_to_name, ship_to_address, promised_date (date | None)} | None
-    items      [{product_id, sku, name, quantity (int), unit_price, line_total (Decimal)}]
+    items      [{product_id, sku, name, names, quantity (int), unit_price, line_total (Decimal)}]
     event      {id, type ("order.dispatched"), occurred_at (aware), data (raw dict), plus
                every documented data key of the type, None when absent:
                order.dispatched: carrier, tracking_number, tracking_url, eta (date);
@@ -43,7 +44,9 @@ key is present, optional ones with the value None):
                product.price_change: old_price, new_price (Decimal), currency,
                effective_at (aware); case.agent_replied: agent; case.resolved: resolution}
     case       {id, number (str), subject, status, priority, opened_at (aware)} | None
-    product    {id, sku, name, tags (list of str), price (Decimal), currency} | None
+    product    {id, sku, name, names, tags (list of str), price (Decimal), currency} | None
+               `name` is the product's name in the message's locale (product_translations,
+               else products.name: core/names.py); `names` all of them, {locale: name}
     reply_by   aware datetime | None: when a person will answer a new case
     links      {unsubscribe: str | None, not_solved: str | None}
     brand      {name, email}
@@ -89,7 +92,9 @@ from notifier.compose.listing import LOCALE_FILE, NAME, Listing, Listings
 from notifier.compose.mail import Rendered
 from notifier.compose.plaintext import html_to_text, tidy_text
 from notifier.compose.sandbox import Sandbox, TemplateError, explain, finalize
+from notifier.compose.spacing import space_html, space_text, spaced_locale
 from notifier.core.locale import FALLBACK_LOCALE, LOCALES, message_locale, normalize_locale
+from notifier.core.names import in_locale
 
 __all__ = ["LOCALES", "Renderer", "TemplateError", "normalize_locale"]
 
@@ -191,7 +196,7 @@ class Renderer:
                 f"no {locale!r} version (it has {', '.join(listing.locales)}); "
                 "choose the locale with message_locale first",
             )
-        values = dict(context)
+        values = in_locale(context, locale)  # product and item names in the message's language
         values["locale"] = locale
         if not values.get("timezone"):
             customer = values.get("customer")
@@ -215,6 +220,8 @@ class Renderer:
         else:
             text = html_to_text(html)
         lines = sum(1 for line in raw_subject.splitlines() if line.strip())
+        if spaced_locale(values["locale"]):  # Han never glued to Latin letters (spacing.py)
+            subject, html, text = space_text(subject), space_html(html), space_text(text)
         return Rendered(subject=subject, html=html, text=text, subject_lines=lines)
 
     def check_syntax(self) -> list[TemplateError]:

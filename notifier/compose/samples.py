@@ -61,7 +61,15 @@ SAMPLE_TRIGGER_OF_TEMPLATE: dict[str, str] = {
     "valentines_invitation": "schedule.tick",
 }
 
-# Per locale: the people, places, goods and prices of the sample story.
+# The shop's goods as the daemon reads them: products.name, and the names product_translations
+# gives (the renderer picks the message locale's, core/names.py; the sample is not pre-translated).
+_GOODS: dict[str, tuple[str, dict[str, str]]] = {
+    "ROSE-RED-12": ("Red roses, a dozen", {"zh-CN": "十二枝红玫瑰", "zh-TW": "十二枝紅玫瑰"}),
+    "CARD-VAL": ("Valentine's card", {"zh-CN": "情人节贺卡", "zh-TW": "情人節卡片"}),
+    "VASE-GLASS": ("Clear glass vase", {"zh-CN": "透明玻璃花瓶", "zh-TW": "透明玻璃花瓶"}),
+}
+
+# Per locale: the people, places, quantities and prices (in the customer's currency) of the story.
 _PEOPLE: dict[str, dict[str, Any]] = {
     "en": {
         "customer": "Ms Lin",
@@ -74,9 +82,9 @@ _PEOPLE: dict[str, dict[str, Any]] = {
         "carrier": "DPD",
         "tracking_number": "15501234567890",
         "items": [
-            ("ROSE-RED-12", "Red roses, a dozen", 1, "45.00"),
-            ("CARD-VAL", "Valentine's card", 2, "3.50"),
-            ("VASE-GLASS", "Clear glass vase", 1, "18.00"),
+            ("ROSE-RED-12", 1, "45.00"),
+            ("CARD-VAL", 2, "3.50"),
+            ("VASE-GLASS", 1, "18.00"),
         ],
         "prices": ("45.00", "59.00"),
         "case_subject": "The roses arrived with broken stems",
@@ -98,9 +106,9 @@ _PEOPLE: dict[str, dict[str, Any]] = {
         "carrier": "顺丰速运",
         "tracking_number": "SF1402345678901",
         "items": [
-            ("ROSE-RED-12", "12 朵红玫瑰", 1, "268.00"),
-            ("CARD-VAL", "情人节贺卡", 2, "15.00"),
-            ("VASE-GLASS", "透明玻璃花瓶", 1, "89.00"),
+            ("ROSE-RED-12", 1, "268.00"),
+            ("CARD-VAL", 2, "15.00"),
+            ("VASE-GLASS", 1, "89.00"),
         ],
         "prices": ("268.00", "328.00"),
         "case_subject": "玫瑰送到时花茎折断了",
@@ -122,9 +130,9 @@ _PEOPLE: dict[str, dict[str, Any]] = {
         "carrier": "黑貓宅急便",
         "tracking_number": "9012-3456-7890",
         "items": [
-            ("ROSE-RED-12", "12 朵紅玫瑰", 1, "1280"),
-            ("CARD-VAL", "情人節卡片", 2, "60"),
-            ("VASE-GLASS", "透明玻璃花瓶", 1, "450"),
+            ("ROSE-RED-12", 1, "1280"),
+            ("CARD-VAL", 2, "60"),
+            ("VASE-GLASS", 1, "450"),
         ],
         "prices": ("1280", "1580"),
         "case_subject": "玫瑰送達時花莖斷了",
@@ -162,12 +170,13 @@ def sample_context(trigger: str, locale: str = "en") -> dict[str, Any]:
         {
             "product_id": 100 + index,
             "sku": sku,
-            "name": name,
+            "name": _GOODS[sku][0],
+            "names": dict(_GOODS[sku][1]),
             "quantity": quantity,
             "unit_price": Decimal(price),
             "line_total": Decimal(price) * quantity,
         }
-        for index, (sku, name, quantity, price) in enumerate(people["items"], start=1)
+        for index, (sku, quantity, price) in enumerate(people["items"], start=1)
     ]
     order = {
         "id": 1042,
@@ -192,7 +201,8 @@ def sample_context(trigger: str, locale: str = "en") -> dict[str, Any]:
     product = {
         "id": 101,
         "sku": "ROSE-RED-12",
-        "name": people["items"][0][1],
+        "name": _GOODS["ROSE-RED-12"][0],
+        "names": dict(_GOODS["ROSE-RED-12"][1]),
         "tags": ["roses", "valentine"],
         "price": old_price,
         "currency": currency,
@@ -275,7 +285,7 @@ def _event(
         raw = {"reason": people["cancel_reason"], "refund_amount": str(refund), "currency": order["currency"]}
         return at(10, 14, 5), raw, {**raw, "refund_amount": refund}, minute
     if trigger == "order.refunded":
-        amount = Decimal(people["items"][0][3])
+        amount = Decimal(people["items"][0][2])
         raw = {"amount": str(amount), "currency": order["currency"], "reason": people["refund_reason"]}
         return at(14, 10, 30), raw, {**raw, "amount": amount}, minute
     if trigger == "order.out_for_delivery":

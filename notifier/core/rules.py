@@ -14,6 +14,7 @@ from typing import Any
 
 from notifier.core.business import BusinessDuration, Calendar
 from notifier.core.conditions import Expression, SendAt
+from notifier.core.values import Event
 
 Wait = timedelta | BusinessDuration  # a plain duration, or working time on the calendar
 
@@ -58,6 +59,16 @@ class Audience:
     ordered_product_within: timedelta | None = None  # bought the event's product in this window
     ordered_within: timedelta | None = None  # bought anything (calendar rules) in this window
     product_tags: tuple[str, ...] = ()  # ... of a product with one of these tags
+
+    def currency_of(self, event: Event) -> str | None:
+        """The currency the audience bought in, or None for any: a product event that names a
+        `currency` (product.price_change: one event per currency the shop sells in) goes to
+        those who ordered the product in that currency (orders.currency), so each customer hears
+        of the prices they pay."""
+        if self.ordered_product_within is None:
+            return None
+        currency = event.data.get("currency")
+        return currency.strip().upper() if isinstance(currency, str) and currency.strip() else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,12 +97,17 @@ ORDER = _record(
 )
 
 
+# A product's names by locale (product_translations); `name` is already the message locale's.
+NAMES = _record("names", {}, open=True)
+
+
 ITEM = _record(
     "item",
     {
         "product_id": _scalar("int"),
         "sku": _scalar("text"),
         "name": _scalar("text"),
+        "names": NAMES,
         "quantity": _scalar("int"),
         "unit_price": _scalar("money"),
         "line_total": _scalar("money"),
@@ -132,6 +137,7 @@ PRODUCT = _record(
         "id": _scalar("int"),
         "sku": _scalar("text"),
         "name": _scalar("text"),
+        "names": NAMES,
         "tags": Shape(kind="list", label="a list", item=_scalar("text"), py=list),
         "price": _scalar("money"),
         "currency": _scalar("text"),

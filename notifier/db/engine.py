@@ -184,7 +184,8 @@ def init_db(engine: Engine) -> list[str]:
     """Create the integration tables that are missing, and create or upgrade notifier's own
     tables to the newest revision. Returns the names of the tables it created."""
     before = _existing(engine)
-    missing = [table for table in schema.INTEGRATION_TABLES if table.name not in before]
+    wanted = (*schema.INTEGRATION_TABLES, *schema.OPTIONAL_TABLES)
+    missing = [table for table in wanted if table.name not in before]
     SQLModel.metadata.create_all(engine, tables=missing)
     from alembic import command
 
@@ -203,4 +204,4 @@ def _existing(engine: Engine) -> set[str]:
 
 
 def _table_order() -> list[str]:
-    return [t.name for t in (*schema.INTEGRATION_TABLES, *tables.NOTIFIER_TABLES)]
+    return [t.name for t in (*schema.INTEGRATION_TABLES, *schema.OPTIONAL_TABLES, *tables.NOTIFIER_TABLES)]

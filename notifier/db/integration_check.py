@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import types
 
 from notifier.core.rules import Rule
-from notifier.db.schema import EVENT_SOURCES, INTEGRATION_TABLES
+from notifier.db.schema import EVENT_SOURCES, INTEGRATION_TABLES, OPTIONAL_TABLES
 
 # A kind of column SPEC §2 names, and the words for it.
 _KINDS: tuple[tuple[type[Any], str], ...] = (
@@ -85,7 +85,10 @@ def check_columns(conn: sa.Connection) -> list[Finding]:
     sqlite = conn.dialect.name == "sqlite"
     inspector = sa.inspect(conn)
     found: list[Finding] = []
-    for model in INTEGRATION_TABLES:
+    optional = {table.name for table in OPTIONAL_TABLES}
+    for model in (*INTEGRATION_TABLES, *OPTIONAL_TABLES):
+        if model.name not in tables | views and model.name in optional:
+            continue  # optional (product_translations): its absence is a choice, not a problem
         if model.name not in tables | views:
             found.append(Finding(model.name, "no such table or view (notifier init-db creates an empty one)"))
             continue

@@ -89,6 +89,15 @@ class Case(SQLModel, table=True):
     opened_at: datetime = _timestamp()
 
 
+class ProductTranslation(SQLModel, table=True):
+    """Optional: a product's name in a customer's language (`products.name` where a locale has none)."""
+
+    __tablename__ = "product_translations"
+    product_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    locale: str = Field(primary_key=True)
+    name: str
+
+
 def _event_id() -> Any:
     # AUTOINCREMENT in SQLite so ids are never reused after a delete; BIGINT in PostgreSQL.
     return Field(default=None, primary_key=True, sa_type=ID, sa_column_kwargs={"autoincrement": True})
@@ -128,6 +137,9 @@ INTEGRATION_TABLES: tuple[sa.Table, ...] = tuple(
     model.__table__  # type: ignore[attr-defined, union-attr]
     for model in (Customer, Product, Order, OrderItem, Case, OrderEvent, CaseEvent, ProductEvent)
 )
+
+# Tables a shop may leave out: `init-db` creates them, the readers cope with their absence.
+OPTIONAL_TABLES: tuple[sa.Table, ...] = (ProductTranslation.__table__,)  # type: ignore[attr-defined]
 
 # Event source -> (table, the column naming what the event is about).
 EVENT_SOURCES: dict[str, tuple[sa.Table, str]] = {

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from notifier.core.values import Subject, kind_of
 from notifier.db import cells
 from notifier.db.schema import Case, Customer, Order, OrderItem, Product
+from notifier.db.translations import product_names
 
 CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 ORDERS = Order.__table__  # type: ignore[attr-defined]
@@ -130,6 +131,15 @@ class Checked:
                 self.bad[row["id"]] = f"row {row['id']} could not be read: {exc}"[:500]
 
 
+def _products(conn: sa.Connection, ids: Iterable[Any]) -> Checked:
+    """Products by id, each with its `names` per locale (product_translations, if the shop has it)."""
+    products = Checked(_rows(conn, PRODUCTS, "id", ids), _product)
+    names = product_names(conn, products.good)
+    for product_id, product in products.good.items():
+        product["names"] = names.get(product_id, {})
+    return products
+
+
 def _item(row: Mapping[str, Any], products: Checked) -> dict[str, Any]:
     at = _where("order_items", row)
     product_id = cells.integer(row["product_id"], at("product_id"))
@@ -143,6 +153,7 @@ def _item(row: Mapping[str, Any], products: Checked) -> dict[str, Any]:
         "product_id": product_id,
         "sku": product["sku"] if product else "",
         "name": product["name"] if product else f"product {product_id}",
+        "names": dict(product["names"]) if product else {},
         "quantity": quantity,
         "unit_price": unit_price,
         "line_total": unit_price * (quantity or 0),
@@ -154,7 +165,7 @@ def _items(
 ) -> tuple[dict[int, list[dict[str, Any]]], dict[int, str]]:
     """The items of these orders, and the orders an unusable item (or its product) spoils."""
     rows = _rows(conn, ITEMS, "order_id", order_ids)
-    products = Checked(_rows(conn, PRODUCTS, "id", {r["product_id"] for r in rows}), _product)
+    products = _products(conn, {r["product_id"] for r in rows})
     items: dict[int, list[dict[str, Any]]] = {}
     spoiled: dict[int, str] = {}
     for row in sorted(rows, key=lambda r: r["id"]):
@@ -190,7 +201,7 @@ def load_subjects(conn: sa.Connection, refs: Iterable[tuple[str, int]]) -> dict[
     }
     customers = Checked(_rows(conn, CUSTOMERS, "id", customer_ids), _customer)
     items, spoiled = _items(conn, orders.good)
-    products = Checked(_rows(conn, PRODUCTS, "id", [i for s, i in refs if s == "product"]), _product)
+    products = _products(conn, [i for s, i in refs if s == "product"])
     loaded = _Loaded(orders, items, spoiled, cases, customers, products)
     return {
         (source, subject_id): _subject((kind_of(source), subject_id), loaded) for source, subject_id in asked

@@ -10,7 +10,6 @@ rules that can never fire there.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +25,7 @@ from notifier.core.locale import message_locale
 from notifier.core.rules import RuleSet
 from notifier.core.timing import utcnow
 from notifier.core.values import Event, Subject
+from notifier.core.vocabulary import VOCABULARY
 from notifier.db.events import read_about
 from notifier.db.subjects import load_subjects
 from notifier.errors import Problem, RulesError
@@ -108,8 +108,10 @@ def preview(
     order: int | None = None,
     case: int | None = None,
     product: int | None = None,
+    warnings: list[str] | None = None,
 ) -> Rendered:
-    """Render one message with sample data, or with a real order, case or product."""
+    """Render one message with sample data, or with a real order, case or product (what the
+    record lacks is added to `warnings`, as the gallery shows it)."""
     rules, renderer = load_checked(settings.rules, settings.templates)
     if not renderer.has_template(template):
         raise LookupError(f"there is no template {template!r}; known: {', '.join(renderer.template_names())}")
@@ -127,7 +129,10 @@ def preview(
     )
     with connect(settings) as conn:
         context = _real_context(conn, trigger, source, int(subject_id or 0), rules, locale)
-    return renderer.render(template, chosen, context)
+    rendered = renderer.render(template, chosen, context)
+    if warnings is not None:
+        warnings.extend(real_data_warnings(context, trigger, source))
+    return rendered
 
 
 def _real_context(
@@ -158,7 +163,20 @@ def _latest_event(conn: sa.Connection, trigger: str, source: str, subject_id: in
 
 
 def _sample_event(trigger: str, source: str, subject_id: int) -> Event:
-    sample = sample_context(trigger)["event"]
-    data = {key: value for key, value in sample.items() if key not in ("id", "type", "occurred_at", "data")}
-    occurred = sample.get("occurred_at") or datetime.now()
-    return Event(source=source, id=0, type=trigger, subject_id=subject_id, occurred_at=occurred, data=data)
+    """The event a real record has not had yet: every documented value empty, never the sample
+    story's (an undelivered order is not "signed for by A. Morgan"); `real_data_warnings` says so."""
+    data = dict.fromkeys(VOCABULARY.get(trigger, {}))
+    return Event(source=source, id=0, type=trigger, subject_id=subject_id, occurred_at=utcnow(), data=data)
+
+
+def real_data_warnings(context: dict[str, Any], trigger: str, source: str) -> list[str]:
+    """What a preview with a real record shows empty because the record does not have it."""
+    event = context.get("event") or {}
+    keys = list(VOCABULARY.get(trigger, {}))
+    if event.get("id") == 0:
+        if not trigger.startswith(source + "."):
+            return []  # a case's order or a product's audience: the event is the rule's, not this record's
+        values = f": {', '.join(keys)} are left empty" if keys else ""
+        return [f"This {source} has no {trigger} event yet{values}; its time is now."]
+    empty = [key for key in keys if event.get(key) is None]
+    return [f"event.{key} is empty: this {trigger} event does not have it." for key in empty]

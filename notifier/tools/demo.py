@@ -24,7 +24,7 @@ from notifier.config.settings import Secret, Settings
 from notifier.config.shipped import shipped
 from notifier.db.engine import init_db, make_engine
 from notifier.db.events import SOURCES
-from notifier.db.schema import Case, Customer, Order, OrderItem, Product
+from notifier.db.schema import Case, Customer, Order, OrderItem, Product, ProductTranslation
 from notifier.run.daemon import Pipeline
 from notifier.tools.catcher import MailCatcher
 
@@ -56,30 +56,48 @@ CUSTOMERS = [
         "marketing_opt_in": False,
     },
 ]
+# The shop prices in pounds (products.price) and sells in each customer's own currency.
 PRODUCTS = [
     {
         "id": 1,
         "sku": "ROSE-12",
         "name": "Twelve red roses",
         "tags": "roses,valentine",
-        "price": 59,
-        "currency": "USD",
+        "price": 45,
+        "currency": "GBP",
     },
     {
         "id": 2,
         "sku": "TULIP-10",
         "name": "Ten spring tulips",
         "tags": "tulips",
-        "price": 35,
-        "currency": "USD",
+        "price": 28,
+        "currency": "GBP",
     },
-    {"id": 3, "sku": "VASE-G", "name": "Glass vase", "tags": "vase", "price": 19.5, "currency": "USD"},
+    {"id": 3, "sku": "VASE-G", "name": "Glass vase", "tags": "vase", "price": 16, "currency": "GBP"},
 ]
+# product_translations: the names zh-CN and zh-TW customers read.
+TRANSLATIONS = [
+    {"product_id": 1, "locale": "zh-CN", "name": "十二枝红玫瑰"},
+    {"product_id": 1, "locale": "zh-TW", "name": "十二枝紅玫瑰"},
+    {"product_id": 2, "locale": "zh-CN", "name": "十枝春日郁金香"},
+    {"product_id": 2, "locale": "zh-TW", "name": "十枝春日鬱金香"},
+    {"product_id": 3, "locale": "zh-CN", "name": "玻璃花瓶"},
+    {"product_id": 3, "locale": "zh-TW", "name": "玻璃花瓶"},
+]
+# Unit prices per currency the shop sells in: what a customer in London, Shanghai or Taipei pays.
+PRICES: dict[str, dict[int, float]] = {
+    "GBP": {1: 45, 2: 28, 3: 16},
+    "CNY": {1: 398, 2: 248, 3: 138},
+    "TWD": {1: 1680, 2: 1080, 3: 590},
+}
+# The roses go up on 1 March: one price-change event per currency (SPEC §2).
+RISES = {"GBP": ("45.00", "52.00"), "CNY": ("398.00", "458.00"), "TWD": ("1680", "1880")}
 ORDERS: list[dict[str, Any]] = [
     {
         "id": 1042,
         "customer_id": 1,
-        "currency": "USD",
+        "currency": "GBP",
         "ship_to_name": "Ms Emma Lin",
         "ship_to_address": "12 Rosebery Avenue, London EC1R 4SX",
         "items": [(1, 1), (3, 1)],
@@ -103,7 +121,7 @@ ORDERS: list[dict[str, Any]] = [
     {
         "id": 1045,
         "customer_id": 1,
-        "currency": "USD",
+        "currency": "GBP",
         "ship_to_name": "Mr Tom Lin",
         "ship_to_address": "4 Canal Street, Manchester M1 3HE",
         "items": [(1, 1)],
@@ -170,18 +188,17 @@ TIMELINE: list[tuple[str, str, int, str, dict[str, Any] | None]] = [
     # Order 1045 is placed but never leaves the shop: 48 hours on, we write first.
     ("2026-02-09 09:00", "order", 1045, "placed", None),
     ("2026-02-11 09:01", "", 0, "", None),
-    # Roses go up on 1 March: the buyers who asked for news hear of it first (marketing mail).
-    (
-        "2026-02-10 08:00",
-        "product",
-        1,
-        "price_change",
-        {
-            "old_price": "59.00",
-            "new_price": "69.00",
-            "currency": "USD",
-            "effective_at": "2026-03-01 00:00:00",
-        },
+    # Roses go up on 1 March: the buyers who asked for news hear of it first (marketing mail),
+    # each in the currency they pay in.
+    *(
+        (
+            "2026-02-10 08:00",
+            "product",
+            1,
+            "price_change",
+            {"old_price": old, "new_price": new, "currency": currency, "effective_at": "2026-03-01 00:00:00"},
+        )
+        for currency, (old, new) in RISES.items()
     ),
     # Ms Lin writes in about two wilted roses: answered at once, replied, solved, visited again.
     ("2026-02-10 12:00", "case", 501, "opened", None),
@@ -193,10 +210,10 @@ TIMELINE.sort(key=lambda step: step[0])
 
 
 def _seed(engine: sa.Engine) -> None:
-    prices = {p["id"]: p["price"] for p in PRODUCTS}
     with engine.begin() as conn:
         conn.execute(sa.insert(Customer.__table__), CUSTOMERS)  # type: ignore[attr-defined]
         conn.execute(sa.insert(Product.__table__), PRODUCTS)  # type: ignore[attr-defined]
+        conn.execute(sa.insert(ProductTranslation.__table__), TRANSLATIONS)  # type: ignore[attr-defined]
         conn.execute(
             sa.insert(Case.__table__).values(  # type: ignore[attr-defined]
                 id=501,
@@ -209,6 +226,7 @@ def _seed(engine: sa.Engine) -> None:
             )
         )
         for order in ORDERS:
+            prices = PRICES[order["currency"]]
             total = sum(prices[pid] * qty for pid, qty in order["items"])
             conn.execute(
                 sa.insert(Order.__table__).values(  # type: ignore[attr-defined]

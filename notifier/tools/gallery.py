@@ -167,6 +167,8 @@ class Gallery:
                 raise context
             cell.context = context
             cell.rendered = renderer.render(template, cell.used, context)
+            if ref is not None:  # shown empty, never invented: say what the record lacks
+                cell.warnings.extend(checking.real_data_warnings(context, trigger, ref[0]))
         except (TemplateError, LookupError) as exc:
             source = trigger.split(".")[0]
             hint = (

@@ -3,8 +3,9 @@
 The audience can be millions of customers, so it is planned inside the database with one
 `INSERT ... SELECT ... GROUP BY customer ... ON CONFLICT (key) DO NOTHING`: no customer row
 comes into Python, and memory stays flat whatever the audience size. The candidates are the
-customers who ever ordered the event's product (product events), or ever ordered anything or
-a tagged product (calendar rules); a CASE gives each the reason it is left out, if any:
+customers who ever ordered the event's product (product events; in the event's currency when
+it names one, as a price change does: Audience.currency_of), or ever ordered anything or a
+tagged product (calendar rules); a CASE gives each the reason it is left out, if any:
 
     outside_window   bought it, but not within the audience window before the event
     not_opted_in     marketing mail, and the customer did not opt in
@@ -150,7 +151,11 @@ def _candidates(rule: Rule, event: Event) -> list[Any]:
     audience = rule.audience
     assert audience is not None
     if audience.ordered_product_within is not None:
-        return [ITEMS.c.product_id == event.subject_id]
+        currency = audience.currency_of(event)
+        if currency is None:
+            return [ITEMS.c.product_id == event.subject_id]
+        # Bought it in the event's currency: the prices in the message are the ones they pay.
+        return [ITEMS.c.product_id == event.subject_id, sa.func.upper(ORDERS.c.currency) == _text(currency)]
     if not audience.product_tags:
         return []
     # tags are comma-separated text: match whole tags, not substrings ("rose" is not "roses").
