@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import shlex
 import shutil
 import sys
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from rich.console import Console
@@ -25,188 +25,20 @@ from notifier.config.shipped import shipped
 from notifier.db.engine import init_db, make_engine
 from notifier.db.events import SOURCES
 from notifier.db.schema import Case, Customer, Order, OrderItem, Product, ProductTranslation
+from notifier.db.store.reports import sent_per_template_and_locale
 from notifier.run.daemon import Pipeline
 from notifier.tools.catcher import MailCatcher
-
-START = datetime(2026, 2, 9, 1, 0, tzinfo=UTC)
-
-CUSTOMERS = [
-    {
-        "id": 1,
-        "email": "emma.lin@example.com",
-        "name": "Ms Emma Lin",
-        "locale": "en",
-        "timezone": "Europe/London",
-        "marketing_opt_in": True,
-    },
-    {
-        "id": 2,
-        "email": "wang.fang@example.cn",
-        "name": "王芳",
-        "locale": "zh-CN",
-        "timezone": "Asia/Shanghai",
-        "marketing_opt_in": True,
-    },
-    {
-        "id": 3,
-        "email": "lin.meiling@example.tw",
-        "name": "林美玲",
-        "locale": "zh-TW",
-        "timezone": "Asia/Taipei",
-        "marketing_opt_in": False,
-    },
-]
-# The shop prices in pounds (products.price) and sells in each customer's own currency.
-PRODUCTS = [
-    {
-        "id": 1,
-        "sku": "ROSE-12",
-        "name": "Twelve red roses",
-        "tags": "roses,valentine",
-        "price": 45,
-        "currency": "GBP",
-    },
-    {
-        "id": 2,
-        "sku": "TULIP-10",
-        "name": "Ten spring tulips",
-        "tags": "tulips",
-        "price": 28,
-        "currency": "GBP",
-    },
-    {"id": 3, "sku": "VASE-G", "name": "Glass vase", "tags": "vase", "price": 16, "currency": "GBP"},
-]
-# product_translations: the names zh-CN and zh-TW customers read.
-TRANSLATIONS = [
-    {"product_id": 1, "locale": "zh-CN", "name": "十二枝红玫瑰"},
-    {"product_id": 1, "locale": "zh-TW", "name": "十二枝紅玫瑰"},
-    {"product_id": 2, "locale": "zh-CN", "name": "十枝春日郁金香"},
-    {"product_id": 2, "locale": "zh-TW", "name": "十枝春日鬱金香"},
-    {"product_id": 3, "locale": "zh-CN", "name": "玻璃花瓶"},
-    {"product_id": 3, "locale": "zh-TW", "name": "玻璃花瓶"},
-]
-# Unit prices per currency the shop sells in: what a customer in London, Shanghai or Taipei pays.
-PRICES: dict[str, dict[int, float]] = {
-    "GBP": {1: 45, 2: 28, 3: 16},
-    "CNY": {1: 398, 2: 248, 3: 138},
-    "TWD": {1: 1680, 2: 1080, 3: 590},
-}
-# The roses go up on 1 March: one price-change event per currency (SPEC §2).
-RISES = {"GBP": ("45.00", "52.00"), "CNY": ("398.00", "458.00"), "TWD": ("1680", "1880")}
-ORDERS: list[dict[str, Any]] = [
-    {
-        "id": 1042,
-        "customer_id": 1,
-        "currency": "GBP",
-        "ship_to_name": "Ms Emma Lin",
-        "ship_to_address": "12 Rosebery Avenue, London EC1R 4SX",
-        "items": [(1, 1), (3, 1)],
-    },
-    {
-        "id": 1043,
-        "customer_id": 2,
-        "currency": "CNY",
-        "ship_to_name": "王芳",
-        "ship_to_address": "上海市徐汇区衡山路 88 号",
-        "items": [(1, 2), (2, 1)],
-    },
-    {
-        "id": 1044,
-        "customer_id": 3,
-        "currency": "TWD",
-        "ship_to_name": "林美玲",
-        "ship_to_address": "台北市大安區仁愛路四段 100 號",
-        "items": [(2, 1), (3, 2)],
-    },
-    {
-        "id": 1045,
-        "customer_id": 1,
-        "currency": "GBP",
-        "ship_to_name": "Mr Tom Lin",
-        "ship_to_address": "4 Canal Street, Manchester M1 3HE",
-        "items": [(1, 1)],
-    },
-]
-# (when, in UTC; source; order, case or product id; event type; data). Times are chosen to read well in each
-# customer's own timezone: Taipei and Shanghai are UTC+8, London is UTC in February.
-TIMELINE: list[tuple[str, str, int, str, dict[str, Any] | None]] = [
-    ("2026-02-09 01:00", "order", 1042, "placed", None),
-    ("2026-02-09 01:12", "order", 1043, "placed", None),
-    ("2026-02-09 01:24", "order", 1044, "placed", None),
-    (
-        "2026-02-09 23:00",
-        "order",
-        1044,
-        "dispatched",
-        {"carrier": "黑貓宅急便", "tracking_number": "TC9876543210", "eta": "2026-02-10"},
-    ),
-    (
-        "2026-02-09 23:30",
-        "order",
-        1043,
-        "dispatched",
-        {
-            "carrier": "顺丰速运",
-            "tracking_number": "SF1234567890",
-            "tracking_url": "https://track.example/SF1234567890",
-            "eta": "2026-02-10",
-        },
-    ),
-    (
-        "2026-02-10 02:20",
-        "order",
-        1043,
-        "delivered",
-        {"delivered_at": "2026-02-10 02:15:00", "signed_by": "王芳"},
-    ),
-    (
-        "2026-02-10 03:05",
-        "order",
-        1044,
-        "delivered",
-        {"delivered_at": "2026-02-10 03:02:00", "signed_by": "林美玲"},
-    ),
-    (
-        "2026-02-10 07:00",
-        "order",
-        1042,
-        "dispatched",
-        {
-            "carrier": "Royal Mail",
-            "tracking_number": "RM123456789GB",
-            "tracking_url": "https://track.example/RM123456789GB",
-            "eta": "2026-02-10",
-        },
-    ),
-    (
-        "2026-02-10 11:05",
-        "order",
-        1042,
-        "delivered",
-        {"delivered_at": "2026-02-10 11:02:00", "signed_by": "Ms Lin"},
-    ),
-    # Order 1045 is placed but never leaves the shop: 48 hours on, we write first.
-    ("2026-02-09 09:00", "order", 1045, "placed", None),
-    ("2026-02-11 09:01", "", 0, "", None),
-    # Roses go up on 1 March: the buyers who asked for news hear of it first (marketing mail),
-    # each in the currency they pay in.
-    *(
-        (
-            "2026-02-10 08:00",
-            "product",
-            1,
-            "price_change",
-            {"old_price": old, "new_price": new, "currency": currency, "effective_at": "2026-03-01 00:00:00"},
-        )
-        for currency, (old, new) in RISES.items()
-    ),
-    # Ms Lin writes in about two wilted roses: answered at once, replied, solved, visited again.
-    ("2026-02-10 12:00", "case", 501, "opened", None),
-    ("2026-02-10 13:10", "case", 501, "agent_replied", {"agent": "Amy"}),
-    ("2026-02-10 15:00", "case", 501, "resolved", {"resolution": "Two fresh roses sent today"}),
-    ("2026-02-13 15:01", "", 0, "", None),
-]
-TIMELINE.sort(key=lambda step: step[0])
+from notifier.tools.demo_data import (
+    CASES,
+    CUSTOMERS,
+    ORDERS,
+    PAST_ORDERS,
+    PRICES,
+    PRODUCTS,
+    START,
+    TIMELINE,
+    TRANSLATIONS,
+)
 
 
 def _seed(engine: sa.Engine) -> None:
@@ -215,30 +47,26 @@ def _seed(engine: sa.Engine) -> None:
         conn.execute(sa.insert(Product.__table__), PRODUCTS)  # type: ignore[attr-defined]
         conn.execute(sa.insert(ProductTranslation.__table__), TRANSLATIONS)  # type: ignore[attr-defined]
         conn.execute(
-            sa.insert(Case.__table__).values(  # type: ignore[attr-defined]
-                id=501,
-                customer_id=1,
-                order_id=1042,
-                subject="Two roses arrived wilted",
-                status="open",
-                priority="high",
-                opened_at=datetime(2026, 2, 10, 12, 0, tzinfo=UTC),
-            )
+            sa.insert(Case.__table__),  # type: ignore[attr-defined]
+            [
+                {**case, "status": "open", "priority": "high", "opened_at": _utc(case["opened_at"])}
+                for case in CASES
+            ],
         )
-        for order in ORDERS:
+        for order in [*PAST_ORDERS, *ORDERS]:
             prices = PRICES[order["currency"]]
             total = sum(prices[pid] * qty for pid, qty in order["items"])
             conn.execute(
                 sa.insert(Order.__table__).values(  # type: ignore[attr-defined]
                     id=order["id"],
                     customer_id=order["customer_id"],
-                    placed_at=START,
-                    status="placed",
+                    placed_at=order["placed_at"],
+                    status="delivered" if order in PAST_ORDERS else "placed",
                     total=total,
                     currency=order["currency"],
                     ship_to_name=order["ship_to_name"],
                     ship_to_address=order["ship_to_address"],
-                    promised_date=date(2026, 2, 10),
+                    promised_date=order["promised_date"],
                 )
             )
             conn.execute(
@@ -248,6 +76,27 @@ def _seed(engine: sa.Engine) -> None:
                     for pid, qty in order["items"]
                 ],
             )
+
+
+def _utc(when: str) -> datetime:
+    return datetime.fromisoformat(when).replace(tzinfo=UTC)
+
+
+def demo_rules(out: Path) -> tuple[Path, list[str]]:
+    """The shipped rules.yaml with every rule that ships off turned on, so the demo shows every
+    message it can send; returns the copy and the names turned on. Line for line the same file."""
+    lines = _shipped_file("rules.yaml").read_text(encoding="utf-8").splitlines(keepends=True)
+    turned_on: list[str] = []
+    name = ""
+    for number, line in enumerate(lines):
+        found = re.match(r"\s*- name:\s*(\S+)", line)
+        name = found.group(1) if found else name
+        if re.match(r"\s+enabled:\s*false\b", line):
+            lines[number] = line.replace("false", "true ", 1)
+            turned_on.append(name)
+    copy = out / "rules.yaml"
+    copy.write_text("".join(lines), encoding="utf-8")
+    return copy, turned_on
 
 
 def _shipped_file(name: str) -> Path:
@@ -313,20 +162,25 @@ def run_demo(out: Path, console: Console) -> int:
     engine = make_engine(f"sqlite:///{database}")
     init_db(engine)
     _seed(engine)
+    rules, turned_on = demo_rules(out)
     console.print(
         f"[bold]notifier demo[/bold]: {len(CUSTOMERS)} customers, {len(ORDERS)} orders, database {database}"
     )
+    if turned_on:
+        console.print(f"rules that ship off, on for the demo ({rules}): {', '.join(turned_on)}")
     with MailCatcher(out_dir=out / "mail") as catcher:
         settings = replace(
             Settings(),
             database_url=Secret(f"sqlite:///{database}"),
             smtp_url=Secret(catcher.url),
-            rules=_shipped_file("rules.yaml"),
+            rules=rules,
             templates=_shipped_file("templates"),
             secret_key=Secret(secrets.token_hex(16)),
         )
         asyncio.run(_play(settings, engine, SimulatedClock(START), console))
         _summary(console, catcher, out)
+        with engine.connect() as conn:
+            _matrix(console, sent_per_template_and_locale(conn))
         return 0 if catcher.messages else 1
 
 
@@ -343,3 +197,15 @@ def _summary(console: Console, catcher: MailCatcher, out: Path) -> None:
         markup=False,
         highlight=False,
     )
+
+
+def _matrix(console: Console, sent: dict[tuple[str, str], int]) -> None:
+    """Which message kind went in which language, and how many: a blank is a kind never shown."""
+    locales = sorted({locale for _, locale in sent}, key=lambda loc: (loc != "en", loc))
+    table = Table(title="sent, by message kind and language")
+    table.add_column("message kind")
+    for locale in locales:
+        table.add_column(locale, justify="right")
+    for template in sorted({template for template, _ in sent}):
+        table.add_row(template, *(str(sent.get((template, loc), "")) for loc in locales))
+    console.print(table)

@@ -72,3 +72,10 @@ def sent_per_rule_and_day(conn: sa.Connection, since: datetime) -> list[tuple[st
         .group_by(n.c.rule, day)
     )
     return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
+
+
+def sent_per_template_and_locale(conn: sa.Connection) -> dict[tuple[str, str], int]:
+    """(template, locale) -> how many were sent: which message kinds went in which language."""
+    n = NOTIFICATIONS
+    query = sa.select(n.c.template, n.c.locale, sa.func.count()).where(n.c.state == State.SENT)
+    return {(t, loc or "-"): c for t, loc, c in conn.execute(query.group_by(n.c.template, n.c.locale))}
