@@ -78,7 +78,9 @@ BOOKKEEPING = frozenset({
 })  # fmt: skip
 # The modules that spell the event vocabulary's data keys (SPEC §2), one of which shares a
 # bookkeeping column's name: `order.delivery_failed` carries the carrier's `next_attempt_at`.
-EVENT_DATA_MODULES = frozenset({"notifier.core.vocabulary", "notifier.compose.samples"})
+EVENT_DATA_MODULES = frozenset(
+    {"notifier.core.vocabulary", "notifier.compose.samples", "notifier.tools.demo_data"}
+)
 
 Import = tuple[str, int]  # the module imported, and the line
 
