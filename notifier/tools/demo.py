@@ -1,6 +1,7 @@
 """`notifier demo`: the whole pipeline on a SQLite file, a local mail catcher and a
-simulated timeline — three customers in three languages, their orders placed, put on the
-truck and delivered — ending with a summary and every message saved as an .eml file.
+simulated timeline (demo_data.py) — three customers in three languages walking the whole
+journey — ending with a summary, a table of which message kind went in which language, and
+every message saved as an .eml file.
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ def run_demo(out: Path, console: Console) -> int:
     init_db(engine)
     _seed(engine)
     rules, turned_on = demo_rules(out)
+    templates = _shipped_file("templates")
     console.print(
         f"[bold]notifier demo[/bold]: {len(CUSTOMERS)} customers, {len(ORDERS)} orders, database {database}"
     )
@@ -174,13 +176,13 @@ def run_demo(out: Path, console: Console) -> int:
             database_url=Secret(f"sqlite:///{database}"),
             smtp_url=Secret(catcher.url),
             rules=rules,
-            templates=_shipped_file("templates"),
+            templates=templates,
             secret_key=Secret(secrets.token_hex(16)),
         )
         asyncio.run(_play(settings, engine, SimulatedClock(START), console))
         _summary(console, catcher, out)
         with engine.connect() as conn:
-            _matrix(console, sent_per_template_and_locale(conn))
+            _matrix(console, sent_per_template_and_locale(conn), _languages(templates))
         return 0 if catcher.messages else 1
 
 
@@ -199,13 +201,21 @@ def _summary(console: Console, catcher: MailCatcher, out: Path) -> None:
     )
 
 
-def _matrix(console: Console, sent: dict[tuple[str, str], int]) -> None:
-    """Which message kind went in which language, and how many: a blank is a kind never shown."""
-    locales = sorted({locale for _, locale in sent}, key=lambda loc: (loc != "en", loc))
+def _languages(templates: Path) -> set[tuple[str, str]]:
+    """(template, locale) of every message the templates can write."""
+    return {(file.parent.name, file.name.split(".")[0]) for file in templates.glob("*/*.subject.txt")}
+
+
+def _matrix(console: Console, sent: dict[tuple[str, str], int], written: set[tuple[str, str]]) -> None:
+    """Which message kind went in which language, and how many: 0 is a message the templates
+    have and the demo never sent, "-" one with no template in that language (the team's, in en)."""
+    kinds = written | set(sent)
+    locales = sorted({locale for _, locale in kinds}, key=lambda loc: (loc != "en", loc))
     table = Table(title="sent, by message kind and language")
     table.add_column("message kind")
     for locale in locales:
         table.add_column(locale, justify="right")
-    for template in sorted({template for template, _ in sent}):
-        table.add_row(template, *(str(sent.get((template, loc), "")) for loc in locales))
+    for template in sorted({template for template, _ in kinds}):
+        cells = [str(sent.get((template, loc), 0 if (template, loc) in written else "-")) for loc in locales]
+        table.add_row(template, *cells)
     console.print(table)
