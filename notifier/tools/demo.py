@@ -146,7 +146,9 @@ async def _play(settings: Settings, engine: sa.Engine, clock: SimulatedClock, co
                         )
                     )
             result = await pipeline.cycle()
-            what = f"{source} {subject_id} {kind:<13}" if kind else "(time passes)       "
+            # A step without an event says what the time is for, when the timeline names it.
+            note = f"({(data or {}).get('note', 'time passes')})"
+            what = f"{source} {subject_id} {kind:<13}" if kind else f"{note:<20}"
             skipped = f", {result.skipped} not needed any more" if result.skipped else ""
             console.print(f"  {clock.now:%a %d %b %H:%M} UTC  {what} -> {result.sent} email(s) sent{skipped}")
 

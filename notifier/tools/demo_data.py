@@ -162,8 +162,8 @@ TIMELINE: list[Step] = [
     *((f"{o['placed_at']:%Y-%m-%d %H:%M}", "order", o["id"], "placed", None) for o in ORDERS),
     # 20 January, 10:00 Taipei: the valentines invitation (a calendar rule). Shanghai and Taipei
     # read it at 10:00; London is asleep (quiet hours) and gets it at 08:00 her time.
-    ("2026-01-20 02:00", "", 0, "", None),
-    ("2026-01-20 08:00", "", 0, "", None),
+    ("2026-01-20 02:00", "", 0, "", {"note": "10:00 in Taipei: the invitation"}),
+    ("2026-01-20 08:00", "", 0, "", {"note": "08:00 in London: quiet hours end"}),
     *_journey(
         1042,
         ("Royal Mail", "RM123456789GB"),
@@ -182,8 +182,8 @@ TIMELINE: list[Step] = [
     # The promise-day apology (on the promised day, in the afternoon local, unless delivered)
     # is shown here once rules.yaml has it: 10 February, 14:00 Shanghai and Taipei (06:00 UTC)
     # and 14:00 London — before the promised day ends, a day before the 48-hour apology below.
-    ("2026-02-10 06:00", "", 0, "", None),
-    ("2026-02-10 14:00", "", 0, "", None),
+    ("2026-02-10 06:00", "", 0, "", {"note": "promise day, 14:00 in Shanghai and Taipei"}),
+    ("2026-02-10 14:00", "", 0, "", {"note": "promise day, 14:00 in London"}),
     # 48 hours after placing, with nothing dispatched: the dispatch-delayed apology.
     ("2026-02-11 01:40", "", 0, "", None),
     ("2026-02-11 01:50", "", 0, "", None),
