@@ -65,6 +65,9 @@ def read_at(
     if value is None:
         return None
     line = reader.key_line(node, "at")
+    if probe.on and not probe.on.startswith(("order.", "case.")):
+        reader.fail(line, f"{label}: at: times a message from a date of an order or case, not {probe.on!r}")
+        return None
     try:
         at = compile_at(str(value))
         if probe.on in VOCABULARY:
@@ -77,8 +80,5 @@ def read_at(
             at.day(check_context(probe.on))
     except (ExpressionError, ValueError) as exc:
         reader.fail(line, f"{label}: at: {exc}")
-        return None
-    if probe.on and not probe.on.startswith(("order.", "case.")):
-        reader.fail(line, f"{label}: at: times a message from a date of an order or case, not {probe.on!r}")
         return None
     return at

@@ -63,7 +63,8 @@ def timing_words(rule: Rule) -> str:
         return f"send_at: {rule.send_at.source}"
     unless = f" unless {' or '.join(rule.unless)} happens first" if rule.unless else ""
     if rule.at is not None:
-        return f"at: {rule.at.source}{unless}"
+        clock = "the customer's time" if rule.at.whose == "customer" else "the shop's calendar"
+        return f"at {rule.at.source} ({clock}){unless}"
     if rule.after_response_time:
         return f"{_offset_words(rule)}the promised reply time for the case's priority{unless}"
     if rule.after is not None:
