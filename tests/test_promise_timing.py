@@ -157,7 +157,8 @@ def test_carrier_quiet_after_two_business_days_skipping_the_shops_holidays(
         run(settings)
     with at("2026-02-24 01:59:30"):
         run(settings)
-    assert [subject for _, subject in _sent_to(smtp_server, before)] == [f"订单 {delivered} 已送达，签收人：王芳"]
+    delivered_mail = f"订单 {delivered} 已送达，签收人：王芳"  # noqa: RUF001
+    assert [subject for _, subject in _sent_to(smtp_server, before)] == [delivered_mail]
     with at("2026-02-24 02:00:30"):
         run(settings)
     [(to, subject)] = _sent_to(smtp_server, before + 1)

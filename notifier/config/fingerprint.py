@@ -3,7 +3,8 @@
 The rule's YAML mapping made canonical (keys sorted, no comments, no line numbers: moving a
 rule in the file keeps its fingerprint), plus the defaults it uses: the From header always,
 quiet hours for marketing, the default max_age of its category when it sets none, the
-response times for `after: response_time`, and the calendar when it waits in business time or reads `at:` on the shop's clock.
+response times for `after: response_time`, and the calendar when it waits in business time or
+reads `at:` on the shop's clock.
 Same text, same hash; any change that can change what the rule decides, a different one.
 """
 

@@ -138,7 +138,7 @@ def compile_at(source: str) -> At:
     match = _AT.match(source.strip())
     if match is None:
         raise ExpressionError(
-            f"{source!r} is not a date and a time of day: write e.g. \"order.promised_date 14:00\" "
+            f'{source!r} is not a date and a time of day: write e.g. "order.promised_date 14:00" '
             "(the customer's time) or \"order.promised_date 14:00 shop\" (the shop's calendar)"
         )
     whose = match["whose"] or "customer"
