@@ -266,6 +266,20 @@ def test_a_reply_after_the_reopening_stops_the_fresh_watch(
         assert row["reason"] == "unless_happened", rule
 
 
+def test_preview_of_a_real_reopened_case_states_the_fresh_promise(settings: Settings, shop: Shop) -> None:
+    case = _case(shop, priority="high", opened="2026-03-02 01:00")
+    shop.event("case", case, "reopened", "2026-03-05 02:00")
+    result = CliRunner().invoke(
+        app,
+        [
+            *("--database-url", settings.database_url.reveal(), "--rules", str(settings.rules)),
+            *("--templates", str(settings.templates), "preview", "case_reopened", "--case", str(case)),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "get back to you by Thursday 5 March, 14:00" in result.output, result.output
+
+
 # -- every new message, every locale ----------------------------------------------------------
 
 # What SPEC §3 asks each to state, per locale: (apology, what happens next).
