@@ -3,6 +3,7 @@
     NotifierError                 root; str() falls back to the class docstring
     ├── ConfigError               a setting that cannot be used (NOTIFIER_*, notifier.toml)
     ├── RulesError                rules.yaml is not valid; carries every problem with file:line
+    ├── NoDatabase                a command that reads was pointed at a database that is not there
     └── DatabaseUnavailable       the database cannot be reached right now (retry later)
 
 Template problems are `notifier.compose.rendering.TemplateError`; SMTP problems never raise past
@@ -25,6 +26,10 @@ class NotifierError(Exception):
 
 class ConfigError(NotifierError, ValueError):
     """A setting has a value notifier cannot use."""
+
+
+class NoDatabase(NotifierError, LookupError):
+    """There is no database at that address."""
 
 
 class DatabaseUnavailable(NotifierError, ConnectionError):

@@ -237,7 +237,7 @@ def test_status_json_has_every_field_and_masks_secrets(
     assert data["reload"]["ok"] is True and data["reload"]["error"] is None
     assert data["settings"]["smtp_url"] == "smtp://mailer:***@relay.example:587"
     assert "hunter2" not in result.stdout
-    assert "0h 11m 0s" in human.stdout and "SMTP: UNUSABLE" in human.stdout
+    assert "oldest due message waiting: 11m;" in human.stdout and "SMTP: UNUSABLE" in human.stdout
     assert "last reload: ok" in human.stdout
 
 

@@ -89,10 +89,11 @@ def by_rule(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def block(output: str, rule: str) -> str:
-    """The two lines `history` prints for one rule."""
+    """What `history` prints for one rule (its lines up to the blank one), unwrapped."""
     lines = output.splitlines()
-    index = next(i for i, line in enumerate(lines) if f" {rule} " in line)
-    return "\n".join(lines[index : index + 2])
+    index = next(i for i, line in enumerate(lines) if f"  {rule}  " in line)
+    end = next((i for i in range(index, len(lines)) if not lines[i].strip()), len(lines))
+    return " ".join(" ".join(lines[index:end]).split())
 
 
 def _seed(shop: Shop, settings: Settings) -> tuple[int, int]:

@@ -21,7 +21,9 @@ from notifier.core.addresses import InvalidAddress, check_address, parse_from
 
 DATE = datetime(2025, 2, 10, 9, 30, 15, tzinfo=UTC)
 UNSUBSCRIBE = "<https://blossom.example/u/0123456789abcdef0123456789abcdef>"
-CORE_FIELDS = ["From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type"]
+CORE_FIELDS = [
+    "From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type", "Auto-Submitted"
+]
 
 HTML = (
     "<html><body>\n<p>親愛的 林美玲，您的玫瑰 🌹 已經上車了。</p>\n"  # noqa: RUF001 - Chinese punctuation
@@ -181,14 +183,28 @@ def test_lines_are_crlf_and_short() -> None:
     assert max(len(line) for line in body_lines) == 76
 
 
-@pytest.mark.parametrize("body", ["", ".", "From the shop\n", "\r\n.\r\n", "🌹" * 1000,
-                                  "line\rwith a lone carriage return", "a" * 57, "a" * 58])
+@pytest.mark.parametrize("body", ["", ".", "From the shop\n", "\n.\n", "🌹" * 1000, "tab\there",
+                                  "a" * 57, "a" * 58])
 def test_bodies_decode_to_exactly_what_was_given(body: str) -> None:
     message = parse(build_message(rendered(text=body, html=body), envelope()))
 
     plain, html = message.iter_parts()
     assert plain.get_content() == body
     assert html.get_content() == body
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("\r\n.\r\n", "\n.\n"),
+    ("line\rwith a lone carriage return", "line\nwith a lone carriage return"),
+    ("a\x00b\x07c\x1bd\x7fe\x9bf", "abcdef"),
+    ("one\u2028two\u2029three\x85four", "one\ntwo\nthree\nfour"),
+])
+def test_bodies_lose_control_characters_and_separators_become_line_breaks(body: str, expected: str) -> None:
+    message = parse(build_message(rendered(text=body, html=f"<p>{body}</p>"), envelope()))
+
+    plain, html = message.iter_parts()
+    assert plain.get_content() == expected
+    assert html.get_content() == f"<p>{expected}</p>"
 
 
 def test_same_input_gives_the_same_bytes() -> None:
@@ -478,8 +494,15 @@ def test_any_body_decodes_to_exactly_the_input(text: str, html: str) -> None:
     message = parse(build_message(rendered(text=text, html=html), envelope()))
 
     plain, rich = message.iter_parts()
-    assert plain.get_content() == text
-    assert rich.get_content() == html
+    assert plain.get_content() == _without_controls(text)
+    assert rich.get_content() == _without_controls(html)
+
+
+def _without_controls(text: str) -> str:
+    """The body as it should arrive: line breaks as LF, other controls gone, tab kept."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = "".join("\n" if ch in "\x85\u2028\u2029" else ch for ch in text)
+    return "".join(ch for ch in text if ch in "\t\n" or unicodedata.category(ch) != "Cc")
 
 
 @settings(max_examples=400, deadline=None)

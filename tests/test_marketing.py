@@ -90,16 +90,21 @@ def test_marketing_only_to_opted_in_and_unsuppressed(
     assert marketing_to == ["yes@example.tw"]
 
 
-@freeze_time("2026-02-10 03:00", real_asyncio=True)
-def test_no_marketing_without_a_secret_key(
+def test_no_marketing_without_a_secret_key_it_waits_and_goes_once_the_key_is_set(
     settings: Settings, shop: Shop, engine: sa.Engine, smtp_server: FaultySmtpServer
 ) -> None:
-    settings = replace(_marketing(settings), secret_key=None)
+    keyed = _marketing(settings)
     _delivered(shop, at="2026-02-10 02:50")
-    run(settings)
+    with freeze_time("2026-02-10 03:00", real_asyncio=True):
+        run(replace(keyed, secret_key=None))
     [offer] = notifications(engine, rule="delivered-offer")
-    assert offer["state"] == "skipped" and offer["reason"] == "no_secret_key"
+    assert (offer["state"], offer["reason"]) == ("queued", "no_secret_key"), "held, not skipped for good"
+    assert "NOTIFIER_SECRET_KEY" in offer["detail"]
     assert len(smtp_server.messages) == 1  # the transactional one
+    with freeze_time("2026-02-10 03:01", real_asyncio=True):  # a restart with the key: it goes at once
+        run(keyed)
+    [offer] = notifications(engine, rule="delivered-offer")
+    assert offer["state"] == "sent" and len(smtp_server.messages) == 2
 
 
 @freeze_time("2026-02-10 03:00", real_asyncio=True)

@@ -22,6 +22,10 @@ def _head() -> str:
 HEAD = _head()
 
 
+def test_the_newest_revision_is_the_template_versions() -> None:
+    assert HEAD == "0005"  # 0004: 64-bit ids; 0005: notifier_template_versions
+
+
 def _empty(url: str) -> sa.Engine:
     engine = make_engine(url)
     with engine.begin() as conn:

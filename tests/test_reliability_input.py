@@ -43,11 +43,12 @@ def _set_email(engine: sa.Engine, order: int, email: str) -> None:
 
 
 def _history(settings: Settings, order: int) -> str:
+    """`history --order`, its lines (wrapped to the terminal's width) joined again."""
     result = CliRunner().invoke(
         app, ["--database-url", settings.database_url.reveal(), "history", "--order", str(order)]
     )
     assert result.exit_code == 0, result.output
-    return result.output
+    return " ".join(result.output.split())
 
 
 @freeze_time("2026-02-10 09:01", real_asyncio=True)

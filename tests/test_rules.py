@@ -145,7 +145,9 @@ def test_check_command_exits_non_zero_with_file_line_reason(case: str) -> None:
 
 def test_check_command_passes_on_shipped_files() -> None:
     result = CliRunner().invoke(
-        app, ["--rules", str(ROOT / "rules.yaml"), "--templates", str(ROOT / "templates"), "check"]
+        app,
+        ["--rules", str(ROOT / "rules.yaml"), "--templates", str(ROOT / "templates"), "check"],
+        env={"NOTIFIER_SECRET_KEY": "test-secret"},  # the shipped rules send marketing mail
     )
     assert result.exit_code == 0, result.output
     assert "OK" in result.output

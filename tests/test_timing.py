@@ -14,20 +14,29 @@ QUIET = (time(21, 0), time(8, 0))
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("15m", 900), ("48h", 172800), ("3d", 259200), (" 2h ", 7200), (45, 45)],
+    [
+        ("30s", 30),
+        ("15m", 900),
+        ("48h", 172800),
+        ("3d", 259200),
+        (" 2h ", 7200),
+        ("500ms", 0.5),
+        ("0.5s", 0.5),
+        ("1.5h", 5400),
+    ],
 )
-def test_durations(text: str | int, seconds: int) -> None:
+def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("text", ["2 hours", "h", "-3d", "3w", "", "1.5h", True])
+@pytest.mark.parametrize("text", ["2 hours", "h", "-3d", "3w", "", "1.5.h", True])
 def test_bad_durations_say_what_is_accepted(text: object) -> None:
-    with pytest.raises(ValueError, match=r"30s, 15m, 48h, 3d|negative"):
+    with pytest.raises(ValueError, match=r"30s, 15m, 48h, 3d"):
         parse_duration(text)  # type: ignore[arg-type]
 
 
 def test_format_duration_round_trips() -> None:
-    for text in ("30s", "15m", "48h", "3d", "90s"):
+    for text in ("30s", "15m", "48h", "3d", "90s", "500ms", "1.5s"):
         assert parse_duration(format_duration(parse_duration(text))) == parse_duration(text)
     assert format_duration(timedelta(hours=48)) == "2d" and format_duration(timedelta(seconds=90)) == "90s"
 

@@ -12,7 +12,7 @@ import typer
 from notifier.cli.options import read_settings
 from notifier.cli.output import (
     errors,
-    print_entry,
+    print_history,
     print_json,
     print_problems,
     print_replay,
@@ -61,9 +61,11 @@ def _rules_to_explain(settings: Settings) -> Any:
 
 
 def history_command(
-    customer: Annotated[str | None, typer.Option(help="The customer's email address.")] = None,
-    order: Annotated[int | None, typer.Option(help="An order id.")] = None,
-    case: Annotated[int | None, typer.Option(help="A case id.")] = None,
+    customer: Annotated[
+        str | None, typer.Option(metavar="EMAIL", help="The customer's email address.")
+    ] = None,
+    order: Annotated[int | None, typer.Option(metavar="ID", help="An order id.")] = None,
+    case: Annotated[int | None, typer.Option(metavar="ID", help="A case id.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """What a customer, order or case was sent, when, and why each rule did or did not send."""
@@ -84,8 +86,7 @@ def history_command(
     if not entries:
         say("nothing was sent or planned for that yet")
         return
-    for entry in entries:
-        print_entry(entry)
+    print_history(entries)
 
 
 def _since(text: str, now: datetime) -> datetime:
@@ -105,13 +106,37 @@ def _confirmed(count: int, question: str, yes: bool) -> bool:
     return typer.confirm(question, default=False)
 
 
+def _reason_gone(settings: Settings, candidates: list[Any]) -> dict[int, Any]:
+    """Those skipped notifications whose reason no longer holds (core.gates.reason_gone)."""
+    from notifier.core.gates import reason_gone
+
+    rules = _rules_to_explain(settings) if candidates else None
+    return {
+        item.id: item
+        for item in candidates
+        if reason_gone(
+            item.reason,
+            rules.by_name(item.rule) if rules is not None else None,
+            has_secret=settings.secret_key is not None,
+        )
+    }
+
+
 def retry_command(
     ids: Annotated[
-        list[int] | None, typer.Option("--id", help="A failed notification's id (repeat for more).")
+        list[int] | None,
+        typer.Option(
+            "--id", metavar="ID", help="A failed notification's id, as history shows it (repeat for more)."
+        ),
     ] = None,
-    rule: Annotated[str | None, typer.Option(help="Only failed notifications of this rule.")] = None,
+    rule: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Only failed notifications of this rule.")
+    ] = None,
     since: Annotated[
-        str | None, typer.Option(help="Only those that failed within this long (2d, 12h) or since a date.")
+        str | None,
+        typer.Option(
+            metavar="WHEN", help="Only those that failed within this long (2d, 12h) or since a date."
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be re-queued; change nothing.")
@@ -119,12 +144,22 @@ def retry_command(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Do not ask before re-queueing more than 5.")
     ] = False,
+    skipped: Annotated[
+        bool,
+        typer.Option(
+            "--skipped",
+            help="Also skipped notifications whose reason is gone (the secret key set since, the rule "
+            "enabled again).",
+        ),
+    ] = False,
 ) -> None:
-    """Put failed notifications back in the queue to go out at once (the same message again)."""
+    """Put failed notifications back in the queue to go out at once (the same message again);
+    with --skipped (or --id), also skipped ones whose reason is gone."""
+    from notifier.core.gates import RETRYABLE_SKIPS
     from notifier.core.timing import utcnow
     from notifier.db import store
     from notifier.db.engine import connect
-    from notifier.tools.status import failed_notifications, notifications_by_id
+    from notifier.tools.status import failed_notifications, notifications_by_id, skipped_notifications
 
     now = utcnow()
     start = _since(since, now) if since is not None else None
@@ -133,6 +168,12 @@ def retry_command(
         chosen = failed_notifications(conn, ids=ids or (), rule=rule, since=start)
         missing = sorted(set(ids or ()) - {item.id for item in chosen})
         others = notifications_by_id(conn, missing)
+        candidates = [item for item in others.values() if item.state == "skipped"]
+        if skipped:
+            candidates += skipped_notifications(conn, reasons=RETRYABLE_SKIPS, rule=rule, since=start)
+        cured = _reason_gone(settings, candidates)
+        chosen += [item for item in cured.values() if item.id not in {c.id for c in chosen}]
+        missing = [wrong for wrong in missing if wrong not in cured]
         conn.rollback()
         for wrong in missing:
             found = others.get(wrong)
@@ -142,6 +183,8 @@ def retry_command(
                 errors.print(
                     f"notification {wrong} was sent, not failed; to send it again: notifier resend {wrong}"
                 )
+            elif found.state == "skipped":
+                errors.print(f"notification {wrong} was skipped ({found.reason}), and that still holds")
             elif found.state == "failed":
                 errors.print(f"notification {wrong} failed but does not match --rule/--since")
             else:
@@ -164,7 +207,12 @@ def retry_command(
 
 
 def resend_command(
-    ids: Annotated[list[int], typer.Argument(help="The id(s) of sent notifications to send again.")],
+    ids: Annotated[
+        list[int],
+        typer.Argument(
+            metavar="ID", help="The id(s) of sent notifications to send again, as history shows them."
+        ),
+    ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be resent; change nothing.")
     ] = False,
@@ -214,8 +262,10 @@ def resend_command(
 
 
 def simulate_command(
-    rules: Annotated[Path, typer.Option("--rules", help="The candidate rules file to try.")],
-    since: Annotated[str, typer.Option(help="How far back to replay: 30d, 12h, or a date.")] = "30d",
+    rules: Annotated[Path, typer.Option("--rules", metavar="FILE", help="The candidate rules file to try.")],
+    since: Annotated[
+        str, typer.Option(metavar="WHEN", help="How far back to replay: 30d, 12h, or a date.")
+    ] = "30d",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Replay past events against candidate rules: what WOULD have been sent, beside what WAS.
@@ -260,7 +310,7 @@ def simulate_command(
 
 
 def report_command(
-    since: Annotated[str, typer.Option(help="The period: 30d, 12h, or a date.")] = "30d",
+    since: Annotated[str, typer.Option(metavar="WHEN", help="The period: 30d, 12h, or a date.")] = "30d",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Per rule: sent, failed, and for order rules how often a case followed within 7 days -

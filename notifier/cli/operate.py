@@ -119,7 +119,10 @@ def check_command() -> None:
     database, notes, readable = check_database(settings.database_url.reveal(), settings.rules)
     # The languages customers actually use, when the database can be read; else the shipped ones.
     locales = customer_locales(settings.database_url.reveal()) if readable else None
-    problems, summary = check_all(settings.rules, settings.templates, locales=locales)
+    problems, summary = check_all(
+        settings.rules, settings.templates, locales=locales, has_secret=settings.secret_key is not None,
+        settings=settings,
+    )
     for line in [*summary, *notes]:
         console.print(line, markup=False, highlight=False)
     if problems:
@@ -179,16 +182,61 @@ def web_command(
             "mail, so by default it is on only when listening on a loopback address.",
         ),
     ] = None,
+    editor: Annotated[
+        bool | None,
+        typer.Option(
+            "--editor/--no-editor",
+            help="Serve the template editor at /edit, behind its own sign-in (env NOTIFIER_EDITOR; off "
+            "by default). Refused on a public address without TLS (NOTIFIER_WEB_TLS_CERT/_KEY) or "
+            "NOTIFIER_WEB_PROXY_TLS=true.",
+        ),
+    ] = None,
+    add_user: Annotated[
+        str | None,
+        typer.Option(
+            "--add-user",
+            metavar="NAME",
+            help="Add an editor user (or change their password) in NOTIFIER_EDITOR_USERS, then exit.",
+        ),
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="With --add-user: read the password from standard input.")
+    ] = False,
 ) -> None:
-    """Serve the links in emails (one-click unsubscribe, "not solved"), /metrics, and the
-    template gallery for marketing (/preview)."""
+    """Serve the links in emails (one-click unsubscribe, "not solved"), /metrics, the
+    template gallery for marketing (/preview) and, when turned on, the template editor (/edit).
+
+    Example: notifier web --add-user maria && notifier web --editor"""
+    import dataclasses
     import ipaddress
+    import sys
 
     from notifier.tools.web import serve
+    from notifier.tools.web_auth import add_user as add_editor
 
+    settings = read_settings()
+    if add_user is not None:
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = typer.prompt(f"Password for {add_user}", hide_input=True, confirmation_prompt=True)
+        try:
+            new = add_editor(settings.editor_users, add_user, password)
+        except ConfigError as exc:
+            errors.print(f"[red]not added:[/red] {exc}", highlight=False)
+            raise typer.Exit(EXIT_INVALID) from exc
+        done = "added" if new else "changed the password of"
+        console.print(f"{done} {add_user} in {settings.editor_users}")
+        return
+    if editor is not None:
+        settings = dataclasses.replace(settings, editor=editor)
     if preview is None:
         try:
             preview = ipaddress.ip_address(host).is_loopback
         except ValueError:
             preview = host == "localhost"
-    serve(read_settings(), host, port, preview=preview)
+    try:
+        serve(settings, host, port, preview=preview)
+    except ConfigError as exc:
+        errors.print(f"[red]cannot start:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from exc

@@ -7,11 +7,65 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from notifier import __version__
+from notifier.cli.failures import Verbosity
 from notifier.cli.output import console, errors
 from notifier.config.settings import Settings, load_settings
 from notifier.errors import EXIT_INVALID, ConfigError
+
+_VALUE_NAMES = {"int": "N", "list[int]": "N", "Path": "PATH", "float": "NUMBER"}  # else TEXT
+
+
+def _tidy(params: list[Any]) -> None:
+    """Help without type noise: a flag takes no value, so none is shown after it ('<bool>'),
+    and a value is named for what it is (ID, FILE) rather than its Python type ('<str>').
+    (Typer carries its own copy of click, so the parameters are told apart by their fields.)"""
+    for param in params:
+        if param.param_type_name == "argument":
+            param.metavar = param.metavar or param.name.upper()  # 'Usage: notifier preview TEMPLATE'
+            # Its name says what it is; Typer would add '<str>' beside it (no setting for that).
+            param.display_type_rich = lambda ctx: None
+            continue
+        if param.metavar is not None:
+            continue
+        if param.is_flag or param.count:
+            param.metavar = ""
+            param.show_default = False
+        else:
+            param.metavar = _VALUE_NAMES.get(param.bare_type(), "TEXT")
+
+
+class HelpCommand(TyperCommand):
+    """A command whose --help shows values by name and flags bare (see _tidy)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _tidy(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        _tidy([option] if option is not None else [])
+        return option
+
+
+class HelpGroup(TyperGroup):
+    """A group (`notifier`, `notifier bounces`, ...): its options shown the same way, and the
+    commands of a Typer app added to it (add_typer) made HelpCommands, so they are too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _tidy(self.params)
+        for command in self.commands.values():
+            if type(command) is TyperCommand:  # same fields, only the help differs
+                command.__class__ = HelpCommand
+                _tidy(command.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        _tidy([option] if option is not None else [])
+        return option
 
 
 class State:
@@ -44,13 +98,23 @@ def _version(value: bool) -> None:
 
 def main_options(
     database_url: Annotated[
-        str | None, typer.Option(help="Database URL (env NOTIFIER_DATABASE_URL).")
+        str | None, typer.Option(metavar="URL", help="Database URL (env NOTIFIER_DATABASE_URL).")
     ] = None,
-    smtp_url: Annotated[str | None, typer.Option(help="SMTP URL (env NOTIFIER_SMTP_URL).")] = None,
-    rules: Annotated[Path | None, typer.Option(help="Rules file (env NOTIFIER_RULES).")] = None,
-    templates: Annotated[Path | None, typer.Option(help="Templates folder (env NOTIFIER_TEMPLATES).")] = None,
-    config: Annotated[Path | None, typer.Option(help="A notifier.toml to read settings from.")] = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log detail.")] = 0,
+    smtp_url: Annotated[
+        str | None, typer.Option(metavar="URL", help="SMTP URL (env NOTIFIER_SMTP_URL).")
+    ] = None,
+    rules: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Rules file (env NOTIFIER_RULES).")
+    ] = None,
+    templates: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Templates folder (env NOTIFIER_TEMPLATES).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="A notifier.toml to read settings from.")
+    ] = None,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More detail: -v, or -vv for debug logs.")
+    ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
@@ -63,4 +127,5 @@ def main_options(
         "templates": templates,
     }
     State.config_file = config
+    Verbosity.level = verbose
     _setup_logging(verbose, quiet)

@@ -7,12 +7,14 @@ plain JSON on stdout and nothing else there.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from notifier.config.settings import Settings
 from notifier.errors import RulesError
@@ -64,7 +66,8 @@ def print_status(report: Any, settings: Settings, now: datetime) -> None:
         say(line)
     say("settings:")
     for key, value in settings.describe().items():
-        say(f"  {key}: {value}")
+        raw = getattr(settings, key, None)
+        say(f"  {key}: {human_duration(raw) if isinstance(raw, timedelta) else value}")
 
 
 def _smtp_line(smtp: dict[str, Any]) -> str:
@@ -103,22 +106,81 @@ def _config_lines(report: dict[str, Any], settings: Settings) -> list[str]:
 def _age(now: datetime, moment: datetime | None) -> str:
     if moment is None:
         return "none"
-    seconds = int((now - moment).total_seconds())
-    return f"{seconds // 3600}h {seconds % 3600 // 60}m {seconds % 60}s"
+    return human_duration(now - moment)
 
 
-def print_entry(entry: Any) -> None:
-    """Two lines per rule and event: what and when, then the why (or the server's reply)."""
+def human_duration(value: timedelta) -> str:
+    """THE way `status` shows a length of time: '2s', '3h 10m', '1d 4h', '500ms' - the two
+    largest units, rounded down, rather than Python's '0:00:02'."""
+    seconds = value.total_seconds()
+    if 0 < abs(seconds) < 1:
+        return f"{round(seconds * 1000)}ms"
+    whole = int(seconds)
+    sign, whole = ("-", -whole) if whole < 0 else ("", whole)
+    parts = [
+        (whole // 86400, "d"),
+        (whole % 86400 // 3600, "h"),
+        (whole % 3600 // 60, "m"),
+        (whole % 60, "s"),
+    ]
+    shown = [f"{amount}{unit}" for amount, unit in parts if amount]
+    return sign + (" ".join(shown[:2]) if shown else "0s")
+
+
+_STATE_STYLES = {"sent": "green", "failed": "red", "retrying": "yellow", "queued": "cyan", "sending": "cyan"}
+
+
+def print_history(entries: list[Any]) -> None:
+    """`history` for people: per rule and event, its id (for `retry --id` and `resend`), state,
+    rule and event; then when (UTC and the customer's local time) and to whom; then the why,
+    wrapped to the terminal's width. Colours only on a terminal (Rich; NO_COLOR respected)."""
+    for entry in entries:
+        for line in _history_block(entry):
+            console.print(line, soft_wrap=True)
+    ids = {entry.state: entry.id for entry in entries if entry.id is not None}
+    hints = []
+    if "failed" in ids:
+        hints.append(f"to send a failed one again: notifier retry --id {ids['failed']}")
+    if "sent" in ids:
+        hints.append(f"a fresh copy of a sent one: notifier resend {ids['sent']}")
+    for line in _wrapped(Text("; ".join(hints), style="dim"), 0) if hints else []:
+        console.print(line, soft_wrap=True)
+
+
+def _history_block(entry: Any) -> list[Text]:
+    head = Text()
+    head.append(f"#{entry.id}" if entry.id is not None else "-", style="bold")
+    head.append("  ")
     state = entry.state + (f" ({entry.reason})" if entry.reason else "")
-    moment = f"{entry.moment:%Y-%m-%d %H:%M} UTC" if entry.moment else "-"
-    say(
-        f"{moment:<20}  {entry.rule:<22} {state:<22} to {entry.recipient or '-'}"
-        f"  [{entry.event or 'no event yet'}]"
-    )
-    why = entry.explanation
-    if entry.subject:
-        why = f'"{entry.subject}" - {why}'
-    say(f"{'':22}{why}")
+    head.append(state, style=_STATE_STYLES.get(entry.state, "dim"))
+    head.append(f"  {entry.rule}", style="bold")
+    head.append(f"  [{entry.event or 'no event yet'}]")
+    when = Text(f"{_when(entry.moment, entry.timezone)}  to {entry.recipient or '-'}")
+    why = Text(entry.explanation if not entry.subject else f'"{entry.subject}" - {entry.explanation}')
+    return [*_wrapped(head, 0), *_wrapped(when, 4), *_wrapped(why, 4), Text()]
+
+
+def _wrapped(text: Text, indent: int) -> list[Text]:
+    """`text` wrapped to the console's width after `indent` spaces, with no trailing blanks."""
+    lines = text.wrap(console, max(console.width - indent, 20))
+    for line in lines:
+        line.rstrip()
+    return [Text(" " * indent) + line for line in lines]
+
+
+def _when(moment: datetime | None, zone: str | None) -> str:
+    """'2026-02-10 14:01 UTC (22:01 Asia/Taipei)': the customer's local time beside UTC."""
+    if moment is None:
+        return "not yet"
+    shown = f"{moment:%Y-%m-%d %H:%M} UTC"
+    if not zone or zone == "UTC":
+        return shown
+    try:
+        local = moment.astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return shown  # a timezone notifier cannot use: the customer's mail is skipped for it anyway
+    clock = f"{local:%H:%M}" if local.date() == moment.date() else f"{local:%Y-%m-%d %H:%M}"
+    return f"{shown} ({clock} {zone})"
 
 
 def print_replay(replay: Any) -> None:
@@ -163,7 +225,8 @@ def print_report(rows: Any, start: datetime) -> None:
     say("after the message (told), or after the rule's event for orders that got no such message (not told)")
     table = Table(box=box.SIMPLE_HEAD)
     table.add_column("rule", no_wrap=True)
-    for name in ("sent", "failed", "told", "case in 7d", "not told", "case in 7d"):
+    # Two-line headings, so that the table fits 80 columns without cutting them short.
+    for name in ("sent", "failed", "told", "case\nin 7d", "not\ntold", "case\nin 7d"):
         table.add_column(name, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(

@@ -14,7 +14,8 @@ The templates directory::
       _layout.html                    shared HTML layout; every HTML part extends it
       _style.css                      CSS included by the layout, inlined into each HTML part
       _macros.html                    shared macros: {% import "_macros.html" as m %}
-      _footer.txt                     shared footer of the text parts
+      _footer.txt                     shared footer of the text parts (the customer's)
+      _footer_team.txt, .html         the footer of a notice to the team, in place of the customer's
       <template>/<locale>.subject.txt one line; whitespace is collapsed after rendering
       <template>/<locale>.html        HTML part (autoescaped)
       <template>/<locale>.txt         text part; optional, derived from the HTML when absent
@@ -204,7 +205,8 @@ class Renderer:
             budget.CURRENT.reset(token)
 
     def _render_parts(self, base: str, listing: Listing, values: dict[str, Any]) -> Rendered:
-        subject = _one_line(self._render_file(f"{base}.subject.txt", values))
+        raw_subject = self._render_file(f"{base}.subject.txt", values)
+        subject = _one_line(raw_subject)
         if not subject:
             raise TemplateError(self._display(f"{base}.subject.txt"), None, "the subject is empty")
         html = self._html(f"{base}.html", values)
@@ -212,7 +214,8 @@ class Renderer:
             text = tidy_text(self._render_file(f"{base}.txt", values))
         else:
             text = html_to_text(html)
-        return Rendered(subject=subject, html=html, text=text)
+        lines = sum(1 for line in raw_subject.splitlines() if line.strip())
+        return Rendered(subject=subject, html=html, text=text, subject_lines=lines)
 
     def check_syntax(self) -> list[TemplateError]:
         """Compile every template file without rendering; also report incomplete messages."""

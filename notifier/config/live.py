@@ -9,6 +9,7 @@ good rules and templates stay in force. Either way the outcome is published for 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 from notifier.config.validate import load_checked
 from notifier.errors import RulesError
 
-__all__ = ["LiveConfig", "ReloadOutcome", "load_checked"]
+__all__ = ["LiveConfig", "ReloadOutcome", "load_checked", "template_files", "templates_digest"]
 
 log = logging.getLogger("notifier.config.live")
 
@@ -33,6 +34,26 @@ def _fingerprint(paths: Iterator[Path]) -> tuple[tuple[str, int, int], ...]:
     return tuple(sorted(items))
 
 
+def template_files(templates: Path) -> dict[str, str]:
+    """Each file in the templates folder ('order_confirmation/en.html') and the sha256 of its bytes:
+    what the daemon publishes as loaded, and what the editor matches its kept versions against."""
+    found: dict[str, str] = {}
+    for path in sorted(templates.rglob("*")) if templates.is_dir() else ():
+        relative = path.relative_to(templates)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            try:
+                found[relative.as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                continue
+    return found
+
+
+def templates_digest(files: dict[str, str]) -> str:
+    """One short digest of the whole folder: the same files with the same contents, the same digest."""
+    listing = "".join(f"{path}\0{digest}\n" for path, digest in sorted(files.items()))
+    return hashlib.sha256(listing.encode("utf-8")).hexdigest()[:12]
+
+
 @dataclass(slots=True)
 class ReloadOutcome:
     changed: bool
@@ -45,6 +66,9 @@ class LiveConfig:
     def __init__(self, rules_path: Path, templates: Path) -> None:
         self.rules_path = rules_path
         self.templates = templates
+        # Read before the templates are checked: a file saved in between changes the fingerprint,
+        # so the next cycle reloads and publishes again (never a digest newer than what is loaded).
+        self.template_files = template_files(templates)
         self.rules, self.renderer = load_checked(rules_path, templates)
         self._seen = self._current_fingerprint()
         self.last_error: str | None = None
@@ -61,6 +85,7 @@ class LiveConfig:
         if current == self._seen:
             return ReloadOutcome(changed=False)
         self._seen = current
+        files = template_files(self.templates)
         try:
             rules, renderer = load_checked(self.rules_path, self.templates)
         except RulesError as exc:
@@ -72,6 +97,7 @@ class LiveConfig:
             )
             return ReloadOutcome(changed=True, error=str(exc))
         self.rules, self.renderer, self.last_error = rules, renderer, None
+        self.template_files = files
         log.info(
             "reloaded %s (%d rules, digest %s) and %s",
             self.rules_path,

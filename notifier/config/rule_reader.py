@@ -14,7 +14,9 @@ from notifier.config.promise_reader import read_after, read_at
 from notifier.config.yaml_reader import Reader
 from notifier.core.addresses import InvalidAddress, check_address
 from notifier.core.conditions import ExpressionError, SendAt, compile_expression, compile_send_at
+from notifier.core.locale import LOCALES, normalize_locale
 from notifier.core.rules import HOLDS, SCHEDULE_TICK, Audience, Category, Rule, Schedule
+from notifier.core.suggest import did_you_mean, is_timezone, timezone_hint
 from notifier.core.supply import condition_supply
 from notifier.core.vocabulary import VOCABULARY
 
@@ -67,14 +69,15 @@ def read_rule(
     if on and on != SCHEDULE_TICK and on not in VOCABULARY:
         reader.fail(
             reader.key_line(node, "on"),
-            f"{label}: unknown event {on!r}; known events: {', '.join(VOCABULARY)}",
+            f"{label}: unknown event {on!r}{did_you_mean(on, VOCABULARY)} "
+            f"(known events: {', '.join(VOCABULARY)})",
         )
     template = str(node.get("template") or "")
     if template and not template_exists(template):
         reader.fail(
             reader.key_line(node, "template"),
-            f"{label}: template {template!r} not found (expected templates/{template}/en.html "
-            f"and en.subject.txt)",
+            f"{label}: template {template!r} not found{did_you_mean(template, reader.templates)} "
+            f"(expected templates/{template}/en.html and en.subject.txt)",
         )
     rule_fields = _read_rule_fields(reader, node, label, on, check_context)
     if len(reader.problems) > count:
@@ -91,7 +94,7 @@ def _read_rule_fields(
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {
         **read_after(reader, node, label, on),
-        "locale": str(node["locale"]) if node.get("locale") else None,
+        "locale": _read_locale(reader, node, label),
         "delay": reader.wait(node, "delay"),
         "max_age": reader.duration(node, "max_age"),
         "description": str(node.get("description") or ""),
@@ -128,10 +131,27 @@ def _read_events(reader: Reader, node: CommentedMap, key: str, label: str, on: s
     source = on.split(".", 1)[0]
     for name in names:
         if name not in VOCABULARY:
-            reader.fail(line, f"{label}: {key} names unknown event {name!r}")
+            reader.fail(line, f"{label}: {key} names unknown event {name!r}{did_you_mean(name, VOCABULARY)}")
         elif on and name.split(".", 1)[0] != source:
             reader.fail(line, f"{label}: {key} event {name!r} is not about the same {source} as {on!r}")
     return tuple(str(name) for name in names)
+
+
+def _read_locale(reader: Reader, node: CommentedMap, label: str) -> str | None:
+    """A rule's own language, written as a template locale is named ('zh-TW', 'en', 'ja'):
+    'zh-TV' would quietly be read as zh-CN, and 'en-GB' never matches a template file."""
+    value = node.get("locale")
+    if not value:
+        return None
+    text = str(value)
+    if text in LOCALES or normalize_locale(text) == text:
+        return text
+    hint = did_you_mean(text, LOCALES) or f"; did you mean {normalize_locale(text)!r}?"
+    reader.fail(
+        reader.key_line(node, "locale"),
+        f"{label}: locale {text!r} is not a template locale{hint} (the shipped ones: {', '.join(LOCALES)})",
+    )
+    return None
 
 
 def _read_hold(reader: Reader, node: CommentedMap, label: str) -> str | None:
@@ -239,6 +259,9 @@ def _read_schedule(
         return None
     reader.check_keys(value, ("cron", "timezone"), f"{label} schedule")
     zone = str(value.get("timezone", "UTC"))
+    if not is_timezone(zone):
+        reader.fail(line, f"{label}: schedule timezone {zone!r} is not an IANA timezone{timezone_hint(zone)}")
+        return None
     try:
         trigger = CronTrigger.from_crontab(str(value["cron"]), timezone=ZoneInfo(zone))
     except (ValueError, KeyError) as exc:

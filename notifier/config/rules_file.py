@@ -9,7 +9,7 @@ config/rule_reader.py, and each gets a fingerprint of its definition (config/fin
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,18 +31,20 @@ def load_rules(
     template_exists: Callable[[str], bool],
     check_context: Callable[[str], Mapping[str, Any]] | None = None,
     text: str | None = None,
+    template_names: Iterable[str] = (),
 ) -> RuleSet:
     """Read and validate a rules file; raise RulesError listing every problem.
 
     `template_exists` says whether a template name is present; `check_context(event_type)`
-    gives sample data to try `when:`/`send_at:` against, so a misspelt name fails here.
+    gives sample data to try `when:`/`send_at:` against, so a misspelt name fails here;
+    `template_names` are the templates a missing one is compared with ("did you mean").
     """
     try:
         text = path.read_text(encoding="utf-8") if text is None else text
     except OSError as exc:
         raise RulesError([Problem(str(path), None, f"cannot read the rules file: {exc.strerror}")]) from exc
     document = parse_yaml(path, text)
-    reader = Reader(str(path))
+    reader = Reader(str(path), templates=tuple(template_names))
     if not isinstance(document, CommentedMap):
         raise RulesError(
             [Problem(str(path), 1, "the file must be a mapping with version, defaults and rules")]

@@ -73,9 +73,19 @@ class Settings:
     workers: int = 1  # sending processes; more than 1 uses more cores (README: Performance)
     lease: timedelta = timedelta(seconds=60)
     gap_timeout: timedelta = timedelta(minutes=10)
+    # DKIM signing (compose/signing.py): all three, or none to leave signing to the relay.
+    dkim_key_file: Path | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
     # The envelope sender's domain for bounce addresses (README: Deliverability); None: From.
     bounce_domain: str | None = None
     bounce_imap_url: Secret | None = None  # imaps://user:pass@host/INBOX, polled for reports
+    # The template editor of `notifier web` (README: The web app): off unless turned on.
+    editor: bool = False
+    editor_users: Path = Path("editors.passwd")  # `notifier web --add-user NAME` writes it
+    web_tls_cert: Path | None = None  # with web_tls_key: `notifier web` serves HTTPS itself
+    web_tls_key: Path | None = None
+    web_proxy_tls: bool = False  # a reverse proxy in front terminates TLS and sends X-Forwarded-Proto
 
     def describe(self) -> dict[str, str]:
         """Settings as strings, secrets masked: for `status` and start-up logs."""
@@ -95,7 +105,9 @@ class Settings:
 
 _DURATIONS = {"poll_interval", "retry_backoff", "retry_for", "smtp_timeout", "lease", "gap_timeout"}
 _SECRETS = {"database_url", "smtp_url", "secret_key", "bounce_imap_url"}
-_PATHS = {"rules", "templates"}
+_PATHS = {"rules", "templates", "editor_users", "web_tls_cert", "web_tls_key", "dkim_key_file"}
+_BOOLS = {"editor", "web_proxy_tls"}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 _INTS = {"smtp_connections", "batch_size", "workers"}
 _RATES = {"smtp_rate"}
 NAMES = tuple(item.name for item in fields(Settings))
@@ -110,10 +122,18 @@ def _convert(name: str, raw: Any, origin: str) -> Any:
     try:
         if name in _DURATIONS:
             return parse_duration(raw)
+        if name == "database_url":
+            return Secret(_database_url(str(raw)))
         if name in _SECRETS:
             return Secret(str(raw))
         if name in _PATHS:
             return Path(str(raw))
+        if name in _BOOLS:
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).strip().lower() not in _TRUE | _FALSE:
+                raise ValueError(f"{raw!r} is not on or off (write true or false)")
+            return str(raw).strip().lower() in _TRUE
         if name in _RATES:
             rate = float(raw)
             if rate <= 0:
@@ -137,6 +157,21 @@ def _domain(raw: str) -> str:
     if len(labels) < 2 or not all(label and label.replace("-", "").isalnum() for label in labels):
         raise ValueError(f"{raw!r} is not a domain name (e.g. bounces.blossom.example)")
     return domain
+
+
+def _database_url(text: str) -> str:
+    """A database URL notifier can use, or ValueError saying what one looks like."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    hint = "write sqlite:///path.db or postgresql://user:pass@host/db"
+    try:
+        backend = make_url(text).get_backend_name()
+    except (ArgumentError, ValueError):
+        raise ValueError(f"{redact_url(text)!r} is not a database URL; {hint}") from None
+    if backend not in ("sqlite", "postgresql", "postgres"):
+        raise ValueError(f"{backend!r} databases are not supported; {hint}")
+    return text
 
 
 def _from_toml(path: Path) -> dict[str, Any]:
@@ -171,5 +206,7 @@ def load_settings(
             values[name] = _convert(name, raw, env_name(name))
     for name, raw in (overrides or {}).items():
         if raw is not None:
-            values[name] = raw if not isinstance(raw, str) else _convert(name, raw, f"--{name}")
+            values[name] = (
+                raw if not isinstance(raw, str) else _convert(name, raw, f"--{name.replace('_', '-')}")
+            )
     return replace(Settings(), **values)

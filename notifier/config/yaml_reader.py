@@ -6,6 +6,7 @@ one document so they are all reported at once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import time, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from notifier.core.addresses import InvalidAddress, parse_from
 from notifier.core.business import Calendar, calendar_from, parse_business
 from notifier.core.rules import DEFAULT_MAX_AGE, DEFAULT_RESPONSE_TIMES, Category, Defaults, QuietHours, Wait
+from notifier.core.suggest import did_you_mean
 from notifier.core.timing import parse_duration
 from notifier.errors import Problem, RulesError
 
@@ -27,9 +29,10 @@ DEFAULT_KEYS = ("from", "quiet_hours", "max_age", "response_times")
 class Reader:
     """Collects problems while converting one YAML document."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, templates: tuple[str, ...] = ()) -> None:
         self.path = path
         self.problems: list[Problem] = []
+        self.templates = templates  # the template names there are, for "did you mean"
 
     def fail(self, line: int | None, message: str) -> None:
         self.problems.append(Problem(self.path, line, message))
@@ -50,7 +53,9 @@ class Reader:
         for key in node:
             if key not in allowed:
                 self.fail(
-                    self.key_line(node, key), f"unknown key {key!r} in {where}; allowed: {', '.join(allowed)}"
+                    self.key_line(node, key),
+                    f"unknown key {key!r} in {where}{did_you_mean(key, allowed)} "
+                    f"(allowed: {', '.join(allowed)})",
                 )
 
     def duration(self, node: Any, key: str) -> timedelta | None:
@@ -111,11 +116,15 @@ def _read_quiet_hours(reader: Reader, node: CommentedMap) -> QuietHours | None:
     if not isinstance(value, CommentedMap) or set(value) != {"start", "end"}:
         reader.fail(line, 'quiet_hours must be { start: "21:00", end: "08:00" }')
         return None
-    try:
-        return QuietHours(_clock(value["start"]), _clock(value["end"]))
-    except ValueError as exc:
-        reader.fail(line, f"quiet_hours: {exc}")
+    clocks: dict[str, time] = {}
+    for end in ("start", "end"):  # every bad value reported, not only the first
+        try:
+            clocks[end] = _clock(value[end])
+        except ValueError as exc:
+            reader.fail(reader.key_line(value, end) or line, f"quiet_hours.{end}: {exc}")
+    if len(clocks) < 2:
         return None
+    return QuietHours(clocks["start"], clocks["end"])
 
 
 def _read_durations(
@@ -141,13 +150,48 @@ def parse_yaml(path: Path, text: str) -> Any:
     try:
         return YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
-        # The context mark points at what was left open (a bracket, a quote); better than EOF.
-        mark = exc.context_mark or exc.problem_mark
-        line = mark.line + 1 if mark is not None else None
-        reason = " ".join(filter(None, [exc.context, exc.problem])) or "not valid YAML"
+        line, reason = yaml_words(exc)
         raise RulesError([Problem(str(path), line, f"YAML: {reason}")]) from exc
     except YAMLError as exc:
         raise RulesError([Problem(str(path), None, f"YAML: {exc}")]) from exc
+
+
+_DUPLICATE = re.compile(
+    r'duplicate key "(?P<key>.*?)" with value "(?P<new>.*?)" \(original value: "(?P<old>.*?)"\)'
+)
+_CLOSERS = {"flow sequence": ("[", "]"), "flow mapping": ("{", "}")}
+
+
+def yaml_words(exc: MarkedYAMLError) -> tuple[int | None, str]:
+    """ruamel's error as the line to look at and plain words: a tab, an indentation that does
+    not line up, a quote or bracket left open, a key written twice. Others keep ruamel's words."""
+    problem, context = str(exc.problem or ""), str(exc.context or "")
+    at = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
+    opened = exc.context_mark.line + 1 if exc.context_mark is not None else at
+    if "'\\t'" in problem or "\t" in problem:
+        return at, "tabs are not allowed; indent with spaces"
+    if "quoted scalar" in context:
+        return opened, "a quote opened on this line is never closed; end the text with the same quote"
+    for what, (opening, closing) in _CLOSERS.items():
+        if what in context:
+            return opened, f"the {opening} opened on this line is not closed with {closing} (by line {at})"
+    if (duplicate := _DUPLICATE.search(problem)) is not None:
+        return at, (
+            f"{duplicate['key']!r} is written twice in the same mapping ({duplicate['old']!r}, then "
+            f"{duplicate['new']!r}); keep one"
+        )
+    if "mapping values are not allowed" in problem:
+        return at, (
+            "a ':' where none can be: check this line's indentation (the keys of one mapping line "
+            "up exactly), or put a value that contains ': ' in quotes"
+        )
+    if "expected <block end>" in problem:
+        return at, (
+            "this line's indentation does not match the lines above: the keys of one mapping line "
+            "up exactly, and each list item starts with '- '"
+        )
+    # Otherwise ruamel's words; the context mark points at what was left open, better than EOF.
+    return opened, " ".join(filter(None, [context, problem])) or "not valid YAML"
 
 
 def read_calendar(reader: Reader, document: CommentedMap) -> Calendar:
@@ -161,7 +205,9 @@ def read_calendar(reader: Reader, document: CommentedMap) -> Calendar:
     try:
         return calendar_from(plain(value))
     except ValueError as exc:
-        reader.fail(line, str(exc))
+        # The line of the key the reason names ('calendar timezone ...'), else the calendar's.
+        named = next((key for key in value if str(key) in str(exc)), None)
+        reader.fail(reader.key_line(value, named) if named is not None else line, str(exc))
         return Calendar()
 
 

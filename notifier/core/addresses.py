@@ -109,6 +109,23 @@ def check_address(address: str) -> str:
     return result
 
 
+def same_mailbox(address: str | None, other: str | None) -> bool:
+    """Whether two spellings name one mailbox: the same once `check_address` has written them
+    (an international domain in its ASCII form), the domain in any case.
+
+    A recipient is stored as check_address wrote it, the customer's email as they typed it:
+    'user@xn--bcher-kva.example' is 'user@bücher.example', and keeps the customer's name.
+    """
+    if not isinstance(address, str) or not isinstance(other, str):
+        return False
+    try:
+        local, _, domain = check_address(address).rpartition("@")
+        other_local, _, other_domain = check_address(other).rpartition("@")
+    except InvalidAddress:
+        return False
+    return local == other_local and domain.lower() == other_domain.lower()
+
+
 def _check_local_part(local: str, shown: str) -> None:
     if not local:
         raise InvalidAddress(f"{shown} has nothing before the @")

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from notifier.core.suggest import did_you_mean, timezone_hint
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _BUSINESS = re.compile(r"^\s*(\d+)\s+business\s+(day|days|hour|hours)\s*$")
 
@@ -147,11 +149,17 @@ def calendar_from(mapping: dict[str, object]) -> Calendar:
     """rules.yaml's `calendar:` mapping -> Calendar; ValueError says what is wrong."""
     unknown = sorted(set(mapping) - set(CALENDAR_KEYS))
     if unknown:
-        raise ValueError(f"unknown key {unknown[0]!r} in calendar; allowed: {', '.join(CALENDAR_KEYS)}")
+        raise ValueError(
+            f"unknown key {unknown[0]!r} in calendar{did_you_mean(unknown[0], CALENDAR_KEYS)} "
+            f"(allowed: {', '.join(CALENDAR_KEYS)})"
+        )
     try:
         zone = ZoneInfo(str(mapping.get("timezone", "UTC")))
     except (KeyError, ValueError) as exc:
-        raise ValueError(f"calendar timezone {mapping.get('timezone')!r} is not an IANA timezone") from exc
+        zone_name = mapping.get("timezone")
+        raise ValueError(
+            f"calendar timezone {zone_name!r} is not an IANA timezone{timezone_hint(zone_name)}"
+        ) from exc
     days = mapping.get("working_days", list(WEEKDAYS[:5]))
     working = weekday_numbers(list(days) if isinstance(days, list) else [str(days)])
     if not working:

@@ -8,7 +8,7 @@ moved on. Each gate answers with a `Decided` (skip, or wait until a moment) or l
     unless          an awaited event arrived (absence rules)              -> skipped
     superseded      a later event makes the message stale (opt-in)        -> skipped
     suppressed      marketing to an unsubscribed or bounced address       -> skipped
-    no secret key   marketing needs signed unsubscribe links              -> skipped
+    no secret key   marketing needs signed unsubscribe links              -> waits (held)
     hold            marketing while the customer has an open case (opt-in) -> waits
     quiet hours     marketing inside the customer's night                 -> waits
 
@@ -30,6 +30,11 @@ from notifier.core.values import Claimed, Event, Reason, State
 
 HOLD_RECHECK = timedelta(minutes=15)  # how often a held message looks again at the open case
 CASE_LIFECYCLE = ("case.opened", "case.reopened", "case.resolved")
+
+NO_KEY_WORDS = (
+    "held: marketing mail needs NOTIFIER_SECRET_KEY to sign its unsubscribe link; "
+    "it goes once the key is set (README: Configuration)"
+)
 
 Types = tuple[str, ...]  # event types a message waits for (`unless:`) or is made stale by
 
@@ -131,7 +136,7 @@ def judge_one(item: Claimed, rules: RuleSet, facts: Facts, *, now: datetime) -> 
     skip = _skip_reason(item, rule, facts, now)
     if skip is not None:
         return Decided(claimed=item, state=State.SKIPPED, reason=skip[0], detail=skip[1])
-    return _held(item, rule, facts, now) or _quiet(item, rules, facts, now)
+    return _keyless(item, facts, now) or _held(item, rule, facts, now) or _quiet(item, rules, facts, now)
 
 
 def _skip_reason(item: Claimed, rule: Rule | None, facts: Facts, now: datetime) -> tuple[Reason, str] | None:
@@ -156,12 +161,21 @@ def _skip_reason(item: Claimed, rule: Rule | None, facts: Facts, now: datetime) 
     if item.category == Category.MARKETING:
         if item.recipient and item.recipient.lower() in facts.suppressed:
             return Reason.SUPPRESSED, f"{item.recipient} unsubscribed or bounced"
-        if not facts.has_secret:
-            return (
-                Reason.NO_SECRET_KEY,
-                "marketing mail needs NOTIFIER_SECRET_KEY to sign its unsubscribe link",
-            )
     return None
+
+
+def _keyless(item: Claimed, facts: Facts, now: datetime) -> Decided | None:
+    """Marketing mail without NOTIFIER_SECRET_KEY waits for it (until max_age), never dropped
+    for good: the key is a setting ops can still make."""
+    if item.category != Category.MARKETING or facts.has_secret:
+        return None
+    return Decided(
+        claimed=item,
+        state=State.QUEUED,
+        reason=Reason.NO_SECRET_KEY,
+        detail=NO_KEY_WORDS,
+        until=now + HOLD_RECHECK,
+    )
 
 
 def _held(item: Claimed, rule: Rule | None, facts: Facts, now: datetime) -> Decided | None:
@@ -191,6 +205,20 @@ def _quiet(item: Claimed, rules: RuleSet, facts: Facts, now: datetime) -> Decide
     local_end = until.astimezone(zone)
     detail = f"quiet hours in {zone} until {local_end:%H:%M} local ({until:%Y-%m-%d %H:%M} UTC)"
     return Decided(claimed=item, state=State.QUEUED, reason=Reason.QUIET_HOURS, detail=detail, until=until)
+
+
+RETRYABLE_SKIPS = (Reason.NO_SECRET_KEY, Reason.RULE_GONE)  # the skips reason_gone can see gone
+
+
+def reason_gone(reason: str | None, rule: Rule | None, *, has_secret: bool) -> bool:
+    """Whether what skipped a notification no longer holds, so `retry` may queue it again: the
+    secret key is set now (mail skipped for the want of it, before it was held instead), or its
+    rule is enabled again. Any other reason was about the message itself and stands."""
+    if reason == Reason.NO_SECRET_KEY:
+        return has_secret
+    if reason == Reason.RULE_GONE:
+        return rule is not None and rule.enabled
+    return False
 
 
 def zone_named(name: str | None) -> ZoneInfo:

@@ -9,33 +9,37 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_FORMS = "use e.g. 500ms, 0.5s, 30s, 15m, 48h, 3d"
 
 
 def parse_duration(text: str | int | float) -> timedelta:
-    """'30s', '15m', '48h', '3d' -> timedelta. A bare number is seconds.
+    """'500ms', '0.5s', '30s', '15m', '48h', '3d' -> timedelta.
 
-    Raises ValueError with the accepted forms when the text is not one of them.
+    A bare number is refused: `after: 48` could mean 48 hours as well as 48 seconds, and a
+    guess either way sends mail at the wrong time. Raises ValueError with the fix.
     """
     if isinstance(text, bool):
-        raise ValueError(f"{text!r} is not a duration (use e.g. 30s, 15m, 48h, 3d)")
-    if isinstance(text, int | float):
-        if text < 0:
-            raise ValueError(f"{text!r} is negative; a duration must be 0 or more")
-        return timedelta(seconds=text)
+        raise ValueError(f"{text!r} is not a duration ({_FORMS})")
+    if isinstance(text, int | float) or re.fullmatch(r"\s*-?\d+(?:\.\d+)?\s*", str(text)):
+        amount = str(text).strip()
+        raise ValueError(f"{amount} has no unit: write {amount}h, {amount}m or {amount}s")
     match = _DURATION.match(str(text))
     if not match:
-        raise ValueError(f"{text!r} is not a duration (use e.g. 30s, 15m, 48h, 3d)")
+        raise ValueError(f"{text!r} is not a duration ({_FORMS})")
     amount, unit = match.groups()
-    return timedelta(seconds=int(amount) * _UNIT_SECONDS[unit])
+    return timedelta(seconds=float(amount) * _UNIT_SECONDS[unit])
 
 
 def format_duration(value: timedelta) -> str:
-    """timedelta -> the shortest exact form parse_duration accepts ('48h', '90s')."""
-    seconds = int(value.total_seconds())
+    """timedelta -> the shortest exact form parse_duration accepts ('48h', '90s', '500ms')."""
+    millis = round(value.total_seconds() * 1000)
+    if millis % 1000:
+        return f"{millis}ms"
+    seconds = millis // 1000
     for unit in ("d", "h", "m"):
-        size = _UNIT_SECONDS[unit]
+        size = int(_UNIT_SECONDS[unit])
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"

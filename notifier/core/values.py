@@ -46,7 +46,7 @@ class Reason(StrEnum):
     UNLESS_HAPPENED = "unless_happened"  # an awaited `unless:` event arrived in time
     NOT_OPTED_IN = "not_opted_in"  # marketing mail to a customer who did not opt in
     SUPPRESSED = "suppressed"  # the address unsubscribed or bounced
-    NO_SECRET_KEY = "no_secret_key"  # marketing mail needs NOTIFIER_SECRET_KEY for its links
+    NO_SECRET_KEY = "no_secret_key"  # (queued) marketing mail waiting for NOTIFIER_SECRET_KEY
     RULE_GONE = "rule_gone"  # the rule was removed or disabled before the message fell due
     QUIET_HOURS = "quiet_hours"  # (queued) marketing mail waiting for the customer's morning
     HELD = "held"  # (queued) marketing mail waiting while the customer has an open case

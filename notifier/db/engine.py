@@ -22,7 +22,7 @@ from sqlmodel import SQLModel
 
 from notifier.db import schema, tables
 from notifier.db.migrations.env_names import VERSION_TABLE
-from notifier.errors import ConfigError
+from notifier.errors import ConfigError, NoDatabase
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -41,6 +41,17 @@ def normalize_url(url: str) -> str:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return url
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The file of a sqlite:/// URL when it does not exist (connecting would create it), else None."""
+    try:
+        parsed = sa.engine.make_url(normalize_url(url))
+    except sa.exc.ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return None if Path(parsed.database).exists() else parsed.database
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -125,8 +136,17 @@ def reading(engine: Engine) -> Iterator[sa.Connection]:
 
 @contextmanager
 def connect(settings: Settings) -> Iterator[sa.Connection]:
-    """A connection for one command; the engine is disposed afterwards (no pooled leftovers)."""
-    engine = make_engine(settings.database_url.reveal())
+    """A connection for one command; the engine is disposed afterwards (no pooled leftovers).
+
+    The database must exist: a command that reads never leaves an empty SQLite file behind."""
+    url = settings.database_url.reveal()
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        raise NoDatabase(
+            f"there is no database at {missing} ({url}): give --database-url "
+            "(or NOTIFIER_DATABASE_URL), or create it with notifier init-db"
+        )
+    engine = make_engine(url)
     try:
         with engine.connect() as conn:
             yield conn

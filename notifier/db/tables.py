@@ -140,7 +140,21 @@ class StateEntry(SQLModel, table=True):
     updated_at: datetime = _ts(nullable=False)
 
 
+class TemplateVersion(SQLModel, table=True):
+    """One kept version of one template file: saved in the browser editor, or found changed on disk."""
+
+    __tablename__ = "notifier_template_versions"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: int | None = Field(default=None, primary_key=True, sa_column_kwargs={"autoincrement": True})
+    path: str = Field(index=True)  # relative to templates/, e.g. 'order_confirmation/en.html'
+    content: str
+    sha256: str  # of the content's UTF-8 bytes: how the daemon's loaded files are matched
+    author: str  # who saved it ('(on disk)' for a change made outside the editor)
+    note: str = ""  # 'saved', 'revert to version 3', 'revert to the shipped default', ...
+    created_at: datetime = _ts(nullable=False)
+
+
 NOTIFIER_TABLES: tuple[sa.Table, ...] = tuple(
     model.__table__  # type: ignore[attr-defined, union-attr]
-    for model in (Notification, Attempt, Cursor, Gap, Suppression, Feedback, StateEntry)
+    for model in (Notification, Attempt, Cursor, Gap, Suppression, Feedback, StateEntry, TemplateVersion)
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import json
 import logging
 import os
 import secrets
@@ -14,9 +15,11 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from notifier.config.live import LiveConfig
+from notifier.config.live import LiveConfig, templates_digest
 from notifier.config.settings import Settings
+from notifier.config.validate import key_problems
 from notifier.core.timing import utcnow
+from notifier.core.values import Reason
 from notifier.db import store
 from notifier.db.engine import make_engine
 from notifier.run import metrics
@@ -82,7 +85,20 @@ class Pipeline:
         await self.sender.__aenter__()
         if self.reads_events:
             self.publish_config()
+            self._mind_the_key()
         return self
+
+    def _mind_the_key(self) -> None:
+        """Marketing rules without the secret key: a warning (their mail waits, held). With the
+        key, mail held for it goes at once rather than at its next look."""
+        has_secret = self.settings.secret_key is not None
+        for problem in key_problems(self.config.rules, self.config.rules_path, has_secret=has_secret):
+            log.warning("%s", problem)
+        if has_secret:
+            with self.engine.begin() as conn:
+                released = store.release_waiting(conn, Reason.NO_SECRET_KEY, self.clock())
+            if released:
+                log.info("%d marketing message(s) held for NOTIFIER_SECRET_KEY go now", released)
 
     async def __aexit__(self, *exc: object) -> None:
         await self.sender.__aexit__(*exc)
@@ -99,6 +115,9 @@ class Pipeline:
                     "rules.digest": rules.digest,
                     "rules.count": str(len(rules.rules)),
                     "templates.path": str(self.config.templates),
+                    # What the editor and the gallery show as "the version the daemon uses".
+                    "templates.digest": templates_digest(self.config.template_files),
+                    "templates.files": json.dumps(self.config.template_files, sort_keys=True),
                     "reload.error": self.config.last_error or "",
                     "reload.at": self.clock().isoformat(),
                 },

@@ -13,13 +13,14 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
 from notifier.compose.mail import Rendered
 from notifier.compose.samples import sample_context, trigger_of
 from notifier.config.settings import Settings
-from notifier.config.validate import load_checked, validate
+from notifier.config.validate import key_problems, load_checked, validate
 from notifier.core.context import brand_of, template_context
 from notifier.core.locale import message_locale
 from notifier.core.planning import reply_by
@@ -30,17 +31,38 @@ from notifier.db.events import read_about
 from notifier.db.subjects import load_subjects
 from notifier.errors import Problem, RulesError
 
-__all__ = ["check_all", "check_database", "preview", "trigger_of"]
+__all__ = ["check_all", "check_database", "preview", "settings_warnings", "trigger_of"]
 
 
 def check_all(
-    rules_path: Path, templates: Path, locales: set[str] | None = None
+    rules_path: Path,
+    templates: Path,
+    locales: set[str] | None = None,
+    *,
+    has_secret: bool = True,
+    settings: Settings | None = None,
 ) -> tuple[list[Problem], list[str]]:
     """Every problem found, and a summary line per template checked: config.validate.validate,
     which the daemon obeys at start and on every reload (`locales`: the customers' ones, for
-    warnings; None: the shipped ones)."""
+    warnings; None: the shipped ones); marketing rules without the secret key (`has_secret`:
+    NOTIFIER_SECRET_KEY is set), which the daemon only warns about; then the warnings about
+    `settings`, when given."""
     found = validate(rules_path, templates, locales)
-    return list(found.problems), list(found.summary)
+    keyless = key_problems(found.rules, rules_path, has_secret=has_secret) if found.rules else []
+    extra = settings_warnings(settings) if settings is not None else []
+    return [*found.problems, *keyless], [*found.summary, *extra]
+
+
+def settings_warnings(settings: Settings) -> list[str]:
+    """Settings that work but cost deliverability: warning lines for `check`, never a refusal."""
+    warnings = []
+    if urlsplit(settings.public_url).scheme.lower() != "https":
+        warnings.append(
+            f"  warning: NOTIFIER_PUBLIC_URL is {settings.public_url!r}, not an https:// address: mail "
+            "clients offer one-click unsubscribe (RFC 8058) only over HTTPS; set it to the HTTPS "
+            "address your proxy serves `notifier web` at"
+        )
+    return warnings
 
 
 def check_database(database_url: str, rules_path: Path) -> tuple[list[str], list[str], bool]:

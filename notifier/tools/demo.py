@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import shlex
 import shutil
+import sys
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from notifier.config.settings import Secret, Settings
+from notifier.config.shipped import shipped
 from notifier.db.engine import init_db, make_engine
 from notifier.db.events import SOURCES
 from notifier.db.schema import Case, Customer, Order, OrderItem, Product
@@ -230,9 +233,26 @@ def _seed(engine: sa.Engine) -> None:
 
 
 def _shipped_file(name: str) -> Path:
-    """rules.yaml / templates from the working directory, else the ones next to the package."""
+    """rules.yaml / templates from the working directory (after `notifier init`, or in a
+    checkout), else the ones the package carries."""
     here = Path(name)
-    return here if here.exists() else Path(__file__).resolve().parents[2] / name
+    return here if here.exists() else shipped(name)
+
+
+def this_command() -> str:
+    """How to run this same notifier again, as typed in this working directory: `notifier`
+    when that is on the PATH and is this one, else the path of the running executable."""
+    running = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if running is None or running.name in ("__main__.py", "-c") or not running.exists():
+        return f"{shlex.quote(sys.executable)} -m notifier"
+    on_path = shutil.which("notifier")
+    if on_path is not None and Path(on_path).resolve() == running.resolve():
+        return "notifier"
+    try:
+        shown = running.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return shlex.quote(str(running.resolve()))
+    return shlex.quote(str(shown))
 
 
 class SimulatedClock:
@@ -300,4 +320,8 @@ def _summary(console: Console, catcher: MailCatcher, out: Path) -> None:
         table.add_row(str(number), ", ".join(message.rcpt_tos), message.subject)
     console.print(table)
     console.print(f"messages saved as .eml files in {out / 'mail'}; database in {out / 'demo.db'}")
-    console.print(f"try: notifier --database-url sqlite:///{out / 'demo.db'} history --order 1042")
+    console.print(
+        f"try: {this_command()} --database-url sqlite:///{out / 'demo.db'} history --order 1042",
+        markup=False,
+        highlight=False,
+    )

@@ -30,13 +30,15 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from notifier.compose import links
+from notifier.compose.handover import Handover
 from notifier.compose.mail import Envelope, Rendered, build_message, make_message_id
 from notifier.compose.rendering import Renderer, TemplateError
 from notifier.compose.samples import sample_context, trigger_of
+from notifier.compose.signing import load_signer
 from notifier.config.rules_file import load_rules
 from notifier.config.settings import Settings
 from notifier.config.validate import load_checked
-from notifier.core.addresses import InvalidAddress, check_address
+from notifier.core.addresses import InvalidAddress, check_address, same_mailbox
 from notifier.core.context import brand_of
 from notifier.core.locale import LOCALES, message_locale
 from notifier.core.rules import Category, Rule, RuleSet
@@ -46,6 +48,7 @@ from notifier.errors import ConfigError, RulesError
 from notifier.smtp.pool import Sender
 from notifier.smtp.url import SmtpConfig
 from notifier.tools import checking
+from notifier.tools.editor_files import daemon_says
 from notifier.tools.gallery_pages import PAGES, SOURCES
 
 __all__ = ["Cell", "Gallery", "gallery_routes", "templates_fingerprint"]
@@ -197,7 +200,7 @@ class Gallery:
         domain = brand["email"].rsplit("@")[-1]
         envelope = Envelope(
             from_header=state.rules.defaults.from_header if state.rules else sender,
-            to_name=customer["name"] if customer and address == customer["email"] else None,
+            to_name=customer["name"] if customer and same_mailbox(address, customer["email"]) else None,
             to_address=address,
             message_id=make_message_id(f"preview:{cell.template}:{cell.used}:{address}", domain),
             date=utcnow(),
@@ -218,7 +221,9 @@ class Gallery:
         """A gallery page; its live-reload script runs under a nonce, nothing else may."""
         nonce = secrets.token_urlsafe(12)
         version = templates_fingerprint(self.settings.templates, self.settings.rules)
+        daemon = daemon_says(self.engine, self.settings.templates)  # which templates the daemon uses
         values = {"query": "", "ref": None, "problems": [], **values, "nonce": nonce, "version": version}
+        values["daemon"], values["editor"] = daemon, self.settings.editor
         headers = {**_NO_STORE, "Content-Security-Policy": PAGE_CSP.format(nonce=nonce)}
         return HTMLResponse(PAGES.get_template(name).render(values), status_code=status, headers=headers)
 
@@ -289,10 +294,15 @@ class Gallery:
                 self.settings.smtp_url.reveal(), connections=1, timeout=timeout,
                 ehlo_name=self.settings.smtp_ehlo_name,
             )
+            # Dated and signed as the daemon's messages are, so a test send scores as they do.
+            settings = self.settings
+            signer = load_signer(settings.dkim_key_file, settings.dkim_selector, settings.dkim_domain)
+            handover = Handover(utcnow, signer)
         except ConfigError as exc:
             return self.result(500, f"Not sent: {exc}.", back)
         async with Sender(config) as sender:
-            result = await sender.send(mail_from=cell.mail_from, rcpt_to=address, message=cell.message)
+            message = handover(cell.message)
+            result = await sender.send(mail_from=cell.mail_from, rcpt_to=address, message=message)
         server = f"the mail server at {config.address}"
         reply = f"{result.code} {result.reply}" if result.code else result.reply
         says = {

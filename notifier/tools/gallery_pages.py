@@ -25,7 +25,8 @@ cursor:pointer}th,td{padding:.6rem .8rem;border-bottom:1px solid #eee;text-align
 background:#eee;margin-right:.2rem}.notes{margin:.35rem 0 0;padding:0;list-style:none;font-size:.82rem}
 .warn{background:#fff4d1;color:#6b4b00}.notes li,.note{padding:.2rem .5rem;margin:.2rem 0;border-radius:4px}
 .ok{color:#2a7a3a;font-size:.82rem}.err{background:#fde7e7;color:#8f1111;white-space:pre-wrap;
-font:.8rem/1.45 ui-monospace,monospace}.sent{background:#e3f4e6;color:#1d5e2b}.locales a{margin-right:.7rem}
+font:.8rem/1.45 ui-monospace,monospace}.sent{background:#e3f4e6;color:#1d5e2b}
+.daemon{background:#e6eefb;font-size:.85rem}.locales a{margin-right:.7rem}
 .locales .on{font-weight:700;color:#222}.cols{display:grid;
 grid-template-columns:minmax(0,680px) minmax(0,1fr);gap:1.5rem}pre{white-space:pre-wrap}iframe{width:100%;
 height:1100px;border:1px solid #ddd;border-radius:6px;background:#fff}dt{color:#777}dd{margin:0}
@@ -39,6 +40,7 @@ _BASE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name
 {% for s in sources %}<label>{{ s }}<input name="{{ s }}" inputmode="numeric"
 value="{{ ref[1] if ref and ref[0] == s }}"></label>{% endfor %}<button>Use real data</button>
 {% if ref %}<a href="?">back to sample data</a>{% endif %}</form>{% endblock %}</header><main>
+<p class="note daemon" id="daemon">{{ daemon }}</p>
 {% for problem in problems %}<p class="note err">{{ problem }}</p>{% endfor %}{% block main %}{% endblock %}
 </main><script nonce="{{ nonce }}">const seen = "{{ version }}";
 setInterval(() => fetch("/preview/version", {cache: "no-store"}).then(r => r.text())
@@ -64,6 +66,9 @@ _DETAIL = """{% extends "base" %}{% block title %}{{ cell.template }} {{ cell.lo
 <nav class="locales">{% for l in locales %}<a href="{{ here }}/{{ l }}{{ query }}"
 {%- if l == cell.locale %} class="on"{% endif %}>{{ l }}</a>{% endfor %}</nav>
 <h2>{{ cell.rendered.subject if cell.rendered else "This message does not render" }}</h2>{{ notes(cell) }}
+{% if editor %}<p class="edit">Edit
+<a href="/edit/file/{{ cell.template }}/{{ cell.used }}.html">the HTML part</a>,
+<a href="/edit/file/{{ cell.template }}/{{ cell.used }}.subject.txt">the subject</a></p>{% endif %}
 {% if cell.rendered %}<div class="cols"><section><h3>HTML part
 (<a href="{{ here }}/{{ cell.locale }}/html{{ query }}" target="_blank" rel="noopener">open in a tab</a>)</h3>
 <iframe sandbox title="HTML part" srcdoc="{{ cell.rendered.html }}"></iframe></section>

@@ -10,7 +10,7 @@ has not happened. A rule edited since is named as changed. Nothing here writes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +64,7 @@ class HistoryEntry:
     smtp_reply: str | None = None
     resend_of: int | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    timezone: str | None = None  # the customer's, as stored, for their local time beside UTC
 
     @property
     def moment(self) -> datetime | None:
@@ -147,7 +148,32 @@ def history(
     if rules is not None:
         for scope in loaded:
             entries += _unplanned(scope, [r for r in rows if r.thread == scope.thread], rules)
+    by_customer, by_thread = _timezones(conn, rows, loaded)
+    entries = [
+        replace(e, timezone=by_customer.get(_customer_of(rows, e)) or by_thread.get(e.thread))
+        for e in entries
+    ]
     return sorted(entries, key=_order)
+
+
+def _customer_of(rows: Sequence[NotificationRecord], entry: HistoryEntry) -> int | None:
+    return next((row.customer_id for row in rows if row.id == entry.id), None) if entry.id else None
+
+
+def _timezones(
+    conn: sa.Connection, rows: Sequence[NotificationRecord], scopes: Sequence[_Scope]
+) -> tuple[dict[int | None, str], dict[str, str]]:
+    """The customers' timezones: by customer id, and by the order or case each thread is about."""
+    owners: dict[str, int] = {}
+    for scope in scopes:
+        table = ORDERS if scope.kind == "order" else CASES
+        query = sa.select(table.c.customer_id).where(table.c.id == scope.subject_id)
+        if (owner := conn.execute(query).scalar()) is not None:
+            owners[scope.thread] = owner
+    ids = {row.customer_id for row in rows if row.customer_id is not None} | set(owners.values())
+    query = sa.select(CUSTOMERS.c.id, CUSTOMERS.c.timezone).where(CUSTOMERS.c.id.in_(sorted(ids)))
+    zones: dict[int | None, str] = {row.id: str(row.timezone) for row in conn.execute(query) if row.timezone}
+    return zones, {thread: zones[owner] for thread, owner in owners.items() if owner in zones}
 
 
 def _order(entry: HistoryEntry) -> tuple[int, datetime, int]:

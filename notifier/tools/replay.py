@@ -5,13 +5,13 @@ source, in batches) and makes the daemon's decisions about each, with the daemon
 plans with notifier.core.planning (plan_event / plan_rule, with the rules' calendar and
 response times), then follows each queued message through notifier.core.gates.judge_one at
 the moments the daemon would have looked at it, with the facts as they stood then
-(replay_facts.py): an `unless:` or `superseded_by:` event known by then, a suppressed address,
-no secret key: would skip; quiet hours, a hold while a case is open: judged again when they
-end (and expired past max_age); still waiting at the end: not due yet. A message is first
-looked at when it is due and the daemon had read its event (the outbox says when it did:
-after downtime, later events are known by then). Audience rules read the rows a fan-out
-would insert instead of inserting them. The result is set per rule and per day beside what
-was actually sent.
+(replay_facts.py): an `unless:` or `superseded_by:` event known by then, a suppressed address:
+would skip; no secret key: counted as a skip (it would wait for the key); quiet hours, a hold
+while a case is open: judged again when they end (and expired past max_age); still waiting at
+the end: not due yet. A message is first looked at when it is due and the daemon had read
+its event (the outbox says when it did: after downtime, later events are known by then).
+Audience rules read the rows a fan-out would insert instead of inserting them. The result
+is set per rule and per day beside what was actually sent.
 
 It never writes: the connection is read-only (SQLite `query_only`, a PostgreSQL READ ONLY
 transaction) and is rolled back at the end; nothing is sent.

@@ -156,7 +156,9 @@ def follow(
         verdict = judge_one(item, rules, known.facts_at(item, trigger, rules, moment), now=moment)
         if verdict is None:
             return Fate(moment)
-        if verdict.state is not State.QUEUED or verdict.until is None:
+        # Without the key nothing a replay follows can change the answer: counted under its reason.
+        keyless = verdict.reason is Reason.NO_SECRET_KEY
+        if verdict.state is not State.QUEUED or verdict.until is None or keyless:
             return Fate(moment, verdict.reason)
         moment = max(as_utc(verdict.until), moment + TICK)
         if verdict.reason is Reason.HELD:

@@ -10,7 +10,16 @@ from notifier.db.store.stats import (
     failed_notifications,
     notifications_by_id,
     oldest_due,
+    skipped_notifications,
     status,
 )
 
-__all__ = ["Selected", "Status", "failed_notifications", "notifications_by_id", "oldest_due", "status"]
+__all__ = [
+    "Selected",
+    "Status",
+    "failed_notifications",
+    "notifications_by_id",
+    "oldest_due",
+    "skipped_notifications",
+    "status",
+]

@@ -35,10 +35,13 @@ from notifier.core.locale import normalize_locale
 from notifier.core.timing import utcnow
 from notifier.db import store
 from notifier.db.engine import make_engine
+from notifier.db.store import template_versions
 from notifier.db.subjects import CASES, CUSTOMERS
-from notifier.errors import NotifierError
+from notifier.errors import ConfigError, NotifierError
 from notifier.run.metrics import metrics_app
+from notifier.tools.editor import editor_routes
 from notifier.tools.gallery import gallery_routes
+from notifier.tools.web_auth import start_refusal
 
 log = logging.getLogger(__name__)
 
@@ -296,12 +299,50 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, preview: 
     routes.append(Route("/metrics", metrics_app(settings, engine)))
     if preview:
         routes += gallery_routes(settings, engine)
+    if settings.editor:  # off unless asked for; serve() refuses it on a public address without TLS
+        routes += editor_routes(settings, engine)
     handlers = {sa.exc.OperationalError: _database_down}
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
 
 
+def _no_versions_table(settings: Settings) -> str | None:
+    """Why the editor cannot keep versions in this database, or None."""
+    engine = make_engine(settings.database_url.reveal())
+    try:
+        with engine.connect() as conn:
+            if template_versions.versions_table_exists(conn):
+                return None
+    except sa.exc.SQLAlchemyError as exc:
+        return f"the template editor needs the database: {str(exc).splitlines()[0]}"
+    finally:
+        engine.dispose()
+    return "the template editor keeps its versions in notifier's tables: run notifier init-db first."
+
+
 def serve(settings: Settings, host: str, port: int, *, preview: bool) -> None:
-    """Run the app under uvicorn until interrupted."""
+    """Run the app under uvicorn until interrupted (HTTPS with NOTIFIER_WEB_TLS_CERT and _KEY);
+    NotifierError when it cannot listen there."""
+    if settings.editor and (why := start_refusal(settings, host) or _no_versions_table(settings)):
+        raise ConfigError(why)
+    _can_listen(host, port)
+    cert, key = (str(path) if path else None for path in (settings.web_tls_cert, settings.web_tls_key))
     # No access log: the URLs carry the tokens that allow an unsubscribe.
     app = create_app(settings, preview=preview)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(
+        app, host=host, port=port, log_level="info", access_log=False, ssl_certfile=cert, ssl_keyfile=key
+    )
+
+
+def _can_listen(host: str, port: int) -> None:
+    """Say in words, before uvicorn starts, that the address is taken or cannot be used."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as exc:
+        raise NotifierError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host"
+        ) from exc

@@ -9,6 +9,7 @@ notifications and moves the cursor in one). The modules, one concern each:
     fanout.py     an audience fanned out into the outbox in one INSERT ... SELECT, every "no" kept
     claims.py     due notifications leased to one process at a time
     outcomes.py   what became of them; retries and resends by hand
+    bulk.py       many rows in one statement on PostgreSQL: a column an array, unnest()
     published.py  facts for `status`, the suppression list, customers' feedback
     reports.py    the outbox read for `report` and `simulate`
 """
@@ -22,6 +23,7 @@ from notifier.db.store.outcomes import (
     insert_resend,
     record_attempts,
     record_settled,
+    release_waiting,
     requeue_failed,
     update_notifications,
 )
@@ -32,6 +34,6 @@ __all__ = [
     "ATTEMPTS", "CLAIM_LOCK", "CURSORS", "FEEDBACK", "GAPS", "NOTIFICATIONS", "STATE", "SUPPRESSIONS",
     "advance_cursor", "claim_due", "expire_gaps", "extend_lease", "insert_notifications", "insert_planned",
     "insert_resend", "lock_cursor", "open_gaps", "planned_row", "publish", "record_attempts",
-    "record_feedback", "record_settled", "release", "requeue_failed", "set_cursor", "suppress", "suppressed",
-    "update_notifications",
+    "record_feedback", "record_settled", "release", "release_waiting", "requeue_failed", "set_cursor",
+    "suppress", "suppressed", "update_notifications",
 ]  # fmt: skip

@@ -55,12 +55,16 @@ def claim_due(
     ids = [c.id for c in _unblocked(conn, candidates, now)][:limit]
     if not ids:
         return []
-    conn.execute(
+    leased = (
         NOTIFICATIONS.update()
         .where(NOTIFICATIONS.c.id.in_(ids))
         .values(state=State.SENDING, lease_owner=worker, lease_until=now + lease, updated_at=now)
     )
-    rows = conn.execute(sa.select(*_CLAIM_COLUMNS).where(NOTIFICATIONS.c.id.in_(ids))).mappings()
+    if conn.dialect.name == "postgresql":  # one round trip; SQLite before 3.35 has no RETURNING
+        rows = conn.execute(leased.returning(*_CLAIM_COLUMNS)).mappings().all()
+    else:
+        conn.execute(leased)
+        rows = conn.execute(sa.select(*_CLAIM_COLUMNS).where(NOTIFICATIONS.c.id.in_(ids))).mappings().all()
     claimed = [claimed_from_row(row) for row in rows]
     return sorted(claimed, key=lambda c: (c.due_at, c.event_id, c.id))
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from notifier.core.retry import Settled
 from notifier.core.values import State
+from notifier.db.store import bulk
 from notifier.db.store.base import (
     ATTEMPTS,
     NOTIFICATIONS,
@@ -89,7 +90,10 @@ def update_notifications(conn: sa.Connection, changes: Sequence[dict[str, Any]])
     for change in changes:
         groups.setdefault(tuple(sorted(change)), []).append(change)
     for columns, rows in groups.items():
-        conn.execute(_update_of(columns), rows)
+        if bulk.usable(conn):
+            bulk.update_rows(conn, NOTIFICATIONS, tuple(c for c in columns if c != "b_id"), rows, by="b_id")
+        else:
+            conn.execute(_update_of(columns), rows)
 
 
 @functools.cache
@@ -101,15 +105,30 @@ def _update_of(columns: tuple[str, ...]) -> sa.Update:
 
 
 def record_attempts(conn: sa.Connection, attempts: Sequence[dict[str, Any]]) -> None:
-    if attempts:
+    if attempts and bulk.usable(conn):
+        bulk.insert_rows(conn, ATTEMPTS, attempts)
+    elif attempts:
         conn.execute(_INSERT_ATTEMPT, list(attempts))
 
 
+def release_waiting(conn: sa.Connection, reason: str, now: datetime) -> int:
+    """Queued notifications waiting for `reason` to pass look again now (the daemon, when it
+    starts with what they waited for: the secret key)."""
+    n = NOTIFICATIONS
+    result = conn.execute(
+        n.update()
+        .where(n.c.state == State.QUEUED, n.c.reason == reason, n.c.next_attempt_at > now)
+        .values(next_attempt_at=now, updated_at=now)
+    )
+    return result.rowcount or 0
+
+
 def requeue_failed(conn: sa.Connection, ids: Sequence[int], now: datetime) -> int:
-    """Put failed notifications back in the queue to go at once (`notifier retry`)."""
+    """Put failed notifications (or skipped ones whose reason `retry` found gone) back in the
+    queue to go at once (`notifier retry`)."""
     result = conn.execute(
         NOTIFICATIONS.update()
-        .where(NOTIFICATIONS.c.id.in_(list(ids)), NOTIFICATIONS.c.state == State.FAILED)
+        .where(NOTIFICATIONS.c.id.in_(list(ids)), NOTIFICATIONS.c.state.in_([State.FAILED, State.SKIPPED]))
         .values(
             state=State.QUEUED,
             next_attempt_at=now,

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from notifier.core.planning import Planned
+from notifier.db.store import bulk
 from notifier.db.store.base import (
     NOTIFICATIONS,
     insert_into,
@@ -20,6 +21,8 @@ def insert_notifications(conn: sa.Connection, rows: Sequence[dict[str, Any]]) ->
     """Insert planned notifications; a key already present is left alone (idempotent)."""
     if not rows:
         return 0
+    if bulk.usable(conn):
+        return bulk.insert_rows(conn, NOTIFICATIONS, rows, conflict="key")
     # preserve_rowcount: without it PostgreSQL reports -1 for a multi-row insert.
     statement = (
         insert_into(conn, NOTIFICATIONS)

@@ -265,6 +265,19 @@ def failed_notifications(
     return [_selected(row) for row in conn.execute(query).mappings()]
 
 
+def skipped_notifications(
+    conn: sa.Connection, *, reasons: Iterable[str], rule: str | None = None, since: datetime | None = None
+) -> list[Selected]:
+    """Skipped notifications for these reasons, narrowed by rule and how recently they were skipped."""
+    n = NOTIFICATIONS
+    query = sa.select(n).where(n.c.state == State.SKIPPED, n.c.reason.in_(list(reasons))).order_by(n.c.id)
+    if rule is not None:
+        query = query.where(n.c.rule == rule)
+    if since is not None:
+        query = query.where(n.c.updated_at >= since)
+    return [_selected(row) for row in conn.execute(query).mappings()]
+
+
 def notifications_by_id(conn: sa.Connection, ids: Iterable[int]) -> dict[int, Selected]:
     wanted = list(ids)
     rows = conn.execute(sa.select(NOTIFICATIONS).where(NOTIFICATIONS.c.id.in_(wanted))).mappings()

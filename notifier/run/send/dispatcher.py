@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
+from notifier.compose.signing import load_signer
 from notifier.config.live import LiveConfig
 from notifier.config.settings import Settings
 from notifier.core.gates import Decided
@@ -59,7 +60,9 @@ class Dispatcher:
         self.clock = clock
         self.stopping = stopping or asyncio.Event()  # set: start no new SMTP transaction
         self.recent = recent or Recent()  # what this process's intake read this turn
-        self.transmitter = Transmitter(sender, rate=settings.smtp_rate, clock=clock)
+        # The DKIM key is read here, at start: a bad one stops the daemon with a ConfigError.
+        signer = load_signer(settings.dkim_key_file, settings.dkim_selector, settings.dkim_domain)
+        self.transmitter = Transmitter(sender, rate=settings.smtp_rate, clock=clock, signer=signer)
         self._database_id: str | None = None  # read once, at the first batch
 
     @property

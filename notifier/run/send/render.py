@@ -18,7 +18,7 @@ from notifier.compose import links
 from notifier.compose.mail import Envelope, build_message, make_message_id
 from notifier.compose.rendering import Renderer, TemplateError
 from notifier.config.settings import Settings
-from notifier.core.addresses import InvalidAddress, parse_from
+from notifier.core.addresses import InvalidAddress, parse_from, same_mailbox
 from notifier.core.context import brand_of, template_context
 from notifier.core.gates import Decided
 from notifier.core.locale import message_locale
@@ -143,7 +143,7 @@ def _build(
     )
     rendered = job.renderer.render(item.template, locale, context)
     customer = person or subject.customer or {}
-    to_name = customer.get("name") if item.recipient == customer.get("email") else None
+    to_name = customer.get("name") if same_mailbox(item.recipient, customer.get("email")) else None
     message_key = item.key if item.resend_of is None else f"{item.key}:resend:{item.id}"
     message_id = make_message_id(message_key, job.brand["email"].rsplit("@", 1)[-1], job.database_id)
     headers = _list_headers(item, job) if item.category == Category.MARKETING else ()

@@ -5,6 +5,9 @@ Once the daemon is stopping, no new SMTP transaction starts: a message waits for
 connection here (not inside the SMTP client), so the ones not yet started are handed back
 at once and only the ones already on the wire are finished. A stalled server, or a failed
 message earlier in its thread, hands back the rest of that thread too.
+
+Each message gets its Date (and, when configured, its DKIM signature) once a connection is
+free for it, just before it goes (compose/handover.py).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from notifier.compose.handover import Handover
+from notifier.compose.signing import Signer
 from notifier.core.bounces import Verp
 from notifier.core.timing import utcnow
 from notifier.core.values import Outcome, SendResult
@@ -30,8 +35,16 @@ Settle = Callable[[Ready, SendResult | None], None]  # None: handed back unsent
 class Transmitter:
     """The SMTP side of one dispatcher: the pool, the pace, and whether the server is stalled."""
 
-    def __init__(self, sender: Sender, *, rate: float | None, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        sender: Sender,
+        *,
+        rate: float | None,
+        clock: Callable[[], datetime] = utcnow,
+        signer: Signer | None = None,
+    ) -> None:
         self.sender = sender
+        self.handover = Handover(clock, signer)
         self.pace = Pace(rate)
         self.clock = clock
         self.stalled: SendResult | None = None
@@ -75,10 +88,11 @@ class Transmitter:
                 return None
             self.on_wire += 1
             try:
+                message = self.handover(item.message)
                 result = await self.sender.send(
                     mail_from=self.envelope_sender(item),
                     rcpt_to=item.claimed.recipient or "",
-                    message=item.message,
+                    message=message,
                 )
             finally:
                 self.on_wire -= 1
