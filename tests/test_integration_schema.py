@@ -36,7 +36,7 @@ def _sql(engine: sa.Engine, *statements: str) -> None:
 def test_what_init_db_made_passes_and_empty_event_tables_are_a_note(settings: Settings) -> None:
     result = cli(settings, "check")
     assert result.exit_code == 0, result.output
-    assert "case_events: no events yet: 5 case rule(s) (case-received," in result.stdout
+    assert "case_events: no events yet: 9 case rule(s) (case-received," in result.stdout
     assert "have nothing to act on so far" in result.stdout and "OK" in result.stdout
 
 
@@ -58,7 +58,7 @@ def test_every_missing_table_and_column_is_named_at_once(settings: Settings, eng
     assert "cases: no such table or view (notifier init-db creates an empty one)" in result.output
     assert "case_events: no such table or view" in result.output
     assert "can never fire on this database" in result.output
-    assert "5 case rule(s) (case-received, case-overdue-team, case-overdue-customer, case-follow-up" in (
+    assert "9 case rule(s) (case-received, case-reply-due-team, case-overdue-team, case-overdue-customer" in (
         result.output
     )
     assert "4 problem(s) in the database" in result.output  # all at once, nothing else

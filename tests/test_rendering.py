@@ -28,7 +28,7 @@ from notifier.core.locale import LOCALES, message_locale, normalize_locale
 from notifier.core.names import name_in
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-INTERNAL = {"case_overdue_team", "case_not_solved_team"}  # notices to the team, English only
+INTERNAL = {"case_overdue_team", "case_reply_due_team", "case_not_solved_team"}  # to the team, English only
 SHIPPED = sorted(set(SAMPLE_TRIGGER_OF_TEMPLATE) - INTERNAL)
 SHARED = ["_layout.html", "_style.css", "_macros.html", "_footer.txt"]
 

@@ -55,6 +55,10 @@ SAMPLE_TRIGGER_OF_TEMPLATE: dict[str, str] = {
     "case_follow_up": "case.resolved",
     "case_overdue_customer": "case.opened",
     "case_overdue_team": "case.opened",
+    "case_reply_due_team": "case.opened",
+    "case_reopened": "case.reopened",
+    "promise_day_apology": "order.placed",
+    "carrier_quiet": "order.dispatched",
     "case_agent_replied": "case.agent_replied",
     "case_resolved": "case.resolved",
     "case_not_solved_team": "case.not_solved",
@@ -245,7 +249,7 @@ def sample_context(trigger: str, locale: str = "en") -> dict[str, Any]:
         "case": case if source == "case" else None,
         "product": product if source == "product" else None,
         # When a person promised to answer the case (from its priority); every case email may show it.
-        "reply_by": at(17, 10, 0) if source == "case" else None,
+        "reply_by": _reply_by(trigger, at) if source == "case" else None,
         "links": dict(_LINKS),
         "brand": dict(_BRAND),
         "locale": locale,
@@ -332,6 +336,12 @@ def _event(
         raw = {"comment": people["comment"]}
         return at(21, 18, 20), raw, raw, minute
     return at(22, 9, 0), {}, {}, minute  # case.reopened
+
+
+def _reply_by(trigger: str, at: Any) -> datetime:
+    """The promise of the story: Tuesday 10:00 for the case opened on Monday; reopened on
+    Sunday the 22nd, it is promised afresh, one working day on: Tuesday the 24th, 09:00."""
+    return at(24, 9, 0) if trigger == "case.reopened" else at(17, 10, 0)
 
 
 def _stored(moment: datetime) -> str:

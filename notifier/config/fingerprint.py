@@ -3,7 +3,8 @@
 The rule's YAML mapping made canonical (keys sorted, no comments, no line numbers: moving a
 rule in the file keeps its fingerprint), plus the defaults it uses: the From header always,
 quiet hours for marketing, the default max_age of its category when it sets none, the
-response times for `after: response_time`, and the calendar when it waits in business time.
+response times for `after: response_time`, and the calendar when it waits in business time or
+reads `at:` on the shop's clock.
 Same text, same hash; any change that can change what the rule decides, a different one.
 """
 
@@ -30,7 +31,8 @@ def rule_fingerprint(node: Any, rule: Rule, defaults: Defaults, calendar: Any) -
     if rule.after_response_time:
         used["response_times"] = {key: repr(value) for key, value in sorted(defaults.response_times.items())}
         waits.extend(defaults.response_times.values())
-    if any(isinstance(wait, BusinessDuration) for wait in waits):
+    shop_clock = rule.at is not None and rule.at.whose == "shop"
+    if shop_clock or any(isinstance(wait, BusinessDuration) for wait in waits):
         used["calendar"] = plain(calendar)
     canonical = json.dumps(used, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]

@@ -10,11 +10,12 @@ from apscheduler.triggers.cron import CronTrigger
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from notifier.compose.contract import condition_problems
+from notifier.config.promise_reader import read_after, read_at
 from notifier.config.yaml_reader import Reader
 from notifier.core.addresses import InvalidAddress, check_address
 from notifier.core.conditions import ExpressionError, SendAt, compile_expression, compile_send_at
 from notifier.core.locale import LOCALES, normalize_locale
-from notifier.core.rules import HOLDS, RESPONSE_TIME, SCHEDULE_TICK, Audience, Category, Rule, Schedule
+from notifier.core.rules import HOLDS, SCHEDULE_TICK, Audience, Category, Rule, Schedule
 from notifier.core.suggest import did_you_mean, is_timezone, timezone_hint
 from notifier.core.supply import condition_supply
 from notifier.core.vocabulary import VOCABULARY
@@ -30,6 +31,7 @@ RULE_KEYS = (
     "when",
     "unless",
     "after",
+    "at",
     "delay",
     "send_at",
     "audience",
@@ -90,14 +92,8 @@ def _read_rule_fields(
     on: str,
     check_context: Callable[[str], Mapping[str, Any]] | None,
 ) -> dict[str, Any]:
-    by_priority = node.get("after") == RESPONSE_TIME
-    if by_priority and not on.startswith("case."):
-        reader.fail(
-            reader.key_line(node, "after"), f"{label}: after: response_time only applies to case events"
-        )
     fields: dict[str, Any] = {
-        "after": None if by_priority else reader.wait(node, "after"),
-        "after_response_time": by_priority,
+        **read_after(reader, node, label, on),
         "locale": _read_locale(reader, node, label),
         "delay": reader.wait(node, "delay"),
         "max_age": reader.duration(node, "max_age"),
@@ -112,6 +108,7 @@ def _read_rule_fields(
     probe = Rule(name=label, on=on, template="", line=0, audience=fields["audience"])
     fields["when"] = _read_expression(reader, node, "when", label, probe, check_context)
     fields["send_at"] = _read_expression(reader, node, "send_at", label, probe, check_context)
+    fields["at"] = read_at(reader, node, label, probe, check_context)
     fields["schedule"] = _read_schedule(reader, node, label, fields["audience"])
     fields["category"] = _read_category(reader, node, label)
     fields["enabled"] = _read_enabled(reader, node, label)
@@ -308,10 +305,11 @@ def _read_to(reader: Reader, node: CommentedMap, label: str) -> str | None:
 
 def _check_timing_combination(reader: Reader, node: CommentedMap, label: str, fields: dict[str, Any]) -> None:
     line = reader.line_of(node)
-    timing = [key for key in ("delay", "after", "send_at") if node.get(key) is not None]
+    timing = [key for key in ("delay", "after", "send_at", "at") if node.get(key) is not None]
     if len(timing) > 1:
-        reader.fail(line, f"{label}: use only one of delay, after and send_at (found {', '.join(timing)})")
-    if fields["unless"] and node.get("after") is None:
-        reader.fail(line, f"{label}: unless needs after (how long to wait for those events)")
+        found = ", ".join(timing)
+        reader.fail(line, f"{label}: use only one of delay, after, send_at and at (found {found})")
+    if fields["unless"] and node.get("after") is None and node.get("at") is None:
+        reader.fail(line, f"{label}: unless needs after or at (how long to wait for those events)")
     if node.get("after") is not None and not fields["unless"]:
         reader.fail(line, f"{label}: after needs unless (the events to wait for); for a plain wait use delay")

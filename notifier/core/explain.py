@@ -7,7 +7,7 @@ Pure: rows come in as mappings of the outbox's columns, rules as values, `now` a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from notifier.core.bounces import Kind
@@ -33,6 +33,7 @@ _REASON_WORDS = {
     Reason.BAD_ROW: "a row notifier cannot use",
     Reason.OUTSIDE_WINDOW: "not bought within the audience window",
     Reason.UNEXPECTED: "an unforeseen error",
+    Reason.NO_DUE_TIME: "no time to send it at",
 }
 
 
@@ -61,8 +62,11 @@ def timing_words(rule: Rule) -> str:
     if rule.send_at is not None:
         return f"send_at: {rule.send_at.source}"
     unless = f" unless {' or '.join(rule.unless)} happens first" if rule.unless else ""
+    if rule.at is not None:
+        clock = "the customer's time" if rule.at.whose == "customer" else "the shop's calendar"
+        return f"at {rule.at.source} ({clock}){unless}"
     if rule.after_response_time:
-        return f"the promised reply time for the case's priority{unless}"
+        return f"{_offset_words(rule)}the promised reply time for the case's priority{unless}"
     if rule.after is not None:
         return f"{_duration(rule.after)} after {rule.on}{unless}"
     if rule.delay is not None:
@@ -71,10 +75,17 @@ def timing_words(rule: Rule) -> str:
 
 
 def due_words(
-    rule: Rule, event: Event, due: datetime, rules: RuleSet | None, priority: str | None = None
+    rule: Rule,
+    event: Event,
+    due: datetime,
+    rules: RuleSet | None,
+    priority: str | None = None,
+    *,
+    zone: tzinfo | None = None,
 ) -> str:
     """What a due time was computed from, in words fixed when it was planned:
-    '48h after order.placed #12 at 2026-02-09 09:00 UTC'."""
+    '48h after order.placed #12 at 2026-02-09 09:00 UTC'; for `at:`, the wall clock it was read
+    on (`zone`): 'at: order.promised_date 14:00 = 2026-02-12 14:00 Europe/London (14:00 UTC)'."""
     trigger = (
         f"calendar tick of {rule.schedule.cron} ({rule.schedule.timezone}) at {_at(event.occurred_at)}"
         if rule.schedule is not None
@@ -84,21 +95,38 @@ def due_words(
         past = " (already past: at the event's time)" if due <= event.occurred_at else ""
         return f"send_at: {rule.send_at.source} = {_at(due)}{past}"
     unless = f", unless {' or '.join(rule.unless)} happens first" if rule.unless else ""
+    if rule.at is not None:
+        clock = "the customer's time" if rule.at.whose == "customer" else "the shop's calendar"
+        local = due.astimezone(zone) if zone is not None else due
+        return (
+            f"at: {rule.at.source} = {local:%Y-%m-%d %H:%M} {zone or 'UTC'} ({clock}; {_at(due)}), "
+            f"planned on {trigger}{unless}"
+        )
     wait = rule.wait
     if rule.after_response_time and rules is not None:
         wait = rule.due_after(rules.defaults.response_times, priority)
     if isinstance(wait, BusinessDuration):
-        zone = rules.calendar.timezone.key if rules is not None else "UTC"
-        how = f"{wait} after {trigger} (calendar {zone})"
+        zone_name = rules.calendar.timezone.key if rules is not None else "UTC"
+        how = f"{wait} after {trigger} (calendar {zone_name})"
     elif not wait:
         how = f"at once on {trigger}"
     else:
         how = f"{_duration(wait)} after {trigger}"
     if rule.after_response_time:
-        how += f" (the promised reply time for {priority or 'normal'} priority)"
+        how = f"{_offset_words(rule)}{how} (the promised reply time for {priority or 'normal'} priority)"
+        if rule.response_offset:
+            how += f" = {_at(due)}"
     elif rule.delay is not None and rule.after is None:
         how = f"delay {how}"
     return how + unless
+
+
+def _offset_words(rule: Rule) -> str:
+    """'30m before ' for `response_time - 30m`, '1h after ' for `+ 1h`, '' for none."""
+    offset = rule.response_offset
+    if not offset:
+        return ""
+    return f"{_duration(abs(offset))} {'before' if offset < timedelta(0) else 'after'} "
 
 
 def rule_error_words(rule: Rule, rules: RuleSet, what: str, exc: BaseException) -> str:

@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from notifier.core.addresses import InvalidAddress, check_address
 from notifier.core.business import BusinessDuration, Calendar
 from notifier.core.context import template_context
 from notifier.core.explain import due_words, rule_error_words
-from notifier.core.rules import Category, Rule, RuleSet, Wait
+from notifier.core.gates import zone_named
+from notifier.core.rules import REPLY_CLOCK_STARTS, Category, Rule, RuleSet, Wait
 from notifier.core.timing import expires_at
 from notifier.core.values import Event, Reason, State, Subject
 
@@ -44,15 +46,52 @@ def notification_key(rule: Rule, event: Event, customer_id: int | None = None) -
     return base if customer_id is None else f"{base}:{customer_id}"
 
 
+class NoDueTime(ValueError):
+    """An `at:` rule that has no moment for this event: the date is empty (an order with no
+    promised date), or the moment had already passed when the event happened."""
+
+
 def due_time(rule: Rule, event: Event, context: Mapping[str, Any], rules: RuleSet | None = None) -> datetime:
     """When the message falls due: the event's time, plus delay/after (plain or business
-    time), or send_at (never before the event itself: a send_at already past means at once)."""
+    time), or send_at (never before the event itself: a send_at already past means at once),
+    or `at:` (a time of day on a date the order carries), or the case's promised reply time
+    shifted by its offset (`response_time - 30m`: never before the event)."""
+    calendar = rules.calendar if rules is not None else Calendar()
     if rule.send_at is not None:
         return max(rule.send_at.moment(context), event.occurred_at)
-    wait = rule.wait
+    if rule.at is not None:
+        return at_time(rule, event, context, calendar)
     if rule.after_response_time and rules is not None:
-        wait = rule.due_after(rules.defaults.response_times, (context.get("case") or {}).get("priority"))
-    return shift(event.occurred_at, wait, rules.calendar if rules is not None else Calendar())
+        promise = reply_by(event, context.get("case"), rules)
+        if promise is not None:
+            return max(promise + rule.response_offset, event.occurred_at)
+    return shift(event.occurred_at, rule.wait, calendar)
+
+
+def at_time(rule: Rule, event: Event, context: Mapping[str, Any], calendar: Calendar) -> datetime:
+    """`at: order.promised_date 14:00`: that day at 14:00 on the customer's clock (or the
+    shop's, `... 14:00 shop`); NoDueTime when there is no date or the moment is already past
+    at the event (an apology for a promise made after its afternoon would be nonsense)."""
+    assert rule.at is not None
+    day = rule.at.day(context)
+    if day is None:
+        raise NoDueTime(f"at: {rule.at.base.source} is empty for this {event.source}: no date to time from")
+    zone = at_zone(rule, context, calendar)
+    moment = rule.at.moment(day, zone)
+    if moment < event.occurred_at:
+        raise NoDueTime(
+            f"at: {rule.at.source} is {day:%Y-%m-%d} {rule.at.clock:%H:%M} {zone}, "
+            f"already past when {event.type} #{event.id} happened"
+        )
+    return moment
+
+
+def at_zone(rule: Rule, context: Mapping[str, Any], calendar: Calendar) -> ZoneInfo:
+    """Whose wall clock an `at:` time of day is read on: the customer's timezone (UTC when it
+    is unknown), or the shop calendar's."""
+    if rule.at is not None and rule.at.whose == "shop":
+        return calendar.timezone
+    return zone_named(context.get("timezone"))
 
 
 def shift(moment: datetime, wait: Wait, calendar: Calendar) -> datetime:
@@ -60,6 +99,23 @@ def shift(moment: datetime, wait: Wait, calendar: Calendar) -> datetime:
     if isinstance(wait, BusinessDuration):
         return calendar.add(moment, wait)
     return moment + wait
+
+
+def response_time(rules: RuleSet, priority: str | None) -> Wait:
+    """How long a person has to answer a case of this priority (defaults.response_times)."""
+    times = rules.defaults.response_times
+    return times.get(priority or "normal", times["normal"])
+
+
+def reply_by(event: Event, case: Mapping[str, Any] | None, rules: RuleSet) -> datetime | None:
+    """When a person promised to answer: the response time for the case's priority after the
+    reply clock started, on the shop's calendar. The clock starts when the case is opened, and
+    again when it is reopened (a reopened case gets a fresh promise); a message about any other
+    case event shows the promise made when the case was opened."""
+    if case is None:
+        return None
+    start = event.occurred_at if event.type in REPLY_CLOCK_STARTS else case["opened_at"]
+    return shift(start, response_time(rules, case.get("priority")), rules.calendar)
 
 
 def plan_event(
@@ -168,9 +224,13 @@ def plan_rule(
         return rule_failed(rule, event, rules, what, exc, customer_id=key_customer(customer))
     try:
         due = due_time(rule, event, context, rules)
+    except NoDueTime as exc:
+        return skip(Reason.NO_DUE_TIME, str(exc))
     except Exception as exc:
         return rule_failed(rule, event, rules, "the due time", exc, customer_id=key_customer(customer))
-    basis = due_words(rule, event, due, rules, (context.get("case") or {}).get("priority"))
+    case = context.get("case") or {}
+    zone = at_zone(rule, context, rules.calendar) if rule.at is not None else None
+    basis = due_words(rule, event, due, rules, case.get("priority"), zone=zone)
     recipient = rule.to or (person["email"] if person else "")
     try:
         recipient = check_address(recipient or "")

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from notifier.core.business import BusinessDuration, Calendar
-from notifier.core.conditions import Expression, SendAt
+from notifier.core.conditions import At, Expression, SendAt
 from notifier.core.values import Event
 
 Wait = timedelta | BusinessDuration  # a plain duration, or working time on the calendar
@@ -36,6 +36,9 @@ DEFAULT_RESPONSE_TIMES = {
 
 
 RESPONSE_TIME = "response_time"  # `after:` value: the promised reply time for the case's priority
+
+# The events that start a case's reply clock: a reopened case is promised a reply afresh.
+REPLY_CLOCK_STARTS = ("case.opened", "case.reopened")
 
 
 SCHEDULE_TICK = "schedule.tick"  # the `on` of calendar rules: they fire on a tick, not an event
@@ -106,6 +109,8 @@ class Rule:
     max_age: timedelta | None = None
     description: str = ""
     after_response_time: bool = False  # `after: response_time`: the case's promised reply time
+    response_offset: timedelta = timedelta(0)  # `response_time - 30m`: this much before (negative)
+    at: At | None = None  # `at: order.promised_date 14:00`: a time of day on a date the order carries
     locale: str | None = None  # a fixed language (internal notices), else the customer's
     schedule: Schedule | None = None  # calendar rules fire on cron ticks instead of events
     superseded_by: tuple[str, ...] = ()  # skip if one of these events is known when it would go

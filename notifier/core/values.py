@@ -55,6 +55,7 @@ class Reason(StrEnum):
     BAD_ROW = "bad_row"  # a row of the order system's tables holds a value notifier cannot use
     UNEXPECTED = "unexpected_error"  # an error notifier did not foresee; the rest of the batch went on
     OUTSIDE_WINDOW = "outside_window"  # (fan-out) bought it, but not within the audience window
+    NO_DUE_TIME = "no_due_time"  # `at:` found no date (no promised date), or its time had passed
 
 
 _KIND = {"feedback": "case"}

@@ -22,6 +22,7 @@ from notifier.config.settings import Settings
 from notifier.config.validate import key_problems, load_checked, validate
 from notifier.core.context import brand_of, template_context
 from notifier.core.locale import message_locale
+from notifier.core.planning import reply_by
 from notifier.core.rules import RuleSet
 from notifier.core.timing import utcnow
 from notifier.core.values import Event, Subject
@@ -148,6 +149,7 @@ def _real_context(
         brand=brand_of(rules),
         now=utcnow(),
         customer=subject.customer or sample_context(trigger, locale)["customer"],
+        reply_by=reply_by(event, subject.case, rules),  # the promise the daemon would state
     )
     context["locale"] = locale
     if subject.customer is None and isinstance(subject, Subject):

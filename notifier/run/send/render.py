@@ -22,7 +22,7 @@ from notifier.core.addresses import InvalidAddress, parse_from, same_mailbox
 from notifier.core.context import brand_of, template_context
 from notifier.core.gates import Decided
 from notifier.core.locale import message_locale
-from notifier.core.planning import shift
+from notifier.core.planning import reply_by
 from notifier.core.retry import Built
 from notifier.core.rules import Category, RuleSet
 from notifier.core.values import Claimed, Event, Reason, State, Subject
@@ -135,7 +135,7 @@ def _build(
         brand=job.brand,
         links=_links(item, subject, job.settings),
         now=job.now,
-        reply_by=_reply_by(subject, job.rules),
+        reply_by=reply_by(event, subject.case, job.rules),
     )
     rule = job.rules.by_name(item.rule)
     locale = message_locale(
@@ -180,15 +180,6 @@ def _list_headers(item: Claimed, job: _Job) -> tuple[tuple[str, str], ...]:
         ("List-Unsubscribe", f"<{url}>, <{mailto}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
     )
-
-
-def _reply_by(subject: Subject, rules: RuleSet) -> datetime | None:
-    if subject.case is None:
-        return None
-    times = rules.defaults.response_times
-    wait = times.get(subject.case["priority"], times["normal"])
-    opened: datetime = subject.case["opened_at"]
-    return shift(opened, wait, rules.calendar)
 
 
 def _problem(
