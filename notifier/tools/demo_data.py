@@ -83,6 +83,10 @@ ORDERS: list[dict[str, Any]] = [
     _order(1048, 1, [(2, 1)], "2026-02-09 10:00", date(2026, 2, 12)),
     _order(1049, 2, [(3, 1)], "2026-02-09 02:00", date(2026, 2, 12)),
     _order(1050, 3, [(3, 1)], "2026-02-09 02:10", date(2026, 2, 12)),
+    # Dispatched, then no word from the carrier for two working days: "carrier has gone quiet".
+    _order(1051, 1, [(3, 1)], "2026-02-09 10:30", date(2026, 2, 24)),
+    _order(1052, 2, [(1, 1)], "2026-02-09 02:20", date(2026, 2, 24)),
+    _order(1053, 3, [(2, 1)], "2026-02-09 02:30", date(2026, 2, 24)),
 ]
 # The three complaints, opened after the deliveries; high priority: a reply is promised in 4 hours.
 CASES: list[dict[str, Any]] = [
@@ -209,9 +213,27 @@ TIMELINE: list[Step] = [
     *_case(501, "2026-02-12 09:00", "2026-02-12 13:00", "2026-02-12 13:30", "2026-02-12 15:00", "Amy"),
     *_case(502, "2026-02-12 01:00", "2026-02-12 05:00", "2026-02-12 05:40", "2026-02-12 07:00", "小李"),
     *_case(503, "2026-02-12 01:30", "2026-02-12 05:30", "2026-02-12 06:00", "2026-02-12 07:30", "小陳"),
+    # Handed to the carrier on Tuesday 10 February, 10:00 Taipei; two working days on the shop's
+    # calendar later (Thursday 10:00 Taipei, 02:00 UTC), still nothing: the carrier has gone quiet.
+    *(
+        ("2026-02-10 02:00", "order", number, "dispatched", {"carrier": carrier, "tracking_number": track})
+        for number, carrier, track in (
+            (1051, "DPD", "15501234567890"),
+            (1052, "中通快递", "ZT7788990011"),
+            (1053, "新竹物流", "HCT556677889"),
+        )
+    ),
+    ("2026-02-12 02:05", "", 0, "", {"note": "two working days since the parcels left, no word"}),
     # Three days after each resolution, the follow-up; Ms Lin clicks "not solved".
     ("2026-02-15 07:35", "", 0, "", None),
     ("2026-02-15 15:05", "", 0, "", None),
     ("2026-02-15 18:00", "case", 501, "not_solved", {"comment": "One of the new roses is wilted too"}),
+    # The customers write again: each case is reopened and promised a reply afresh.
+    ("2026-02-15 08:00", "case", 502, "reopened", None),
+    ("2026-02-15 08:10", "case", 503, "reopened", None),
+    ("2026-02-15 18:30", "case", 501, "reopened", None),
+    ("2026-02-15 09:00", "case", 502, "agent_replied", {"agent": "小李"}),
+    ("2026-02-15 09:10", "case", 503, "agent_replied", {"agent": "小陳"}),
+    ("2026-02-15 19:00", "case", 501, "agent_replied", {"agent": "Amy"}),
 ]
 TIMELINE.sort(key=lambda step: step[0])
