@@ -83,10 +83,11 @@ ORDERS: list[dict[str, Any]] = [
     _order(1048, 1, [(2, 1)], "2026-02-09 10:00", date(2026, 2, 12)),
     _order(1049, 2, [(3, 1)], "2026-02-09 02:00", date(2026, 2, 12)),
     _order(1050, 3, [(3, 1)], "2026-02-09 02:10", date(2026, 2, 12)),
-    # Dispatched, then no word from the carrier for two working days: "carrier has gone quiet".
-    _order(1051, 1, [(3, 1)], "2026-02-09 10:30", date(2026, 2, 24)),
-    _order(1052, 2, [(1, 1)], "2026-02-09 02:20", date(2026, 2, 24)),
-    _order(1053, 3, [(2, 1)], "2026-02-09 02:30", date(2026, 2, 24)),
+    # Dispatched, then no word from the carrier for two working days ("carrier has gone quiet"),
+    # then delivered on the promised morning, so no promise-day apology is owed.
+    _order(1051, 1, [(3, 1)], "2026-02-09 10:30", date(2026, 2, 13)),
+    _order(1052, 2, [(1, 1)], "2026-02-09 02:20", date(2026, 2, 13)),
+    _order(1053, 3, [(2, 1)], "2026-02-09 02:30", date(2026, 2, 13)),
 ]
 # The three complaints, opened after the deliveries; high priority: a reply is promised in 4 hours.
 CASES: list[dict[str, Any]] = [
@@ -224,6 +225,11 @@ TIMELINE: list[Step] = [
         )
     ),
     ("2026-02-12 02:05", "", 0, "", {"note": "two working days since the parcels left, no word"}),
+    *(
+        (at, "order", number, "delivered", {"delivered_at": f"{at}:00", "signed_by": _TO[customer][0]})
+        for number, customer, at in ((1051, 1, "2026-02-13 10:00"), (1052, 2, "2026-02-13 02:00"),
+                                     (1053, 3, "2026-02-13 02:30"))
+    ),
     # Three days after each resolution, the follow-up; Ms Lin clicks "not solved".
     ("2026-02-15 07:35", "", 0, "", None),
     ("2026-02-15 15:05", "", 0, "", None),
@@ -235,5 +241,7 @@ TIMELINE: list[Step] = [
     ("2026-02-15 09:00", "case", 502, "agent_replied", {"agent": "小李"}),
     ("2026-02-15 09:10", "case", 503, "agent_replied", {"agent": "小陳"}),
     ("2026-02-15 19:00", "case", 501, "agent_replied", {"agent": "Amy"}),
+    # The reopened promises' watches come due after the replies: nothing more is owed.
+    ("2026-02-15 22:45", "", 0, "", {"note": "the reopened cases' reply times have passed"}),
 ]
 TIMELINE.sort(key=lambda step: step[0])
