@@ -42,6 +42,15 @@ MARKETING_RULE = """
 """
 
 
+def _with_marketing_rule(rules: Path) -> None:
+    """The rules plus the win-back offer; the shipped cancellation notice is switched off, so
+    the offer is the one message a cancellation sends."""
+    shipped = "  - name: order-cancelled\n    on: order.cancelled\n"
+    text = rules.read_text()
+    assert shipped in text
+    rules.write_text(text.replace(shipped, shipped + "    enabled: false\n") + MARKETING_RULE)
+
+
 def _order(shop: Shop, email: str | None = None, *, opt_in: bool = False) -> int:
     customer = shop.customer(email=email, timezone="UTC", marketing_opt_in=opt_in)
     product = shop.product(price="300.00")
@@ -231,8 +240,7 @@ def test_a_hard_bounce_of_marketing_mail_suppresses_the_address(
     code: int,
     step: Any,
 ) -> None:
-    rules = Path(settings.rules)
-    rules.write_text(rules.read_text() + MARKETING_RULE)
+    _with_marketing_rule(Path(settings.rules))
     fan = _order(shop, "fan@example.com", opt_in=True)
     shop.event("order", fan, "cancelled", "2026-02-10 11:59")
     smtp_server.fail(code, on=step, times=None, recipient="fan@example.com")
@@ -442,8 +450,7 @@ def test_a_550_is_read_by_its_enhanced_code_and_stage(
     text: str,
     gone: bool,
 ) -> None:
-    rules = Path(settings.rules)
-    rules.write_text(rules.read_text() + MARKETING_RULE)
+    _with_marketing_rule(Path(settings.rules))
     fan = _order(shop, "fan@example.com", opt_in=True)
     shop.event("order", fan, "cancelled", "2026-02-10 11:59")
     smtp_server.fail(550, text, on=step, times=None, recipient="fan@example.com")
