@@ -4,8 +4,9 @@ A fresh SQLite shop (customers, orders and items, no events yet) and the daemon 
 run`, default poll interval 2 s) sending to the sink. This process plays the order system:
 it inserts one `order.placed` event per transaction at a steady rate (200/s) for a while
 (60 s), noting the time each commit returned. notifier's Message-ID is a hash of the
-notification key (`order-confirmation:order:<event id>`), so each message the sink records
-maps back to its event: latency = sink arrival - commit. Then SIGTERM stops the daemon.
+notification key (`order-confirmation:order:<event id>`) with the database's own random id
+(`notifier_state` `database.id`), so each message the sink records maps back to its event:
+latency = sink arrival - commit. Then SIGTERM stops the daemon.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from measure import ROOT, Figure, notifier_command, reap
 from sink import Sink
 
 from notifier.compose.mail import make_message_id
+from notifier.db.store.identity import DATABASE_ID
 
 
 def _started(db: Path, timeout: float) -> bool:
@@ -37,6 +39,18 @@ def _started(db: Path, timeout: float) -> bool:
             pass
         time.sleep(0.1)
     return False
+
+
+def _by_message_id(db: Path, committed: dict[int, float]) -> dict[str, float]:
+    """Commit times by the Message-ID each event's confirmation carries: the notification key and
+    the database's own random id (made when the daemon first claims), as the daemon makes it."""
+    with sqlite3.connect(db, timeout=30) as conn:
+        row = conn.execute("SELECT value FROM notifier_state WHERE key = ?", (DATABASE_ID,)).fetchone()
+    database = str(row[0]) if row else ""
+    return {
+        make_message_id(f"order-confirmation:order:{event}", "blossom.example", database): at
+        for event, at in committed.items()
+    }
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -56,7 +70,7 @@ def latency(db: Path, sink: Sink, env: dict[str, str], rate: int, seconds: int) 
         sink.reset()
         sink.ask("record on")
         shop = sqlite3.connect(db, isolation_level=None, timeout=30)  # autocommit: one event, one commit
-        committed: dict[str, float] = {}
+        committed: dict[int, float] = {}  # event id -> when its commit returned
         started = time.monotonic()
         for k in range(total):
             pause = started + k / rate - time.monotonic()
@@ -68,7 +82,7 @@ def latency(db: Path, sink: Sink, env: dict[str, str], rate: int, seconds: int) 
                 (k + 1, stamp),
             )
             at = time.time()
-            committed[make_message_id(f"order-confirmation:order:{cursor.lastrowid}", "blossom.example")] = at
+            committed[cursor.lastrowid or 0] = at
         inserting = time.monotonic() - started
         shop.close()
         deadline = time.monotonic() + 60
@@ -76,11 +90,12 @@ def latency(db: Path, sink: Sink, env: dict[str, str], rate: int, seconds: int) 
             time.sleep(0.2)
         records = sink.records()
         sink.ask("record off")
+        by_message_id = _by_message_id(db, committed)
     finally:
         daemon.send_signal(signal.SIGTERM)
         cpu, rss = reap(daemon, 60)
         log.close()
-    waits = [arrival - committed[mid] for arrival, mid in records if mid in committed]
+    waits = [arrival - by_message_id[mid] for arrival, mid in records if mid in by_message_id]
     if not waits:
         return Figure("latency (daemon)", note="INCOMPLETE: no message arrived")
     p50, p99, worst = _percentile(waits, 0.50), _percentile(waits, 0.99), max(waits)
