@@ -227,7 +227,8 @@ def test_status_json_has_every_field_and_masks_secrets(
         human = cli(settings, "status")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["by_state"]["queued"] == 4 and data["by_rule"]["order-confirmation"]["queued"] == 2
+    # Per order: the confirmation, the 48 h dispatch check and the promise-day apology wait.
+    assert data["by_state"]["queued"] == 6 and data["by_rule"]["order-confirmation"]["queued"] == 2
     assert data["oldest_queued_due"] == "2026-02-10T09:00:00+00:00"
     assert data["oldest_due_age_seconds"] == 11 * 60
     assert data["sent_last_minute"] == 0

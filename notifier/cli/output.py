@@ -224,7 +224,8 @@ def print_report(rows: Any, start: datetime) -> None:
     say(f"since {start:%Y-%m-%d %H:%M} UTC; 'case in 7d': a case opened about the same order within 7 days")
     say("after the message (told), or after the rule's event for orders that got no such message (not told)")
     table = Table(box=box.SIMPLE_HEAD)
-    table.add_column("rule", no_wrap=True)
+    # A long rule name folds onto a second line rather than the figures being cut short.
+    table.add_column("rule", overflow="fold")
     # Two-line headings, so that the table fits 80 columns without cutting them short.
     for name in ("sent", "failed", "told", "case\nin 7d", "not\ntold", "case\nin 7d"):
         table.add_column(name, justify="right", no_wrap=True)
