@@ -128,7 +128,8 @@ def test_a_rule_whose_condition_raises_for_one_event_leaves_the_others_planned(
 
     events, planned = _intake(engine, rules)
 
-    assert events == 3 and planned == 6  # three failed confirmations, three dispatch-delayed
+    # Three failed confirmations; three dispatch-delayed checks and three promise-day apologies.
+    assert events == 3 and planned == 9
     failed = notifications(engine, rule="order-confirmation")
     assert [(row["state"], row["reason"]) for row in failed] == [("failed", "rule_error")] * 3
     assert "when: order.total > 0 and order.nosuch raised an error" in failed[0]["detail"]
