@@ -235,7 +235,9 @@ class Editor:
         html = await run_in_threadpool(self.preview_html, path, content, template, ref, problem)
         return HTMLResponse(html, headers=_HEADERS)
 
-    async def save(self, request: Request) -> Response:
+    async def file_post(self, request: Request) -> Response | tuple[Session, str, dict[str, str]]:
+        """A form posted about one file: the session, the file and the fields, or the refusal
+        (not signed in, no such file, a form that is not the editor's own)."""
         session, refused = self.gate(request)
         if refused:
             return refused
@@ -244,6 +246,12 @@ class Editor:
         fields = await self.form(request, session)
         if isinstance(fields, str):
             return self.page(request, session, "result", 403, says=fields, back=f"/edit/file/{path}")
+        return session, path, fields
+
+    async def save(self, request: Request) -> Response:
+        if isinstance(posted := await self.file_post(request), Response):
+            return posted
+        session, path, fields = posted
         content = _text(fields.get("content", ""))
         if fields.get("base") and fields["base"] != kept.content_hash(
             files.read(self.settings.templates, path)
@@ -258,14 +266,9 @@ class Editor:
         return await self.store(request, session, path, content, note, fields)
 
     async def revert(self, request: Request) -> Response:
-        session, refused = self.gate(request)
-        if refused:
-            return refused
-        if (path := self.path(request)) is None:
-            return self.missing(request, session)
-        fields = await self.form(request, session)
-        if isinstance(fields, str):
-            return self.page(request, session, "result", 403, says=fields, back=f"/edit/file/{path}")
+        if isinstance(posted := await self.file_post(request), Response):
+            return posted
+        session, path, fields = posted
         found = await run_in_threadpool(self.version_text, path, fields.get("to", ""))
         if found is None:
             return self.page(request, session, "result", 404, says="There is no such version.", back="/edit")
