@@ -42,7 +42,7 @@ class Where:
         return str(self)
 
 
-def raw(table: sa.Table) -> Any:
+def raw(table: sa.TableClause) -> Any:
     """SELECT every column as the driver hands it back: SQLAlchemy's own conversions (dates,
     numbers) raise on a bad value and would take the whole query down with them."""
     return sa.select(*(sa.type_coerce(column, sa.types.NullType()).label(column.name) for column in table.c))

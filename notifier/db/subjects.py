@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from notifier.core.values import Subject, kind_of
 from notifier.db import cells
+from notifier.db.order_number import orders_table
 from notifier.db.schema import Case, Customer, Order, OrderItem, Product
 from notifier.db.translations import product_names
 
@@ -33,7 +34,7 @@ def money(value: Any) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 
-def _rows(conn: sa.Connection, table: sa.Table, column: str, ids: Iterable[Any]) -> list[Any]:
+def _rows(conn: sa.Connection, table: sa.TableClause, column: str, ids: Iterable[Any]) -> list[Any]:
     # Only whole numbers are ids: a text id in a row was already that row's problem.
     wanted = sorted({i for i in ids if isinstance(i, int) and not isinstance(i, bool)})
     rows: list[Any] = []
@@ -75,7 +76,7 @@ def _order(row: Mapping[str, Any]) -> dict[str, Any]:
     at = _where("orders", row)
     return {
         "id": row["id"],
-        "number": str(row["id"]),
+        "number": _number(row, at),
         "customer_id": cells.integer(row["customer_id"], at("customer_id")),
         "placed_at": cells.timestamp(row["placed_at"], at("placed_at")),
         "status": cells.text(row["status"], at("status"), default=""),
@@ -85,6 +86,12 @@ def _order(row: Mapping[str, Any]) -> dict[str, Any]:
         "ship_to_address": cells.text(row["ship_to_address"], at("ship_to_address"), default=""),
         "promised_date": cells.day(row["promised_date"], at("promised_date")),
     }
+
+
+def _number(row: Mapping[str, Any], at: Callable[[str], cells.Where]) -> str:
+    """The shop's own order number where `orders` has one (order_number.py), else the id."""
+    number = cells.text(row.get("number"), at("number"), nullable=True)
+    return (number or "").strip() or str(row["id"])
 
 
 def _product(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -195,7 +202,7 @@ def load_subjects(conn: sa.Connection, refs: Iterable[tuple[str, int]]) -> dict[
     order_ids = {i for s, i in refs if s == "order"} | {
         c["order_id"] for c in cases.good.values() if c["order_id"]
     }
-    orders = Checked(_rows(conn, ORDERS, "id", order_ids), _order)
+    orders = Checked(_rows(conn, orders_table(conn), "id", order_ids), _order)
     customer_ids = {o["customer_id"] for o in orders.good.values()} | {
         c["customer_id"] for c in cases.good.values()
     }
