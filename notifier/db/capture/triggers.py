@@ -173,12 +173,19 @@ def remove_statements(conn: sa.Connection) -> list[str]:
 
 
 def run(conn: sa.Connection, statements: list[str]) -> None:
-    """Run the statements in one transaction (where the database's DDL is transactional)."""
+    """Run the statements in one transaction (where the database's DDL is transactional).
+
+    Through the driver's own cursor, without parameters: PyMySQL would otherwise read the '%' of
+    DATE_FORMAT as a placeholder."""
     if conn.in_transaction():
         conn.commit()
     with conn.begin():
-        for statement in statements:
-            conn.exec_driver_sql(statement)
+        cursor = conn.connection.cursor()
+        try:
+            for statement in statements:
+                cursor.execute(statement)
+        finally:
+            cursor.close()
 
 
 def problems_here(conn: sa.Connection, mapping: CaptureMap) -> list[Problem]:
