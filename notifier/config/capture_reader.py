@@ -156,6 +156,7 @@ def _entry(reader: Reader, node: Any, index: int) -> Capture | None:
         changed=changed,
         data=data,
         line=line,
+        table_line=reader.key_line(node, "table") or line,
     )
 
 

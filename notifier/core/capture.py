@@ -102,6 +102,7 @@ class Capture:
     changed: tuple[str, ...] = ()  # update only: fires when one of these columns' value differs
     data: tuple[tuple[str, Value], ...] = ()
     line: int = 0
+    table_line: int = 0  # the line of `table:`, for what the database says of the table
 
     @property
     def source(self) -> str:

@@ -86,7 +86,7 @@ def shape_of(conn: sa.Connection, mapping: CaptureMap) -> tuple[Shape, list[Prob
                 )
             )
     for capture in mapping.captures:
-        line = capture.line
+        line = capture.table_line or capture.line
         if capture.table not in tables:
             if capture.table in views:
                 words = f"{capture.table} is a view: a trigger sits on the table the shop writes"
