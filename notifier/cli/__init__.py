@@ -17,6 +17,7 @@ every `--json` prints plain JSON on stdout and nothing else there. The modules:
     inspect.py  status, history, retry, resend, simulate, report
     bounces.py  bounces listen | poll, suppressions list | add | remove | import
     position.py position show / set: each event table's read position
+    capture.py  capture install | check | remove: triggers that write events from the shop's tables
     output.py   the consoles, plain text and JSON, each command's tables
     failures.py an error that escapes a command, in plain words, with its exit code
 """
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import typer
 
-from notifier.cli import bounces, init, inspect, operate, position
+from notifier.cli import bounces, capture, init, inspect, operate, position
 from notifier.cli.failures import guarded
 from notifier.cli.options import HelpCommand, HelpGroup, main_options
 
@@ -49,6 +50,7 @@ EXAMPLES = {
     "bounces": "notifier bounces poll --every 1m      (or: notifier bounces listen --port 2525)",
     "suppressions": "notifier suppressions add lin@example.tw      (or: list, remove, import FILE)",
     "position": "notifier position set order 5000 --dry-run      (or: notifier position show)",
+    "capture": "notifier capture install --dry-run      (or: notifier capture check, capture remove)",
 }
 
 app = typer.Typer(
@@ -82,6 +84,7 @@ for _name, _group in (
     ("bounces", bounces.bounces_app),
     ("suppressions", bounces.suppressions_app),
     ("position", position.app),
+    ("capture", capture.app),
 ):
     app.add_typer(_group, name=_name, cls=HelpGroup, epilog=f"Example: {EXAMPLES[_name]}")
 

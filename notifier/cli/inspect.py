@@ -50,7 +50,7 @@ def _rules_to_explain(settings: Settings) -> Any:
     from notifier.config.rules_file import load_rules
 
     try:
-        return load_rules(settings.rules, template_exists=lambda _name: True)
+        return load_rules(settings.rules, template_exists=lambda _name: True, capture=settings.capture)
     except (RulesError, OSError) as exc:
         errors.print(
             f"note: {settings.rules} could not be read, so rules that planned nothing are not listed: {exc}",
@@ -281,7 +281,7 @@ def simulate_command(
     start = _since(since, now)
     settings = read_settings()
     try:
-        candidate, _renderer = load_checked(rules, settings.templates)
+        candidate, _renderer = load_checked(rules, settings.templates, capture=settings.capture)
     except RulesError as exc:
         errors.print(f"[red]the candidate rules are not valid:[/red] {rules}")
         print_problems(exc)

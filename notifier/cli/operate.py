@@ -113,17 +113,25 @@ def run_command(
 def check_command() -> None:
     """Validate rules.yaml and render every template in every locale with sample data."""
     from notifier.db.locales import customer_locales
+    from notifier.tools.capture_check import check_capture
     from notifier.tools.checking import check_all, check_database
 
     settings = read_settings()
-    database, notes, readable = check_database(settings.database_url.reveal(), settings.rules)
+    database, notes, readable = check_database(
+        settings.database_url.reveal(), settings.rules, settings.capture
+    )
     # The languages customers actually use, when the database can be read; else the shipped ones.
     locales = customer_locales(settings.database_url.reveal()) if readable else None
     problems, summary = check_all(
-        settings.rules, settings.templates, locales=locales, has_secret=settings.secret_key is not None,
+        settings.rules,
+        settings.templates,
+        locales=locales,
+        has_secret=settings.secret_key is not None,
         settings=settings,
     )
-    for line in [*summary, *notes]:
+    capture_problems, capture_summary = check_capture(settings)
+    problems = [*problems, *capture_problems]
+    for line in [*summary, *capture_summary, *notes]:
         console.print(line, markup=False, highlight=False)
     if problems:
         print_problems(RulesError(problems))

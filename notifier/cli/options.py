@@ -109,6 +109,10 @@ def main_options(
     templates: Annotated[
         Path | None, typer.Option(metavar="DIR", help="Templates folder (env NOTIFIER_TEMPLATES).")
     ] = None,
+    capture: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Capture mapping: shop changes -> events (env NOTIFIER_CAPTURE)."),
+    ] = None,
     config: Annotated[
         Path | None, typer.Option(metavar="FILE", help="A notifier.toml to read settings from.")
     ] = None,
@@ -125,6 +129,7 @@ def main_options(
         "smtp_url": smtp_url,
         "rules": rules,
         "templates": templates,
+        "capture": capture,
     }
     State.config_file = config
     Verbosity.level = verbose

@@ -63,18 +63,19 @@ class ReloadOutcome:
 class LiveConfig:
     """Holds the last good RuleSet and Renderer; `reload_if_changed()` picks up edits."""
 
-    def __init__(self, rules_path: Path, templates: Path) -> None:
+    def __init__(self, rules_path: Path, templates: Path, capture: Path | None = None) -> None:
         self.rules_path = rules_path
         self.templates = templates
+        self.capture = capture  # the capture mapping: the event types it declares, rules may name
         # Read before the templates are checked: a file saved in between changes the fingerprint,
         # so the next cycle reloads and publishes again (never a digest newer than what is loaded).
         self.template_files = template_files(templates)
-        self.rules, self.renderer = load_checked(rules_path, templates)
+        self.rules, self.renderer = load_checked(rules_path, templates, capture=capture)
         self._seen = self._current_fingerprint()
         self.last_error: str | None = None
 
     def _current_fingerprint(self) -> tuple[tuple[str, int, int], ...]:
-        files = [self.rules_path]
+        files = [self.rules_path, *([self.capture] if self.capture is not None else [])]
         if self.templates.is_dir():
             files.extend(p for p in self.templates.rglob("*") if p.is_file())
         return _fingerprint(iter(files))
@@ -87,7 +88,7 @@ class LiveConfig:
         self._seen = current
         files = template_files(self.templates)
         try:
-            rules, renderer = load_checked(self.rules_path, self.templates)
+            rules, renderer = load_checked(self.rules_path, self.templates, capture=self.capture)
         except RulesError as exc:
             self.last_error = str(exc)
             log.error(

@@ -24,7 +24,6 @@ from notifier.core.conditions import At, ExpressionError, compile_at
 from notifier.core.rules import RESPONSE_TIME, Rule
 from notifier.core.supply import condition_supply
 from notifier.core.timing import parse_duration
-from notifier.core.vocabulary import VOCABULARY
 
 _RESPONSE = re.compile(rf"^\s*{RESPONSE_TIME}\b\s*(?:(?P<sign>[+-])\s*(?P<offset>.*?))?\s*$")
 
@@ -70,13 +69,13 @@ def read_at(
         return None
     try:
         at = compile_at(str(value))
-        if probe.on in VOCABULARY:
+        if probe.on in reader.events:
             static = condition_problems(at.base.source, condition_supply(probe))
             for problem in static:
                 reader.fail(line, f"{label}: at: {problem}")
             if static:
                 return None
-        if check_context is not None and probe.on in VOCABULARY:
+        if check_context is not None and probe.on in reader.events:
             at.day(check_context(probe.on))
     except (ExpressionError, ValueError) as exc:
         reader.fail(line, f"{label}: at: {exc}")

@@ -18,7 +18,6 @@ from notifier.core.locale import LOCALES, normalize_locale
 from notifier.core.rules import HOLDS, SCHEDULE_TICK, Audience, Category, Rule, Schedule
 from notifier.core.suggest import did_you_mean, is_timezone, timezone_hint
 from notifier.core.supply import condition_supply
-from notifier.core.vocabulary import VOCABULARY
 
 RULE_KEYS = (
     "name",
@@ -66,11 +65,12 @@ def read_rule(
         if not node.get(required):
             reader.fail(line, f"{label} needs '{required}'")
     on = SCHEDULE_TICK if scheduled else str(node.get("on") or "")
-    if on and on != SCHEDULE_TICK and on not in VOCABULARY:
+    if on and on != SCHEDULE_TICK and on not in reader.events:
         reader.fail(
             reader.key_line(node, "on"),
-            f"{label}: unknown event {on!r}{did_you_mean(on, VOCABULARY)} "
-            f"(known events: {', '.join(VOCABULARY)})",
+            f"{label}: unknown event {on!r}{did_you_mean(on, reader.events)} "
+            f"(known events: {', '.join(reader.events)}; a shop's own event is declared in the "
+            "capture mapping, capture.yaml)",
         )
     template = str(node.get("template") or "")
     if template and not template_exists(template):
@@ -130,8 +130,10 @@ def _read_events(reader: Reader, node: CommentedMap, key: str, label: str, on: s
     line = reader.key_line(node, key)
     source = on.split(".", 1)[0]
     for name in names:
-        if name not in VOCABULARY:
-            reader.fail(line, f"{label}: {key} names unknown event {name!r}{did_you_mean(name, VOCABULARY)}")
+        if name not in reader.events:
+            reader.fail(
+                line, f"{label}: {key} names unknown event {name!r}{did_you_mean(name, reader.events)}"
+            )
         elif on and name.split(".", 1)[0] != source:
             reader.fail(line, f"{label}: {key} event {name!r} is not about the same {source} as {on!r}")
     return tuple(str(name) for name in names)
@@ -197,14 +199,14 @@ def _read_expression(
     on = probe.on
     try:
         compiled = compile_send_at(source) if key == "send_at" else compile_expression(source)
-        if on in VOCABULARY or on == SCHEDULE_TICK:
+        if on in reader.events or on == SCHEDULE_TICK:
             base = compiled.base.source if isinstance(compiled, SendAt) else compiled.source
             static = condition_problems(base, condition_supply(probe))
             for problem in static:
                 reader.fail(line, f"{label}: {key}: {problem}")
             if static:
                 return None
-        if check_context is not None and on in VOCABULARY:
+        if check_context is not None and on in reader.events:
             context = check_context(on)
             if isinstance(compiled, SendAt):
                 compiled.moment(context)

@@ -16,10 +16,12 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from notifier.config.capture_reader import declared_events
 from notifier.config.fingerprint import rule_fingerprint
 from notifier.config.rule_reader import read_rule
 from notifier.config.yaml_reader import Reader, parse_yaml, read_calendar, read_defaults
 from notifier.core.rules import Rule, RuleSet
+from notifier.core.vocabulary import known_events
 from notifier.errors import Problem, RulesError
 
 TOP_KEYS = ("version", "defaults", "calendar", "rules")
@@ -32,19 +34,22 @@ def load_rules(
     check_context: Callable[[str], Mapping[str, Any]] | None = None,
     text: str | None = None,
     template_names: Iterable[str] = (),
+    capture: Path | None = None,
 ) -> RuleSet:
     """Read and validate a rules file; raise RulesError listing every problem.
 
     `template_exists` says whether a template name is present; `check_context(event_type)`
     gives sample data to try `when:`/`send_at:` against, so a misspelt name fails here;
-    `template_names` are the templates a missing one is compared with ("did you mean").
+    `template_names` are the templates a missing one is compared with ("did you mean");
+    `capture` is the capture mapping, whose declared event types rules may name beside the
+    vocabulary's (core.vocabulary.known_events).
     """
     try:
         text = path.read_text(encoding="utf-8") if text is None else text
     except OSError as exc:
         raise RulesError([Problem(str(path), None, f"cannot read the rules file: {exc.strerror}")]) from exc
     document = parse_yaml(path, text)
-    reader = Reader(str(path), templates=tuple(template_names))
+    reader = Reader(str(path), templates=tuple(template_names), events=known_events(declared_events(capture)))
     if not isinstance(document, CommentedMap):
         raise RulesError(
             [Problem(str(path), 1, "the file must be a mapping with version, defaults and rules")]

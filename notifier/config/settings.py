@@ -60,6 +60,9 @@ class Settings:
     smtp_url: Secret = field(default_factory=lambda: Secret("smtp://localhost:25"))
     rules: Path = Path("rules.yaml")
     templates: Path = Path("templates")
+    # The capture mapping (README: Capture): which changes in the shop's tables are which
+    # events; no such file, no capture.
+    capture: Path = Path("capture.yaml")
     poll_interval: timedelta = timedelta(seconds=2)
     retry_backoff: timedelta = timedelta(minutes=1)
     retry_for: timedelta = timedelta(hours=24)
@@ -105,7 +108,7 @@ class Settings:
 
 _DURATIONS = {"poll_interval", "retry_backoff", "retry_for", "smtp_timeout", "lease", "gap_timeout"}
 _SECRETS = {"database_url", "smtp_url", "secret_key", "bounce_imap_url"}
-_PATHS = {"rules", "templates", "editor_users", "web_tls_cert", "web_tls_key", "dkim_key_file"}
+_PATHS = {"rules", "templates", "capture", "editor_users", "web_tls_cert", "web_tls_key", "dkim_key_file"}
 _BOOLS = {"editor", "web_proxy_tls"}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 _INTS = {"smtp_connections", "batch_size", "workers"}

@@ -42,8 +42,15 @@ class Validation:
     summary: tuple[str, ...]
 
 
-def validate(rules_path: Path, templates: Path, locales: Iterable[str | None] | None = None) -> Validation:
-    """Every problem with the rules and templates; `locales` are the customers' (None: the shipped)."""
+def validate(
+    rules_path: Path,
+    templates: Path,
+    locales: Iterable[str | None] | None = None,
+    *,
+    capture: Path | None = None,
+) -> Validation:
+    """Every problem with the rules and templates; `locales` are the customers' (None: the shipped);
+    `capture` the capture mapping, whose declared events the rules may name."""
     renderer = Renderer(templates, auto_reload=False)
     if not templates.is_dir():
         return Validation(
@@ -56,6 +63,7 @@ def validate(rules_path: Path, templates: Path, locales: Iterable[str | None] | 
             template_exists=renderer.has_template,
             check_context=sample_context,
             template_names=renderer.template_names(),
+            capture=capture,
         )
     except RulesError as exc:
         return Validation(None, renderer, (*exc.problems, *problems), ())
@@ -93,9 +101,11 @@ def key_problems(rules: RuleSet, rules_path: Path, *, has_secret: bool) -> list[
     ]
 
 
-def load_checked(rules_path: Path, templates: Path) -> tuple[RuleSet, Renderer]:
+def load_checked(
+    rules_path: Path, templates: Path, *, capture: Path | None = None
+) -> tuple[RuleSet, Renderer]:
     """The rules and templates if `validate` finds no problem, else RulesError listing them."""
-    found = validate(rules_path, templates)
+    found = validate(rules_path, templates, capture=capture)
     if found.problems or found.rules is None:
         raise RulesError(list(found.problems))
     return found.rules, found.renderer

@@ -21,6 +21,7 @@ from notifier.core.business import Calendar, calendar_from, parse_business
 from notifier.core.rules import DEFAULT_MAX_AGE, DEFAULT_RESPONSE_TIMES, Category, Defaults, QuietHours, Wait
 from notifier.core.suggest import did_you_mean
 from notifier.core.timing import parse_duration
+from notifier.core.vocabulary import known_events
 from notifier.errors import Problem, RulesError
 
 DEFAULT_KEYS = ("from", "quiet_hours", "max_age", "response_times")
@@ -29,10 +30,15 @@ DEFAULT_KEYS = ("from", "quiet_hours", "max_age", "response_times")
 class Reader:
     """Collects problems while converting one YAML document."""
 
-    def __init__(self, path: str, templates: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, path: str, templates: tuple[str, ...] = (), events: tuple[str, ...] | None = None
+    ) -> None:
         self.path = path
         self.problems: list[Problem] = []
         self.templates = templates  # the template names there are, for "did you mean"
+        # The event types rules may name (core.vocabulary.known_events): the vocabulary's, and
+        # those the capture mapping declares.
+        self.events = known_events() if events is None else events
 
     def fail(self, line: int | None, message: str) -> None:
         self.problems.append(Problem(self.path, line, message))

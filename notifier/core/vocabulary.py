@@ -8,7 +8,7 @@ plain words instead of raising, so one bad row never stops a batch.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
@@ -44,6 +44,13 @@ VOCABULARY: dict[str, dict[str, str]] = {
     "case.reopened": {},
     "case.not_solved": {"comment": "text"},  # a customer clicked "not solved" (notifier_feedback)
 }
+
+
+
+def known_events(declared: Iterable[str] = ()) -> tuple[str, ...]:
+    """The event types a rule may name: the vocabulary, then those the capture mapping
+    (capture.yaml) declares beyond it, a shop's own. The one answer to "is this event known"."""
+    return (*VOCABULARY, *sorted(set(declared) - set(VOCABULARY)))
 
 
 # Largest run of missing ids remembered as gaps; a bigger jump is a sequence jump, not commits.

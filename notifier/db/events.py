@@ -108,3 +108,15 @@ def read_in(
         query = _select(conn, source).where(column.in_(wanted[start : start + 500]), *where)
         found.extend(to_event(source, row) for row in conn.execute(query).mappings())
     return sorted(found, key=lambda event: event.id)
+
+
+def types_present(conn: sa.Connection) -> set[str]:
+    """Every event type the order system's event tables hold ('case.opened'): with the capture
+    mapping's, what `check` calls rules that can fire here (core.capture.can_never_fire)."""
+    inspector = sa.inspect(conn)
+    found: set[str] = set()
+    for source, (table, _) in EVENT_SOURCES.items():
+        if inspector.has_table(table.name) or table.name in inspector.get_view_names():
+            kinds = conn.execute(sa.select(table.c.type).distinct()).scalars()
+            found |= {f"{source}.{kind}" for kind in kinds if isinstance(kind, str)}
+    return found

@@ -57,7 +57,7 @@ class Pipeline:
         self.worker = worker_name()
         self._owns_engine = engine is None
         self.engine = engine or make_engine(settings.database_url.reveal())
-        self.config = config or LiveConfig(settings.rules, settings.templates)
+        self.config = config or LiveConfig(settings.rules, settings.templates, settings.capture)
         smtp = SmtpConfig.from_url(
             settings.smtp_url.reveal(),
             connections=settings.smtp_connections,

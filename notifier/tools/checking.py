@@ -47,7 +47,7 @@ def check_all(
     warnings; None: the shipped ones); marketing rules without the secret key (`has_secret`:
     NOTIFIER_SECRET_KEY is set), which the daemon only warns about; then the warnings about
     `settings`, when given."""
-    found = validate(rules_path, templates, locales)
+    found = validate(rules_path, templates, locales, capture=settings.capture if settings else None)
     keyless = key_problems(found.rules, rules_path, has_secret=has_secret) if found.rules else []
     extra = settings_warnings(settings) if settings is not None else []
     return [*found.problems, *keyless], [*found.summary, *extra]
@@ -65,7 +65,9 @@ def settings_warnings(settings: Settings) -> list[str]:
     return warnings
 
 
-def check_database(database_url: str, rules_path: Path) -> tuple[list[str], list[str], bool]:
+def check_database(
+    database_url: str, rules_path: Path, capture: Path | None = None
+) -> tuple[list[str], list[str], bool]:
     """The order system's side of the database (db/integration_check.py): (problems, notes,
     whether it could be read). A database that is not there or does not answer is a note:
     `check` works offline too."""
@@ -77,7 +79,7 @@ def check_database(database_url: str, rules_path: Path) -> tuple[list[str], list
     if engine is None:
         return [], ["database: not there (yet); its tables and views were not checked"], False
     try:
-        rules = load_rules(rules_path, template_exists=lambda _name: True).rules
+        rules = load_rules(rules_path, template_exists=lambda _name: True, capture=capture).rules
     except (RulesError, OSError):
         rules = ()  # the rules' own problems are reported by check_all
     try:
@@ -113,7 +115,7 @@ def preview(
 ) -> Rendered:
     """Render one message with sample data, or with a real order, case or product (what the
     record lacks is added to `warnings`, as the gallery shows it)."""
-    rules, renderer = load_checked(settings.rules, settings.templates)
+    rules, renderer = load_checked(settings.rules, settings.templates, capture=settings.capture)
     if not renderer.has_template(template):
         raise LookupError(f"there is no template {template!r}; known: {', '.join(renderer.template_names())}")
     trigger = trigger_of(template, rules)

@@ -204,7 +204,9 @@ class Editor:
         with files.candidate(self.settings.templates, path, content) as root:
             renderer = Renderer(root, auto_reload=False)
             try:
-                rules = load_rules(self.settings.rules, template_exists=renderer.has_template)
+                rules = load_rules(
+                    self.settings.rules, template_exists=renderer.has_template, capture=self.settings.capture
+                )
             except RulesError as exc:
                 rules, problem = None, f"The rules cannot be read: {exc}"
             state = State(rules, renderer, [])
@@ -283,7 +285,9 @@ class Editor:
         if len(content) > files.MAX_TEMPLATE:
             problems = [f"The template is over {files.MAX_TEMPLATE:,} characters: it cannot be right."]
         else:
-            problems = await run_in_threadpool(files.problems_with, rules, templates, path, content)
+            problems = await run_in_threadpool(
+                files.problems_with, rules, templates, path, content, self.settings.capture
+            )
         if problems:
             return await run_in_threadpool(
                 lambda: self.file_page(request, session, path, content, fields, status=422, problems=problems)

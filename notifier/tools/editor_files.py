@@ -84,10 +84,12 @@ def candidate(templates: Path, path: str, content: str) -> Iterator[Path]:
         yield root
 
 
-def problems_with(rules: Path, templates: Path, path: str, content: str) -> list[str]:
+def problems_with(
+    rules: Path, templates: Path, path: str, content: str, capture: Path | None = None
+) -> list[str]:
     """What THE validation says against the folder with this edit; [] means `check` accepts it."""
     with candidate(templates, path, content) as root:
-        found = validate(rules, root)
+        found = validate(rules, root, capture=capture)
         problems = [str(problem).replace(str(root), str(templates)) for problem in found.problems]
         if found.rules is None and not problems:
             problems.append(f"{rules}: the rules cannot be read")

@@ -124,12 +124,16 @@ class Gallery:
     def state(self) -> State:
         """The rules and templates as `notifier check` sees them; problems are reported, not raised."""
         try:
-            return State(*load_checked(self.settings.rules, self.settings.templates), [])
+            return State(
+                *load_checked(self.settings.rules, self.settings.templates, capture=self.settings.capture), []
+            )
         except RulesError as exc:
             problems = [str(problem) for problem in exc.problems]
         renderer = Renderer(self.settings.templates)
         try:
-            rules: RuleSet | None = load_rules(self.settings.rules, template_exists=renderer.has_template)
+            rules: RuleSet | None = load_rules(
+                self.settings.rules, template_exists=renderer.has_template, capture=self.settings.capture
+            )
         except RulesError:
             rules = None
         return State(rules, renderer, problems)

@@ -140,7 +140,7 @@ def _say(words: dict[str, str], key: str, **values: str) -> Markup:
 def _brand_name(settings: Settings) -> str | None:
     """The sender's name from rules.yaml, so pages say who will answer; None if unreadable."""
     try:
-        rules = load_rules(settings.rules, template_exists=lambda _name: True)
+        rules = load_rules(settings.rules, template_exists=lambda _name: True, capture=settings.capture)
         return brand_of(rules)["name"] or None
     except (NotifierError, OSError, ValueError) as exc:  # cosmetic: the pages work without it
         log.info("pages will not name the team: %s", exc)
