@@ -20,8 +20,8 @@ from typing import NoReturn
 
 import sqlalchemy as sa
 
-from notifier.config.settings import DATABASE_URL_HINT
 from notifier.cli.output import errors, print_problems
+from notifier.config.settings import DATABASE_URL_HINT
 from notifier.errors import EXIT_INVALID, ConfigError, DatabaseUnavailable, NotifierError, RulesError
 
 EXIT_BUG = 70  # EX_SOFTWARE
@@ -82,7 +82,8 @@ def explain(exc: BaseException) -> tuple[int, str]:
 
 def _database(exc: BaseException) -> tuple[int, str]:
     cause = _first_line(getattr(exc, "orig", None) or exc)
-    missing = ("relation" in cause and "does not exist" in cause) or ("Table" in cause and "doesn't exist" in cause)
+    postgres = "relation" in cause and "does not exist" in cause
+    missing = postgres or ("Table" in cause and "doesn't exist" in cause)  # MySQL
     if "no such table" in cause or missing:
         return EXIT_INVALID, (
             f"the database does not have notifier's tables ({cause}): is --database-url the order "

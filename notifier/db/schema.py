@@ -172,7 +172,7 @@ OPTIONAL_TABLES: tuple[sa.Table, ...] = (ProductTranslation.__table__,)  # type:
 
 # MariaDB / MySQL: compare text byte for byte, as SQLite and PostgreSQL do (the server's
 # default collation would take 'Ann@x' and 'ann@x ' for one value).
-MYSQL_TABLE = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+MYSQL_TABLE: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 for _table in (*INTEGRATION_TABLES, *OPTIONAL_TABLES):
     _table.dialect_kwargs.update(MYSQL_TABLE)
 

@@ -64,8 +64,8 @@ class Notification(SQLModel, table=True):
     state: str = _name(default=State.QUEUED)
     reason: str | None = _text(default=None)  # a Reason, for skipped and failed
     detail: str | None = _text(default=None)  # plain words: the condition, the SMTP reply, the template error
-    rule_fingerprint: str | None = _text(default=None)  # the rule's definition when it decided (Rule.fingerprint)
-    due_basis: str | None = _text(default=None)  # what due_at was computed from, in words fixed at planning time
+    rule_fingerprint: str | None = _text(default=None)  # the rule's definition when it decided
+    due_basis: str | None = _text(default=None)  # what due_at was computed from, fixed at planning time
     due_at: datetime = _ts(nullable=False)
     expires_at: datetime | None = _ts()
     next_attempt_at: datetime = _ts(nullable=False)

@@ -33,8 +33,8 @@ from notifier.db.store.published import publish, record_feedback, suppress, supp
 
 __all__ = [
     "ATTEMPTS", "CLAIM_LOCK", "CURSORS", "FEEDBACK", "GAPS", "NOTIFICATIONS", "STATE", "SUPPRESSIONS",
-    "advance_cursor", "claim_due", "expire_gaps", "extend_lease", "hold", "insert_notifications", "insert_planned",
-    "insert_resend", "lock_cursor", "open_gaps", "planned_row", "publish", "record_attempts",
-    "record_feedback", "record_settled", "release", "release_waiting", "requeue_failed", "set_cursor",
-    "suppress", "suppressed", "update_notifications",
+    "advance_cursor", "claim_due", "expire_gaps", "extend_lease", "hold", "insert_notifications",
+    "insert_planned", "insert_resend", "lock_cursor", "open_gaps", "planned_row", "publish",
+    "record_attempts", "record_feedback", "record_settled", "release", "release_waiting",
+    "requeue_failed", "set_cursor", "suppress", "suppressed", "update_notifications",
 ]  # fmt: skip

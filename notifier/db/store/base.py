@@ -45,7 +45,9 @@ class _MySQLInsert(mysql.Insert):
 
     inherit_cache = True
 
-    def on_conflict_do_nothing(self, index_elements: Sequence[str] | None = None, *, count: bool = False) -> Any:
+    def on_conflict_do_nothing(
+        self, index_elements: Sequence[str] | None = None, *, count: bool = False
+    ) -> Any:
         column = self.table.primary_key.columns.values()[0]  # type: ignore[attr-defined]
         quote = mysql.dialect().identifier_preparer.quote  # type: ignore[no-untyped-call]
         same = f"{self.table.name}.{quote(column.name)}"  # type: ignore[attr-defined]
@@ -83,9 +85,10 @@ def insert_new(
     elif select is not None:
         statement = statement.from_select(list(select[0]), select[1])
     mysql_ = conn.dialect.name == "mysql"
-    statement = (
-        statement.on_conflict_do_nothing(count=True) if mysql_ else statement.on_conflict_do_nothing(index_elements=[key])
-    )
+    if mysql_:
+        statement = statement.on_conflict_do_nothing(count=True)
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=[key])
     statement = statement.execution_options(preserve_rowcount=True)  # else -1 on PostgreSQL
     result = conn.execute(statement, list(rows)) if rows is not None else conn.execute(statement)
     count = max(result.rowcount or 0, 0)

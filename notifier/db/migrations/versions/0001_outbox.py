@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
-from notifier.db.schema import MYSQL_TABLE, BLOB, NAME, TEXT, UTC_TIMESTAMP
+from notifier.db.schema import BLOB, MYSQL_TABLE, NAME, TEXT, UTC_TIMESTAMP
 
 revision = "0001"
 down_revision = None
