@@ -1,11 +1,14 @@
-"""Shared fixtures: real SQLite files, a real PostgreSQL database per run, a real SMTP server.
+"""Shared fixtures: real SQLite files, a real PostgreSQL and a real MariaDB database per run,
+a real SMTP server.
 
-Tests marked `postgres` run against a fresh database on 127.0.0.1:5432. Locally they skip
-with a clear message when no server answers; in CI (NOTIFIER_REQUIRE_POSTGRES=1) they fail.
+Tests marked `postgres` run against a fresh database on 127.0.0.1:5432, tests marked `mariadb`
+against one on 127.0.0.1:3306. Locally they skip with a clear message when no server answers;
+in CI (NOTIFIER_REQUIRE_POSTGRES=1, NOTIFIER_REQUIRE_MARIADB=1, or CI set) they fail.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -30,6 +33,7 @@ from tests.smtp_server import FaultySmtpServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("NOTIFIER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+MARIADB_ADMIN_URL = os.environ.get("NOTIFIER_TEST_MARIADB", "mysql://root@127.0.0.1:3306/")
 
 
 @pytest.fixture
@@ -40,9 +44,9 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _pg_reachable() -> str | None:
+def _reachable(admin_url: str) -> str | None:
     try:
-        engine = make_engine(PG_ADMIN_URL)
+        engine = make_engine(admin_url)
         with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
         engine.dispose()
@@ -54,7 +58,7 @@ def _pg_reachable() -> str | None:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, dropped at the end."""
-    problem = _pg_reachable()
+    problem = _reachable(PG_ADMIN_URL)
     if problem is not None:
         if os.environ.get("NOTIFIER_REQUIRE_POSTGRES") or os.environ.get("CI"):
             pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required here but not reachable: {problem}")
@@ -76,12 +80,56 @@ def _fresh_postgres(url: str) -> sa.Engine:
     return engine
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="session")
+def mariadb_url() -> Iterator[str]:
+    """A fresh MariaDB database for this test run, dropped at the end."""
+    problem = _reachable(MARIADB_ADMIN_URL)
+    if problem is not None:
+        if os.environ.get("NOTIFIER_REQUIRE_MARIADB") or os.environ.get("CI"):
+            pytest.fail(f"MariaDB at 127.0.0.1:3306 is required here but not reachable: {problem}")
+        pytest.skip(f"no MariaDB at 127.0.0.1:3306 ({problem}); these tests run in CI")
+    name = f"notifier_test_{os.getpid()}_{secrets.token_hex(3)}"
+    _recreate_mariadb(name, drop=False)
+    yield MARIADB_ADMIN_URL.rstrip("/") + f"/{name}"
+    _recreate_mariadb(name, create=False)
+
+
+def _recreate_mariadb(name: str, *, drop: bool = True, create: bool = True) -> None:
+    """Drop (ending whatever is still connected to it, as PostgreSQL's WITH (FORCE) does) and
+    create the database `name`."""
+    admin = make_engine(MARIADB_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if drop:
+            query = "SELECT id FROM information_schema.processlist WHERE db = :name AND id <> CONNECTION_ID()"
+            for (session,) in conn.execute(sa.text(query), {"name": name}).all():
+                with contextlib.suppress(sa.exc.DBAPIError):  # it ended meanwhile
+                    conn.execute(sa.text(f"KILL {int(session)}"))
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        if create:
+            conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+    admin.dispose()
+
+
+def _fresh_mariadb(url: str) -> sa.Engine:
+    _recreate_mariadb(sa.engine.make_url(url).database or "")
+    return make_engine(url)
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database made by init-db: a SQLite file, then PostgreSQL."""
+    """An empty database made by init-db: a SQLite file, then PostgreSQL, then MariaDB."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'shop.db'}"
         engine = make_engine(url)
+    elif request.param == "mariadb":
+        url = request.getfixturevalue("mariadb_url")
+        engine = _fresh_mariadb(url)
     else:
         url = request.getfixturevalue("postgres_url")
         engine = _fresh_postgres(url)

@@ -143,10 +143,22 @@ def test_unreadable_event_rows_carry_their_problem(data: str, problem: str) -> N
 @pytest.mark.postgres
 def test_out_of_order_commit_on_postgres_is_still_evaluated(postgres_url: str, project: Path) -> None:
     """Two real transactions: the lower id commits after the higher one was read."""
-    from notifier.db.engine import init_db
     from tests.conftest import _fresh_postgres
 
-    engine = _fresh_postgres(postgres_url)
+    _out_of_order_commit_is_still_evaluated(_fresh_postgres(postgres_url), project)
+
+
+@pytest.mark.mariadb
+def test_out_of_order_commit_on_mariadb_is_still_evaluated(mariadb_url: str, project: Path) -> None:
+    """The same on MariaDB: the lower id, skipped as a gap, is read once it commits."""
+    from tests.conftest import _fresh_mariadb
+
+    _out_of_order_commit_is_still_evaluated(_fresh_mariadb(mariadb_url), project)
+
+
+def _out_of_order_commit_is_still_evaluated(engine: sa.Engine, project: Path) -> None:
+    from notifier.db.engine import init_db
+
     init_db(engine)
     shop = Shop(engine)
     customer = shop.customer()

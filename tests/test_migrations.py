@@ -30,8 +30,13 @@ def _empty(url: str) -> sa.Engine:
     engine = make_engine(url)
     with engine.begin() as conn:
         for name in reversed(sa.inspect(conn).get_table_names()):
-            conn.execute(sa.text(f'DROP TABLE "{name}"'))
+            conn.execute(sa.text(f"DROP TABLE {_quoted(conn, name)}"))
     return engine
+
+
+def _quoted(conn: sa.Connection, name: str) -> str:
+    """`name` as this database quotes it: "key" is a reserved word in MySQL."""
+    return str(conn.dialect.identifier_preparer.quote_identifier(name))
 
 
 def test_migrated_tables_match_the_models(db_url: str) -> None:
@@ -97,9 +102,10 @@ def test_0003_adds_the_decision_columns_and_keeps_the_outbox(db_url: str) -> Non
     engine = _empty(db_url)
     with engine.begin() as conn:
         command.upgrade(_alembic(conn), "0002")
+        key = _quoted(conn, "key")
         conn.execute(
             sa.text(
-                "INSERT INTO notifier_notifications (key, rule, template, category, source, event_id, "
+                f"INSERT INTO notifier_notifications ({key}, rule, template, category, source, event_id, "
                 "event_type, event_occurred_at, thread, subject_id, state, due_at, next_attempt_at, "
                 "attempts, created_at, updated_at) VALUES ('k', 'r', 't', 'transactional', 'order', 1, "
                 "'order.placed', :t, 'order:1', 1, 'queued', :t, :t, 0, :t, :t)"
@@ -109,7 +115,8 @@ def test_0003_adds_the_decision_columns_and_keeps_the_outbox(db_url: str) -> Non
     init_db(engine)
     assert schema_revision(engine) == HEAD
     with engine.connect() as conn:
-        query = sa.text("SELECT key, rule_fingerprint, due_basis FROM notifier_notifications")
+        key = _quoted(conn, "key")
+        query = sa.text(f"SELECT {key}, rule_fingerprint, due_basis FROM notifier_notifications")
         row = conn.execute(query).one()
     assert tuple(row) == ("k", None, None)
     engine.dispose()
@@ -136,6 +143,8 @@ def test_0004_makes_ids_and_read_positions_64_bit(db_url: str) -> None:
         if conn.dialect.name == "postgresql":  # the outbox's own sequence goes past 2**31 too
             setval = "SELECT setval(pg_get_serial_sequence('notifier_attempts', 'id'), :p)"
             conn.execute(sa.text(setval), {"p": BIG})
+        if conn.dialect.name == "mysql":
+            conn.execute(sa.text(f"ALTER TABLE notifier_attempts AUTO_INCREMENT = {BIG + 1}"))
         conn.execute(
             sa.text(
                 "INSERT INTO notifier_attempts (notification_id, at, outcome, reply, worker) "

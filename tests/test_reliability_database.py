@@ -1,5 +1,6 @@
 """Database trouble: the order system holding SQLite's write lock, PostgreSQL restarted under
-a running daemon, and the daemon's connections cut in the middle of a batch.
+a running daemon, and the daemon's connections cut in the middle of a batch (on PostgreSQL
+and on MariaDB, whose server is shared here and so is never restarted).
 
 notifier waits for a lock instead of failing, and a daemon that loses its database keeps
 running (the same process, no crash loop), reconnects and sends what came in meanwhile.
@@ -182,6 +183,23 @@ def pg_settings(postgres_url: str, project: Path, smtp_server: FaultySmtpServer)
     return _settings(postgres_url, project, smtp_server)
 
 
+@pytest.fixture(
+    params=[
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
+def server_settings(request: pytest.FixtureRequest, project: Path, smtp_server: FaultySmtpServer) -> Settings:
+    """A fresh PostgreSQL, then MariaDB, database made by init-db."""
+    from tests.conftest import _fresh_mariadb, _fresh_postgres
+
+    url = request.getfixturevalue(f"{request.param}_url")
+    engine = _fresh_postgres(url) if request.param == "postgres" else _fresh_mariadb(url)
+    init_db(engine)
+    engine.dispose()
+    return _settings(url, project, smtp_server)
+
+
 def _daemon(settings: Settings, log: Path, **env: str) -> subprocess.Popen[bytes]:
     return start_daemon(settings, log, env={"PGAPPNAME": APP_NAME, "NOTIFIER_LEASE": "3s", **env})
 
@@ -223,6 +241,8 @@ def _progress(smtp_server: FaultySmtpServer, messages: int, everyone: int) -> Ca
 
 
 def _terminate_daemon_connections(admin: sa.Engine) -> int:
+    if admin.dialect.name == "mysql":
+        return _kill_mariadb_sessions(admin)
     with admin.connect() as conn:
         killed = conn.execute(
             sa.text(
@@ -235,12 +255,27 @@ def _terminate_daemon_connections(admin: sa.Engine) -> int:
     return int(killed)
 
 
-@pytest.mark.postgres
+def _kill_mariadb_sessions(admin: sa.Engine) -> int:
+    """Every other session on this test's own database (the daemon's and its workers')."""
+    killed = 0
+    with admin.connect() as conn:
+        others = "db = DATABASE() AND id <> CONNECTION_ID()"
+        query = f"SELECT id FROM information_schema.processlist WHERE {others}"
+        for (session,) in conn.execute(sa.text(query)).all():
+            try:
+                conn.execute(sa.text(f"KILL {int(session)}"))
+                killed += 1
+            except sa.exc.DBAPIError:
+                pass  # it ended meanwhile
+    return killed
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_connections_cut_in_the_middle_of_batches(
-    pg_settings: Settings, smtp_server: FaultySmtpServer, tmp_path: Path, workers: str
+    server_settings: Settings, smtp_server: FaultySmtpServer, tmp_path: Path, workers: str
 ) -> None:
+    pg_settings = server_settings
     orders, batch = 200, 20
     engine = make_engine(pg_settings.database_url.reveal())
     shop = Shop(engine)
@@ -287,10 +322,10 @@ def test_connections_cut_in_the_middle_of_batches(
     assert duplicates <= cuts * batch, f"{duplicates} duplicates after {cuts} cuts"
 
 
-@pytest.mark.postgres
 def test_a_connection_lost_while_recording_a_batch_does_not_send_it_twice(
-    pg_settings: Settings, smtp_server: FaultySmtpServer
+    server_settings: Settings, smtp_server: FaultySmtpServer
 ) -> None:
+    pg_settings = server_settings
     url = pg_settings.database_url.reveal()
     engine, admin = make_engine(url), make_engine(url)
     _placed(Shop(engine), "once@example.com")
@@ -300,9 +335,12 @@ def test_a_connection_lost_while_recording_a_batch_does_not_send_it_twice(
     def cut_while_recording(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         # The server ends this connection just as the sent message is being recorded.
         if not cut and statement.startswith("UPDATE notifier_notifications") and "sent_at" in statement:
-            pid = conn.connection.dbapi_connection.info.backend_pid
+            raw = conn.connection.dbapi_connection
+            mysql = conn.dialect.name == "mysql"
+            pid = raw.thread_id() if mysql else raw.info.backend_pid
             with admin.connect() as other:
-                other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                kill = f"KILL {int(pid)}" if mysql else "SELECT pg_terminate_backend(:pid)"
+                other.execute(sa.text(kill), {"pid": pid})
                 other.commit()
             cut.append(pid)
 

@@ -1,5 +1,5 @@
-"""Several daemons on one PostgreSQL database: every email exactly once, in order per order,
-and the survivors take over from a daemon that is killed."""
+"""Several daemons on one PostgreSQL or MariaDB database: every email exactly once, in order
+per order, and the survivors take over from a daemon that is killed."""
 
 from __future__ import annotations
 
@@ -13,30 +13,28 @@ import pytest
 import sqlalchemy as sa
 
 from notifier.config.settings import Secret, Settings
-from notifier.db.engine import init_db
+from notifier.db.engine import init_db, make_engine
 from notifier.db.wakeup import install_trigger
-from tests.conftest import _fresh_postgres
+from tests.conftest import _fresh_mariadb, _fresh_postgres
 from tests.daemons import start_daemon, stop, wait_for
 from tests.journey import STEPS, journeys, kinds_per_order
 from tests.shop import Shop
 from tests.smtp_server import FaultySmtpServer
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 
 
-@pytest.fixture
-def pg_settings(postgres_url: str, project: Path, smtp_server: FaultySmtpServer) -> Settings:
-    """PostgreSQL only: these tests are about several daemons sharing one server. Every
-    event of a journey is known at once here, so supersession is switched off: each order
-    must get all three emails."""
+def _shared(url: str, project: Path, smtp_server: FaultySmtpServer) -> Settings:
+    """Settings for daemons sharing one database server. Every event of a journey is known at
+    once here, so supersession is switched off: each order must get all three emails."""
     rules = project / "rules.yaml"
     rules.write_text(rules.read_text().replace("    superseded_by: [order.delivered]", ""))
-    engine = _fresh_postgres(postgres_url)
+    engine = _fresh_postgres(url) if url.startswith("postgres") else _fresh_mariadb(url)
     init_db(engine)
     engine.dispose()
     return replace(
         Settings(),
-        database_url=Secret(postgres_url),
+        database_url=Secret(url),
         smtp_url=Secret(smtp_server.url),
         rules=project / "rules.yaml",
         templates=project / "templates",
@@ -45,25 +43,39 @@ def pg_settings(postgres_url: str, project: Path, smtp_server: FaultySmtpServer)
     )
 
 
+@pytest.fixture(
+    params=[
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
+def shared_settings(request: pytest.FixtureRequest, project: Path, smtp_server: FaultySmtpServer) -> Settings:
+    """PostgreSQL, then MariaDB: the servers several daemons can share."""
+    return _shared(request.getfixturevalue(f"{request.param}_url"), project, smtp_server)
+
+
+@pytest.fixture
+def pg_settings(postgres_url: str, project: Path, smtp_server: FaultySmtpServer) -> Settings:
+    return _shared(postgres_url, project, smtp_server)
+
+
 def _journeys(engine: sa.Engine, orders: int) -> list[int]:
     """`orders` orders, each placed, dispatched and delivered a second apart."""
     return journeys(Shop(engine), orders, customers=20)
 
 
 def _engine(settings: Settings) -> sa.Engine:
-    return sa.create_engine(settings.database_url.reveal().replace("postgresql://", "postgresql+psycopg://"))
+    return make_engine(settings.database_url.reveal())
 
 
 def test_three_daemons_send_every_email_once_and_in_order(
-    pg_settings: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
+    shared_settings: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
 ) -> None:
-    engine = sa.create_engine(
-        pg_settings.database_url.reveal().replace("postgresql://", "postgresql+psycopg://")
-    )
+    engine = _engine(shared_settings)
     orders = _journeys(engine, 600)
     expected = len(orders) * len(STEPS)
     env = {"NOTIFIER_BATCH_SIZE": "50"}
-    daemons = [start_daemon(pg_settings, tmp_path / f"d{i}.log", env=env) for i in range(3)]
+    daemons = [start_daemon(shared_settings, tmp_path / f"d{i}.log", env=env) for i in range(3)]
     try:
         wait_for(lambda: len(smtp_server.messages) >= expected, limit=240)
     finally:
@@ -85,15 +97,13 @@ def test_three_daemons_send_every_email_once_and_in_order(
 
 
 def test_survivors_take_over_from_a_killed_daemon(
-    pg_settings: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
+    shared_settings: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
 ) -> None:
-    engine = sa.create_engine(
-        pg_settings.database_url.reveal().replace("postgresql://", "postgresql+psycopg://")
-    )
+    engine = _engine(shared_settings)
     orders = _journeys(engine, 400)
     expected = len(orders) * len(STEPS)
     env = {"NOTIFIER_BATCH_SIZE": "50", "NOTIFIER_LEASE": "5s"}
-    daemons = [start_daemon(pg_settings, tmp_path / f"d{i}.log", env=env) for i in range(3)]
+    daemons = [start_daemon(shared_settings, tmp_path / f"d{i}.log", env=env) for i in range(3)]
     try:
         wait_for(lambda: len(smtp_server.messages) >= expected // 4, limit=120)
         daemons[0].send_signal(signal.SIGKILL)
@@ -110,6 +120,7 @@ def test_survivors_take_over_from_a_killed_daemon(
     assert took < 60 + 5, "finished within a minute of the lease"
 
 
+@pytest.mark.postgres
 def test_listen_notify_wakes_the_daemon_long_before_its_next_poll(
     pg_settings: Settings, smtp_server: FaultySmtpServer, tmp_path: Path
 ) -> None:

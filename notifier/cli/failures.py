@@ -21,6 +21,7 @@ from typing import NoReturn
 import sqlalchemy as sa
 
 from notifier.cli.output import errors, print_problems
+from notifier.config.settings import DATABASE_URL_HINT
 from notifier.errors import EXIT_INVALID, ConfigError, DatabaseUnavailable, NotifierError, RulesError
 
 EXIT_BUG = 70  # EX_SOFTWARE
@@ -68,8 +69,7 @@ def explain(exc: BaseException) -> tuple[int, str]:
         return _database(exc)
     if isinstance(exc, sa.exc.ArgumentError):
         return EXIT_INVALID, (
-            f"the database URL cannot be read ({_first_line(exc)}); "
-            "write sqlite:///path.db or postgresql://user:pass@host/db"
+            f"the database URL cannot be read ({_first_line(exc)}); {DATABASE_URL_HINT}"
         )
     if isinstance(exc, ConfigError):
         return EXIT_INVALID, f"configuration error: {exc}"
@@ -82,10 +82,17 @@ def explain(exc: BaseException) -> tuple[int, str]:
 
 def _database(exc: BaseException) -> tuple[int, str]:
     cause = _first_line(getattr(exc, "orig", None) or exc)
-    if "no such table" in cause or ("relation" in cause and "does not exist" in cause):
+    postgres = "relation" in cause and "does not exist" in cause
+    missing = postgres or ("Table" in cause and "doesn't exist" in cause)  # MySQL
+    if "no such table" in cause or missing:
         return EXIT_INVALID, (
             f"the database does not have notifier's tables ({cause}): is --database-url the order "
             "system's database? notifier init-db creates the tables"
+        )
+    if "Unknown database" in cause:  # MariaDB / MySQL: the server answers, the database is not there
+        return EXIT_INVALID, (
+            f"the database named in --database-url does not exist ({cause}): create it "
+            "(CREATE DATABASE name CHARACTER SET utf8mb4), then notifier init-db"
         )
     if "unable to open database file" in cause:
         return EXIT_INVALID, (

@@ -28,6 +28,12 @@ def init_db_command(
 
     settings = read_settings()
     engine = make_engine(settings.database_url.reveal())
+    if notify_trigger and engine.dialect.name != "postgresql":
+        errors.print(
+            "--notify-trigger needs PostgreSQL (LISTEN/NOTIFY); SQLite and MariaDB / MySQL have "
+            "nothing like it, and their daemons poll for new events (poll_interval): nothing was changed"
+        )
+        raise typer.Exit(2)
     created = init_db(engine)
     if created:
         console.print(f"created {len(created)} table(s): {', '.join(created)}")
@@ -35,9 +41,6 @@ def init_db_command(
         console.print("all tables already exist; nothing to create")
     console.print(f"notifier tables at revision {schema_revision(engine)}")
     if notify_trigger:
-        if engine.dialect.name != "postgresql":
-            errors.print("--notify-trigger needs PostgreSQL; SQLite daemons poll")
-            raise typer.Exit(2)
         from notifier.db.wakeup import event_views, install_trigger
 
         with engine.connect() as conn:

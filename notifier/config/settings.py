@@ -162,17 +162,22 @@ def _domain(raw: str) -> str:
     return domain
 
 
+DATABASE_URL_HINT = (
+    "write sqlite:///path.db, postgresql://user:pass@host/db or mysql://user:pass@host/db (MariaDB or MySQL)"
+)
+
+
 def _database_url(text: str) -> str:
     """A database URL notifier can use, or ValueError saying what one looks like."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    hint = "write sqlite:///path.db or postgresql://user:pass@host/db"
+    hint = DATABASE_URL_HINT
     try:
         backend = make_url(text).get_backend_name()
     except (ArgumentError, ValueError):
         raise ValueError(f"{redact_url(text)!r} is not a database URL; {hint}") from None
-    if backend not in ("sqlite", "postgresql", "postgres"):
+    if backend not in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
         raise ValueError(f"{backend!r} databases are not supported; {hint}")
     return text
 

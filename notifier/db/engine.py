@@ -1,10 +1,14 @@
-"""Engines for SQLite and PostgreSQL, and `init-db`.
+"""Engines for SQLite, PostgreSQL and MariaDB / MySQL, and `init-db`.
 
 SQLite is opened in WAL mode with a busy timeout, and every transaction starts with
 BEGIN IMMEDIATE: the order system writes to the same file, and a read transaction that
 later wants to write would otherwise fail at once with "database is locked". Work that only
 reads (loading what a batch of messages needs) uses `reading()`, a plain deferred BEGIN, so
 it never holds the write lock the order system and other daemons wait for.
+
+MariaDB / MySQL runs at READ COMMITTED, as PostgreSQL does by default: at MySQL's own
+REPEATABLE READ a transaction keeps the snapshot of its first read, so an event committed
+after it (an id the cursor skipped as a gap) would stay invisible however often it looked.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ def normalize_url(url: str) -> str:
         url = "postgresql://" + url.removeprefix("postgres://")
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    for plain in ("mysql://", "mariadb://", "mariadb+pymysql://"):
+        # One dialect name ("mysql") for both servers; PyMySQL, the driver notifier ships with.
+        if url.startswith(plain):
+            url = "mysql+pymysql://" + url.removeprefix(plain)
     return url
 
 
@@ -55,7 +63,7 @@ def missing_sqlite_file(url: str) -> str | None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An Engine for `url` (sqlite:///file.db or postgresql://...)."""
+    """An Engine for `url` (sqlite:///file.db, postgresql://... or mysql://...)."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url, **kwargs)
@@ -64,10 +72,32 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             return sa.create_engine(url, pool_pre_ping=True, **kwargs)
         except ModuleNotFoundError as exc:
             raise ConfigError("PostgreSQL needs psycopg: pip install 'notifier[postgres]'") from exc
+    if url.startswith("mysql"):
+        return _mysql_engine(url, **kwargs)
     raise ConfigError(
         f"database URL {url.split(':', 1)[0]!r} is not supported; "
-        "use sqlite:///path.db or postgresql://user@host/db"
+        "use sqlite:///path.db, postgresql://user@host/db or mysql://user@host/db"
     )
+
+
+def _mysql_engine(url: str, **kwargs: Any) -> Engine:
+    parsed = sa.engine.make_url(url)
+    if "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})  # 4-byte UTF-8: names, emoji
+    options: dict[str, Any] = {"isolation_level": "READ COMMITTED", "pool_pre_ping": True}
+    try:
+        engine = sa.create_engine(parsed, **{**options, **kwargs})
+    except ModuleNotFoundError as exc:
+        raise ConfigError("MariaDB / MySQL needs PyMySQL: pip install 'notifier[mysql]'") from exc
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Timestamps are stored as UTC wall time in DATETIME(6); NOW() and friends agree.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET time_zone = '+00:00'")
+        cursor.close()
+
+    return engine
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
@@ -156,6 +186,11 @@ def connect(settings: Settings) -> Iterator[sa.Connection]:
 
 def is_postgres(engine: Engine | sa.Connection) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def is_mysql(engine: Engine | sa.Connection) -> bool:
+    """MariaDB or MySQL (SQLAlchemy's dialect "mysql" speaks to both)."""
+    return engine.dialect.name in ("mysql", "mariadb")
 
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

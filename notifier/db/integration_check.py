@@ -4,7 +4,8 @@ trigger sit on a table (on a view it can never fire); and which rules can never 
 
 The columns wanted are the models' in schema.py, so this check and `init-db` cannot disagree.
 Types are checked as loosely as SPEC §2 allows: in SQLite timestamps are text, booleans 0/1
-and numerics numbers, and a view's column may carry no declared type at all (not checked).
+and numerics numbers, MySQL's BOOLEAN is TINYINT(1) and MariaDB's JSON is LONGTEXT, and a
+view's column may carry no declared type at all (not checked).
 """
 
 from __future__ import annotations
@@ -30,13 +31,18 @@ _KINDS: tuple[tuple[type[Any], str], ...] = (
     (types.JSON, "JSON"),
     (types.String, "text"),
 )
-# What each kind may be stored as, beside itself: (everywhere, SQLite only).
-_ALSO: dict[str, tuple[tuple[type[Any], ...], tuple[type[Any], ...]]] = {
-    "a number": ((types.Integer,), ()),
-    "a boolean": ((), (types.Integer, types.Numeric)),
-    "a timestamp": ((), (types.String,)),
-    "a date": ((), (types.String, types.DateTime)),
-    "JSON": ((types.String,), ()),  # read as text and parsed
+# What each kind may be stored as, beside itself: everywhere, and on one database only.
+_ALSO: dict[str, tuple[type[Any], ...]] = {
+    "a number": (types.Integer,),
+    "JSON": (types.String,),  # read as text and parsed (MariaDB's JSON is LONGTEXT)
+}
+_ALSO_ON: dict[str, dict[str, tuple[type[Any], ...]]] = {
+    "sqlite": {
+        "a boolean": (types.Integer, types.Numeric),
+        "a timestamp": (types.String,),
+        "a date": (types.String, types.DateTime),
+    },
+    "mysql": {"a boolean": (types.Integer,)},  # BOOLEAN is TINYINT(1)
 }
 # The tables an event source's rules need: its events, and what they are about.
 _NEEDS = {
@@ -65,12 +71,11 @@ def kind_of_type(model_type: types.TypeEngine[object]) -> str:
     return "text"
 
 
-def _fits(kind: str, found: types.TypeEngine[object], sqlite: bool) -> bool:
+def _fits(kind: str, found: types.TypeEngine[object], dialect: str) -> bool:
     if isinstance(found, types.NullType):
         return True  # a view's column with no declared type: nothing to check
     own = next(base for base, words in _KINDS if words == kind)
-    everywhere, in_sqlite = _ALSO.get(kind, ((), ()))
-    allowed = (own, *everywhere, *(in_sqlite if sqlite else ()))
+    allowed = (own, *_ALSO.get(kind, ()), *_ALSO_ON.get(dialect, {}).get(kind, ()))
     return isinstance(found, allowed)
 
 
@@ -84,6 +89,7 @@ def check_columns(conn: sa.Connection) -> list[Finding]:
     """Every missing table, missing column and unreadable type, all at once."""
     tables, views = relations(conn)
     sqlite = conn.dialect.name == "sqlite"
+    dialect = conn.dialect.name
     inspector = sa.inspect(conn)
     found: list[Finding] = []
     optional = {table.name for table in OPTIONAL_TABLES}
@@ -98,7 +104,7 @@ def check_columns(conn: sa.Connection) -> list[Finding]:
             kind = kind_of_type(column.type)
             if column.name not in have:
                 found.append(Finding(model.name, f"no column {column.name} ({kind}, SPEC §2)"))
-            elif not _fits(kind, have[column.name], sqlite):
+            elif not _fits(kind, have[column.name], dialect):
                 found.append(
                     Finding(model.name, f"column {column.name} is {have[column.name]}; notifier needs {kind}")
                 )

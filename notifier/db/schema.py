@@ -5,27 +5,56 @@ them where they are missing (new installs, the demo, tests); an existing order s
 provide them as views with the same columns.
 
 Timestamps are UTC. SQLite stores them as text `YYYY-MM-DD HH:MM:SS[.ffffff]`, PostgreSQL
-as `timestamp with time zone`. `data` is JSON text in SQLite and `jsonb` in PostgreSQL.
+as `timestamp with time zone`, MariaDB / MySQL as `DATETIME(6)` holding UTC. `data` is JSON
+text in SQLite, `jsonb` in PostgreSQL and `JSON` in MariaDB / MySQL.
+
+MariaDB / MySQL wants a length on every VARCHAR: text that is indexed or a key is
+VARCHAR(255) there (`NAME`), free text LONGTEXT (`TEXT`); SQLite and PostgreSQL keep their
+unbounded text. These types are also the ones the migrations create notifier's tables with.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 # Money as NUMERIC everywhere; floats never touch prices. SQLite hands back numbers, which
 # context.py turns into Decimal via str() so 19.9 stays 19.9.
 MONEY = sa.Numeric(12, 2, asdecimal=False)
-UTC_TIMESTAMP = sa.DateTime(timezone=True)
+_MYSQL = ("mysql", "mariadb")
+
+
+class _UtcDatetime(sa.types.TypeDecorator[datetime]):
+    """MySQL's DATETIME(6), which has no time zone: an aware time is stored as its UTC wall
+    time (PyMySQL would write the wall time of whatever zone it is in)."""
+
+    impl = mysql.DATETIME
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+
+UTC_TIMESTAMP = sa.DateTime(timezone=True).with_variant(_UtcDatetime(fsp=6), *_MYSQL)
 EVENT_DATA = sa.JSON().with_variant(JSONB(), "postgresql")
-# 64-bit ids: BIGINT on PostgreSQL; INTEGER in SQLite, which is 64-bit already and, on a
-# primary key, the rowid itself (a BIGINT primary key there would not autoincrement).
+# 64-bit ids: BIGINT on PostgreSQL and MySQL; INTEGER in SQLite, which is 64-bit already and,
+# on a primary key, the rowid itself (a BIGINT primary key there would not autoincrement).
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+NAME = sa.String().with_variant(sa.String(255), *_MYSQL)  # indexed or a key: 255 * 4 bytes fits an index
+TEXT = sa.String().with_variant(mysql.LONGTEXT(), *_MYSQL)  # free text: no length to outgrow
+BLOB = sa.LargeBinary().with_variant(mysql.LONGBLOB(), *_MYSQL)  # a message with attachments passes 64 KB
+
+
+def _text(**kwargs: Any) -> Any:
+    return Field(sa_type=TEXT, **kwargs)
 
 
 def _money(nullable: bool = False) -> Any:
@@ -50,8 +79,8 @@ class Product(SQLModel, table=True):
     __tablename__ = "products"
     id: int | None = Field(default=None, primary_key=True)
     sku: str
-    name: str
-    tags: str = ""
+    name: str = _text()
+    tags: str = _text(default="")
     price: Decimal = _money()
     currency: str
 
@@ -64,8 +93,8 @@ class Order(SQLModel, table=True):
     status: str
     total: Decimal = _money()
     currency: str
-    ship_to_name: str
-    ship_to_address: str
+    ship_to_name: str = _text()
+    ship_to_address: str = _text()
     promised_date: date | None = None
 
 
@@ -83,7 +112,7 @@ class Case(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(index=True)
     order_id: int | None = Field(default=None, index=True)
-    subject: str
+    subject: str = _text()
     status: str
     priority: str = "normal"
     opened_at: datetime = _timestamp()
@@ -95,7 +124,7 @@ class ProductTranslation(SQLModel, table=True):
     __tablename__ = "product_translations"
     product_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     locale: str = Field(primary_key=True)
-    name: str
+    name: str = _text()
 
 
 def _event_id() -> Any:
@@ -140,6 +169,12 @@ INTEGRATION_TABLES: tuple[sa.Table, ...] = tuple(
 
 # Tables a shop may leave out: `init-db` creates them, the readers cope with their absence.
 OPTIONAL_TABLES: tuple[sa.Table, ...] = (ProductTranslation.__table__,)  # type: ignore[attr-defined]
+
+# MariaDB / MySQL: compare text byte for byte, as SQLite and PostgreSQL do (the server's
+# default collation would take 'Ann@x' and 'ann@x ' for one value).
+MYSQL_TABLE: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+for _table in (*INTEGRATION_TABLES, *OPTIONAL_TABLES):
+    _table.dialect_kwargs.update(MYSQL_TABLE)
 
 # Event source -> (table, the column naming what the event is about).
 EVENT_SOURCES: dict[str, tuple[sa.Table, str]] = {

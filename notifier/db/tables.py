@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from notifier.core.values import State
-from notifier.db.schema import ID, UTC_TIMESTAMP
+from notifier.db.schema import BLOB, ID, MYSQL_TABLE, NAME, TEXT, UTC_TIMESTAMP
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Field:  # type: ignore[valid-type]
@@ -23,6 +23,16 @@ def _ts(nullable: bool = True, index: bool = False) -> Field:  # type: ignore[va
 def _id(**kwargs: Any) -> Any:
     """A 64-bit id: BIGINT on PostgreSQL (an event id above 2,147,483,647 is the shop's to use)."""
     return Field(sa_type=ID, **kwargs)
+
+
+def _name(**kwargs: Any) -> Any:
+    """Text that is indexed or a key (VARCHAR(255) on MySQL, where an index needs a length)."""
+    return Field(sa_type=NAME, **kwargs)
+
+
+def _text(**kwargs: Any) -> Any:
+    """Free text (LONGTEXT on MySQL)."""
+    return Field(sa_type=TEXT, **kwargs)
 
 
 def _key(**kwargs: Any) -> Any:
@@ -40,35 +50,35 @@ class Notification(SQLModel, table=True):
     )
     id: int | None = _key()
     key: str = Field(max_length=400, unique=True)  # rule:source:event_id[:recipient]
-    rule: str = Field(index=True)
-    template: str
-    category: str
-    source: str  # order | case | product
+    rule: str = _name(index=True)
+    template: str = _text()
+    category: str = _text()
+    source: str = _name()  # order | case | product
     event_id: int = _id()
-    event_type: str
+    event_type: str = _text()
     event_occurred_at: datetime = _ts(nullable=False)
-    thread: str  # 'order:1042': messages of one thread go out in event order
+    thread: str = _name()  # 'order:1042': messages of one thread go out in event order
     subject_id: int = _id()  # the order, case or product id the event is about
     customer_id: int | None = _id(default=None, index=True)
-    recipient: str | None = Field(default=None, index=True)
-    state: str = Field(default=State.QUEUED)
-    reason: str | None = None  # a Reason, for skipped and failed
-    detail: str | None = None  # plain words: the condition, the SMTP reply, the template error
-    rule_fingerprint: str | None = None  # the rule's definition when it decided (Rule.fingerprint)
-    due_basis: str | None = None  # what due_at was computed from, in words fixed at planning time
+    recipient: str | None = _name(default=None, index=True)
+    state: str = _name(default=State.QUEUED)
+    reason: str | None = _text(default=None)  # a Reason, for skipped and failed
+    detail: str | None = _text(default=None)  # plain words: the condition, the SMTP reply, the template error
+    rule_fingerprint: str | None = _text(default=None)  # the rule's definition when it decided
+    due_basis: str | None = _text(default=None)  # what due_at was computed from, fixed at planning time
     due_at: datetime = _ts(nullable=False)
     expires_at: datetime | None = _ts()
     next_attempt_at: datetime = _ts(nullable=False)
     attempts: int = 0
     first_failure_at: datetime | None = _ts()
-    lease_owner: str | None = None
+    lease_owner: str | None = _text(default=None)
     lease_until: datetime | None = _ts()
-    message_id: str | None = None
-    message: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
-    locale: str | None = None
-    subject: str | None = None
+    message_id: str | None = _text(default=None)
+    message: bytes | None = Field(default=None, sa_type=BLOB)
+    locale: str | None = _text(default=None)
+    subject: str | None = _text(default=None)
     smtp_code: int | None = None
-    smtp_reply: str | None = None
+    smtp_reply: str | None = _text(default=None)
     resend_of: int | None = _id(default=None)
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
@@ -82,17 +92,17 @@ class Attempt(SQLModel, table=True):
     id: int | None = _key()
     notification_id: int = _id(index=True)
     at: datetime = _ts(nullable=False)
-    outcome: str  # core.values.Outcome
+    outcome: str = _text()  # core.values.Outcome
     code: int | None = None
-    reply: str = ""
-    worker: str = ""
+    reply: str = _text(default="")
+    worker: str = _text(default="")
 
 
 class Cursor(SQLModel, table=True):
     """How far the event table of one source has been evaluated."""
 
     __tablename__ = "notifier_cursors"
-    source: str = Field(primary_key=True)
+    source: str = _name(primary_key=True)
     position: int = _id(default=0)  # every id <= position was evaluated, or is a gap listed below
     updated_at: datetime = _ts(nullable=False)
 
@@ -101,7 +111,7 @@ class Gap(SQLModel, table=True):
     """An event id below the cursor not seen yet: an uncommitted or rolled-back row."""
 
     __tablename__ = "notifier_gaps"
-    source: str = Field(primary_key=True)
+    source: str = _name(primary_key=True)
     event_id: int = _id(primary_key=True, sa_column_kwargs={"autoincrement": False})
     noticed_at: datetime = _ts(nullable=False)
 
@@ -110,8 +120,8 @@ class Suppression(SQLModel, table=True):
     """An address that gets no marketing mail: unsubscribed or hard-bounced."""
 
     __tablename__ = "notifier_suppressions"
-    address: str = Field(primary_key=True)
-    reason: str
+    address: str = _name(primary_key=True)
+    reason: str = _text()
     created_at: datetime = _ts(nullable=False)
 
 
@@ -126,17 +136,17 @@ class Feedback(SQLModel, table=True):
     __table_args__ = {"sqlite_autoincrement": True}
     id: int | None = _key(sa_column_kwargs={"autoincrement": True})
     case_id: int = _id(index=True)
-    type: str  # not_solved
+    type: str = _text()  # not_solved
     occurred_at: datetime = _ts(nullable=False)
-    data: str | None = None  # JSON text: what the customer wrote, if anything
+    data: str | None = _text(default=None)  # JSON text: what the customer wrote, if anything
 
 
 class StateEntry(SQLModel, table=True):
     """Small facts the daemon publishes for `status`: rules in force, last reload, SMTP health."""
 
     __tablename__ = "notifier_state"
-    key: str = Field(primary_key=True)
-    value: str
+    key: str = _name(primary_key=True)
+    value: str = _text()
     updated_at: datetime = _ts(nullable=False)
 
 
@@ -146,11 +156,11 @@ class TemplateVersion(SQLModel, table=True):
     __tablename__ = "notifier_template_versions"
     __table_args__ = {"sqlite_autoincrement": True}
     id: int | None = Field(default=None, primary_key=True, sa_column_kwargs={"autoincrement": True})
-    path: str = Field(index=True)  # relative to templates/, e.g. 'order_confirmation/en.html'
-    content: str
-    sha256: str  # of the content's UTF-8 bytes: how the daemon's loaded files are matched
-    author: str  # who saved it ('(on disk)' for a change made outside the editor)
-    note: str = ""  # 'saved', 'revert to version 3', 'revert to the shipped default', ...
+    path: str = _name(index=True)  # relative to templates/, e.g. 'order_confirmation/en.html'
+    content: str = _text()
+    sha256: str = _text()  # of the content's UTF-8 bytes: how the daemon's loaded files are matched
+    author: str = _text()  # who saved it ('(on disk)' for a change made outside the editor)
+    note: str = _text(default="")  # 'saved', 'revert to version 3', 'revert to the shipped default', ...
     created_at: datetime = _ts(nullable=False)
 
 
@@ -158,3 +168,5 @@ NOTIFIER_TABLES: tuple[sa.Table, ...] = tuple(
     model.__table__  # type: ignore[attr-defined, union-attr]
     for model in (Notification, Attempt, Cursor, Gap, Suppression, Feedback, StateEntry, TemplateVersion)
 )
+for _table in NOTIFIER_TABLES:
+    _table.dialect_kwargs.update(MYSQL_TABLE)  # as the migrations make them

@@ -82,7 +82,7 @@ def _fire(engine: Engine, rule: Rule, rules: RuleSet, now: datetime) -> int:
 
 def _last_fired(conn: sa.Connection, key: str) -> datetime | None:
     query = sa.select(STATE.c.value).where(STATE.c.key == key)
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name in ("postgresql", "mysql"):
         query = query.with_for_update()  # one daemon fires a tick; the other then sees it fired
     value = conn.execute(query).scalar()
     return datetime.fromisoformat(value) if value else None

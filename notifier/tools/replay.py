@@ -65,7 +65,7 @@ def read_only(database_url: str) -> Iterator[sa.Connection]:
         engine = make_engine(database_url)
     try:
         with engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
+            if conn.dialect.name in ("postgresql", "mysql"):  # MySQL: for the transaction it starts next
                 conn.execute(sa.text("SET TRANSACTION READ ONLY"))
             try:
                 yield conn

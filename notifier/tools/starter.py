@@ -23,7 +23,7 @@ CONFIG_NAME = "notifier.toml"
 
 # What each setting means, one line each (README: Configuration has the long form).
 _MEANING = {
-    "database_url": "sqlite:///path.db, or postgresql://user:pass@host/db",
+    "database_url": "sqlite:///path.db, postgresql://user:pass@host/db or mysql://user:pass@host/db",
     "smtp_url": "smtp://user:pass@host:587?starttls=true, or smtps://host:465",
     "rules": "the rules file, relative to the working directory",
     "templates": "the templates folder, relative to the working directory",

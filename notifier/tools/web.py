@@ -207,6 +207,8 @@ class _LinkPages:
                 # (SQLite needs no lock: its transactions begin IMMEDIATE, one writer at a time.)
                 key = (case_id + 2**31) % 2**32 - 2**31  # fit the id into the lock's int4 key
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_NAMESPACE, key)))
+            elif conn.dialect.name == "mysql":
+                store.hold(conn, "feedback.lock", now)  # a click is rare: one lock for every case
             seen = store.FEEDBACK.c
             recent = sa.select(seen.id).where(
                 seen.case_id == case_id, seen.type == NOT_SOLVED, seen.occurred_at >= now - REPEAT_WINDOW

@@ -6,6 +6,8 @@ its own: a thousand rows of twenty columns is a statement of twenty thousand pla
 the driver rewrites and the server parses each time. Here the statement has one parameter per
 column, whatever the number of rows, so its text is the same every time and the server
 prepares it once. SQLite keeps executemany: it runs in this process, with no round trip to save.
+MariaDB / MySQL keeps it too: PyMySQL sends an executemany INSERT as one multi-row INSERT, and
+these array statements have no MySQL spelling.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from notifier.core.timing import as_utc
 from notifier.core.values import Claimed, State
 from notifier.db.store.base import (
     NOTIFICATIONS,
+    hold,
 )
 
 _CLAIM_COLUMNS = [NOTIFICATIONS.c[name] for name in Claimed.__slots__]  # type: ignore[attr-defined]
@@ -35,6 +36,7 @@ def as_claimed(row: Mapping[str, Any], number: int) -> Claimed:
 
 
 CLAIM_LOCK = 0x6E6F7469  # an arbitrary, fixed advisory-lock key for claims ("noti")
+CLAIM_ROW = "claims.lock"  # MySQL: the notifier_state row a claim locks instead
 
 
 def claim_due(
@@ -46,11 +48,7 @@ def claim_due(
     sent elsewhere or waiting to retry, so one order's emails reach SMTP in event order.
     Leases that ran out (a worker died) are claimable again.
     """
-    if conn.dialect.name == "postgresql":
-        # Claims are short; taking them one daemon at a time keeps a thread's order across
-        # daemons (a concurrent claim could otherwise take a later message of an order whose
-        # earlier one another daemon is claiming right now).
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
+    _one_claim_at_a_time(conn, now)
     candidates = _due_candidates(conn, now, limit)
     ids = [c.id for c in _unblocked(conn, candidates, now)][:limit]
     if not ids:
@@ -67,6 +65,19 @@ def claim_due(
         rows = conn.execute(sa.select(*_CLAIM_COLUMNS).where(NOTIFICATIONS.c.id.in_(ids))).mappings().all()
     claimed = [claimed_from_row(row) for row in rows]
     return sorted(claimed, key=lambda c: (c.due_at, c.event_id, c.id))
+
+
+def _one_claim_at_a_time(conn: sa.Connection, now: datetime) -> None:
+    """Claims are short; taking them one daemon at a time keeps a thread's order across
+    daemons. SKIP LOCKED alone does not: a daemon skips the earlier message of an order that
+    another is claiming right now (locked, its lease not yet committed), finds nothing that
+    blocks the later one, and claims it. PostgreSQL has a transaction's advisory lock for this;
+    MariaDB / MySQL's GET_LOCK lasts the session, not the transaction, so there one row of
+    notifier_state is locked until the commit instead."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
+    elif conn.dialect.name == "mysql":
+        hold(conn, CLAIM_ROW, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +104,7 @@ def _due_candidates(conn: sa.Connection, now: datetime, limit: int) -> list[_Can
     queries.append(sa.select(*columns).where(n.c.state == State.SENDING, n.c.lease_until < now).limit(limit))
     found: list[_Candidate] = []
     for query in queries:
-        if conn.dialect.name == "postgresql":
+        if conn.dialect.name in ("postgresql", "mysql"):
             query = query.with_for_update(skip_locked=True)
         found.extend(
             _Candidate(r.id, r.thread, as_utc(r.due_at), as_utc(r.next_attempt_at))

@@ -22,7 +22,7 @@ def lock_cursor(conn: sa.Connection, source: str, now: datetime) -> int:
         .on_conflict_do_nothing(index_elements=["source"])
     )
     query = sa.select(CURSORS.c.position).where(CURSORS.c.source == source)
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name in ("postgresql", "mysql"):
         query = query.with_for_update()
     return int(conn.execute(query).scalar_one())
 

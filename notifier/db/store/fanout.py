@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from notifier.core.rules import Category, Rule
 from notifier.core.values import Event, Reason, State
 from notifier.db.schema import UTC_TIMESTAMP, Customer, Order, OrderItem, Product
-from notifier.db.store.base import NOTIFICATIONS, SUPPRESSIONS, insert_into
+from notifier.db.store.base import NOTIFICATIONS, SUPPRESSIONS, insert_new
 
 CUSTOMERS: sa.Table = Customer.__table__  # type: ignore[attr-defined]
 ORDERS: sa.Table = Order.__table__  # type: ignore[attr-defined]
@@ -75,11 +75,7 @@ def insert_audience(
 ) -> int:
     """Store one notification per candidate customer; returns how many were newly stored."""
     rows = _rows(conn, rule, event, due=due, expires=expires, basis=basis, now=now)
-    statement = insert_into(conn, NOTIFICATIONS).from_select(list(_VALUE_NAMES), rows)
-    statement = statement.on_conflict_do_nothing(index_elements=["key"])
-    # SQLAlchemy keeps an INSERT's row count only when asked (else -1 on PostgreSQL).
-    result = conn.execute(statement.execution_options(preserve_rowcount=True))
-    return max(result.rowcount or 0, 0)
+    return insert_new(conn, NOTIFICATIONS, "key", select=(_VALUE_NAMES, rows))
 
 
 def audience_rows(
@@ -121,6 +117,8 @@ def _moment(value: datetime) -> Any:
 def _trimmed(conn: sa.Connection, column: Any) -> Any:
     if conn.dialect.name == "postgresql":
         return sa.func.btrim(column, _text(_BLANKS))
+    if conn.dialect.name == "mysql":  # its TRIM takes off one string, not a set of characters
+        return sa.func.regexp_replace(column, _text(f"^[{_BLANKS}]+|[{_BLANKS}]+$"), _text(""))
     return sa.func.trim(column, _text(_BLANKS))
 
 

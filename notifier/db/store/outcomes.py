@@ -15,7 +15,7 @@ from notifier.db.store import bulk
 from notifier.db.store.base import (
     ATTEMPTS,
     NOTIFICATIONS,
-    insert_into,
+    insert_new,
 )
 from notifier.db.store.claims import release
 from notifier.db.store.published import suppress
@@ -193,12 +193,7 @@ def insert_resend(conn: sa.Connection, original_id: int, now: datetime) -> int |
     )
     for number in range(earlier + 1, earlier + 100):
         key = f"{row['key']}:resend:{number}"
-        inserted = conn.execute(
-            insert_into(conn, NOTIFICATIONS)
-            .values(key=key, **values)
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(NOTIFICATIONS.c.id)
-        ).scalar()
-        if inserted is not None:
-            return int(inserted)
+        # No RETURNING here: MySQL has none. The key is unique, so it finds the copy.
+        if insert_new(conn, NOTIFICATIONS, "key", values={"key": key, **values}):
+            return int(conn.execute(sa.select(n.c.id).where(n.c.key == key)).scalar_one())
     return None

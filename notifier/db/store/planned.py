@@ -13,7 +13,7 @@ from notifier.core.planning import Planned
 from notifier.db.store import bulk
 from notifier.db.store.base import (
     NOTIFICATIONS,
-    insert_into,
+    insert_new,
 )
 
 
@@ -23,14 +23,7 @@ def insert_notifications(conn: sa.Connection, rows: Sequence[dict[str, Any]]) ->
         return 0
     if bulk.usable(conn):
         return bulk.insert_rows(conn, NOTIFICATIONS, rows, conflict="key")
-    # preserve_rowcount: without it PostgreSQL reports -1 for a multi-row insert.
-    statement = (
-        insert_into(conn, NOTIFICATIONS)
-        .on_conflict_do_nothing(index_elements=["key"])
-        .execution_options(preserve_rowcount=True)
-    )
-    result = conn.execute(statement, list(rows))
-    return max(result.rowcount or 0, 0)
+    return insert_new(conn, NOTIFICATIONS, "key", rows=rows)
 
 
 def insert_planned(conn: sa.Connection, plans: Iterable[Planned], now: datetime) -> int:

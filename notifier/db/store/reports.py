@@ -59,6 +59,8 @@ def sent_per_rule_and_day(conn: sa.Connection, since: datetime) -> list[tuple[st
     n = NOTIFICATIONS
     if conn.dialect.name == "sqlite":
         day = sa.func.date(n.c.sent_at)
+    elif conn.dialect.name == "mysql":  # DATETIME holding UTC
+        day = sa.func.date_format(n.c.sent_at, "%Y-%m-%d")
     else:
         day = sa.func.to_char(sa.func.timezone("UTC", n.c.sent_at), "YYYY-MM-DD")
     query = (

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from notifier.core.timing import as_utc
-from notifier.db.store.base import SUPPRESSIONS, insert_into
+from notifier.db.store.base import SUPPRESSIONS, insert_new
 
 __all__ = ["Suppressed", "add_suppression", "list_suppressions", "remove_suppression"]
 
@@ -42,13 +42,8 @@ def list_suppressions(conn: sa.Connection, *, reason: str | None = None) -> list
 
 def add_suppression(conn: sa.Connection, address: str, reason: str, now: datetime) -> bool:
     """Put an address on the list; False when it was there already (its reason and date stay)."""
-    inserted = conn.execute(
-        insert_into(conn, SUPPRESSIONS)
-        .values(address=address.strip().lower(), reason=reason, created_at=now)
-        .on_conflict_do_nothing(index_elements=["address"])
-        .returning(SUPPRESSIONS.c.address)  # rowcount is not to be trusted here on every driver
-    ).scalar()
-    return inserted is not None
+    row = {"address": address.strip().lower(), "reason": reason, "created_at": now}
+    return insert_new(conn, SUPPRESSIONS, "address", values=row) > 0
 
 
 def remove_suppression(conn: sa.Connection, address: str) -> Suppressed | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from notifier.db.schema import TEXT
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -16,9 +18,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # ADD COLUMN of a nullable column: plain ALTER TABLE on both SQLite and PostgreSQL.
-    op.add_column("notifier_notifications", sa.Column("rule_fingerprint", sa.String(), nullable=True))
-    op.add_column("notifier_notifications", sa.Column("due_basis", sa.String(), nullable=True))
+    # ADD COLUMN of a nullable column: plain ALTER TABLE on SQLite, PostgreSQL and MySQL.
+    op.add_column("notifier_notifications", sa.Column("rule_fingerprint", TEXT, nullable=True))
+    op.add_column("notifier_notifications", sa.Column("due_basis", TEXT, nullable=True))
 
 
 def downgrade() -> None:

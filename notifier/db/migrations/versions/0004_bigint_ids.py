@@ -1,6 +1,7 @@
 """64-bit ids: every id, event id and read position in notifier's tables becomes BIGINT on
 PostgreSQL, so an event id above 2,147,483,647 is read, planned and sent. SQLite's INTEGER is
-64-bit already: there this revision changes nothing.
+64-bit already, and MariaDB / MySQL's tables are BIGINT from 0001: there this revision
+changes nothing.
 
 Revision ID: 0004
 """
@@ -27,7 +28,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 
 def _alter(to: type[sa.types.TypeEngine[int]], frm: type[sa.types.TypeEngine[int]], word: str) -> None:
     if op.get_bind().dialect.name != "postgresql":
-        return  # SQLite: INTEGER holds 64 bits; nothing to change
+        return  # SQLite: INTEGER holds 64 bits; MySQL: made BIGINT in 0001
     for table, columns in COLUMNS.items():
         for column in columns:
             op.alter_column(table, column, type_=to(), existing_type=frm())
