@@ -8,7 +8,6 @@ ORM, and the emails are read back from a real SMTP server, on SQLite, PostgreSQL
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import threading
@@ -28,6 +27,7 @@ from typer.testing import CliRunner, Result
 from notifier.cli import app
 from notifier.config.settings import Secret, Settings
 from notifier.db.engine import make_engine
+from tests.conftest import _recreate_mariadb
 from tests.journey import body, parse, run
 from tests.oscar_shop import EXAMPLE, OscarShop, close, django_ready, install_views, migrate, use_database
 from tests.smtp_server import FaultySmtpServer
@@ -35,7 +35,6 @@ from tests.smtp_server import FaultySmtpServer
 pytest.importorskip("oscar")
 pytestmark = pytest.mark.slow
 
-MARIADB_ADMIN_URL = os.environ.get("NOTIFIER_TEST_MARIADB", "mysql://root@127.0.0.1:3306")
 SHOP_TIMEZONE = ZoneInfo("Europe/London")  # the views' constant timezone
 
 
@@ -76,28 +75,6 @@ def _admin_sql(url: str, statement: str) -> None:
     admin.dispose()
 
 
-def _mariadb(name: str) -> str:
-    """A fresh MariaDB database, where notifier can use one (else the test is skipped)."""
-    url = f"{MARIADB_ADMIN_URL}/{name}"
-    try:
-        engine = make_engine(MARIADB_ADMIN_URL + "/mysql")
-        with engine.connect() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-        engine.dispose()
-    except Exception as exc:  # no server, or a notifier that does not speak MariaDB
-        if os.environ.get("NOTIFIER_REQUIRE_MARIADB"):
-            pytest.fail(f"MariaDB is required here but cannot be used: {exc}")
-        pytest.skip(f"MariaDB not usable here: {str(exc).splitlines()[0]}")
-    return url
-
-
-def _drop_mariadb(name: str) -> None:
-    engine = make_engine(MARIADB_ADMIN_URL + "/mysql")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
-    engine.dispose()
-
-
 @pytest.fixture(
     params=[
         "sqlite",
@@ -118,9 +95,10 @@ def oscar_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         url = template.rsplit("/", 1)[0] + f"/{name}"
         _admin_sql(template, f'CREATE DATABASE "{name}" TEMPLATE "{_name(template)}"')
         use_database(url)
-    else:
+    else:  # no template databases in MariaDB: Oscar migrated afresh
         django_ready()
-        url = _mariadb(name)
+        url = f"{request.getfixturevalue('mariadb_url')}_{name}"
+        _recreate_mariadb(_name(url))
         use_database(url)
         migrate()
     yield url
@@ -128,7 +106,7 @@ def oscar_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "postgres":
         _admin_sql(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     elif request.param == "mariadb":
-        _drop_mariadb(name)
+        _recreate_mariadb(_name(url), create=False)
 
 
 # -- notifier beside it ------------------------------------------------------------------------
