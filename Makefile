@@ -27,12 +27,12 @@ browser:
 	fi
 
 test: $(STAMP) browser
-	$(BIN)/ruff check notifier tests bench
+	$(BIN)/ruff check notifier tests bench examples
 	$(BIN)/mypy notifier
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check notifier tests bench
+	$(BIN)/ruff check notifier tests bench examples
 	$(BIN)/mypy notifier
 
 bench: $(STAMP)
