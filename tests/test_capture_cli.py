@@ -182,3 +182,28 @@ def test_check_lists_the_rules_that_can_never_fire_on_this_database(sqlite_url: 
     assert {"order-dispatched", "order-refunded", "price-rise-warning"} <= named, never
     assert not named & {"order-confirmation", "dispatch-delayed", "order-delivered"}, never
     assert "capture: the 0 trigger(s)" not in ran.stdout and "not installed" in ran.stdout
+
+
+def test_the_daemon_sends_for_a_shops_own_event_the_mapping_declares(
+    settings: Settings, db_url: str, project: Path, smtp_server: FaultySmtpServer
+) -> None:
+    with (project / "rules.yaml").open("a", encoding="utf-8") as rules:
+        rules.write(GIFT_RULE)
+    mapping = "events:\n  - event: order.gift_wrapped\n    table: shop_giftwrap\n    on: insert\n"
+    (project / "capture.yaml").write_text(mapping + "    subject: new.order_id\n", encoding="utf-8")
+    settings = replace(settings, capture=project / "capture.yaml")
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE shop_giftwrap (id INTEGER PRIMARY KEY, order_id INTEGER)"))
+    installed = notifier(project, "--database-url", db_url, "capture", "install")
+    assert installed.returncode == 0, installed.stderr
+    shop = Shop(engine)
+    customer = shop.customer(email="wrap@example.tw")
+    order = shop.order(customer, items=[(shop.product(), 1)])
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO shop_giftwrap (id, order_id) VALUES (1, :order)"), {"order": order})
+    engine.dispose()
+    code, _result = run(settings)
+    assert code == 0
+    sent = [parse(m) for m in smtp_server.messages]
+    assert [str(m["To"]) for m in sent] == ["Ms Lin <wrap@example.tw>"] and str(order) in str(sent[0]["Subject"])
