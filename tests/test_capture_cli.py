@@ -206,4 +206,5 @@ def test_the_daemon_sends_for_a_shops_own_event_the_mapping_declares(
     code, _result = run(settings)
     assert code == 0
     sent = [parse(m) for m in smtp_server.messages]
-    assert [str(m["To"]) for m in sent] == ["Ms Lin <wrap@example.tw>"] and str(order) in str(sent[0]["Subject"])
+    assert [str(m["To"]) for m in sent] == ["Ms Lin <wrap@example.tw>"]
+    assert str(order) in str(sent[0]["Subject"])
