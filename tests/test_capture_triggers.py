@@ -102,7 +102,10 @@ def _install(engine: sa.Engine, mapping: CaptureMap) -> None:
 
 def _standing(engine: sa.Engine, mapping: CaptureMap) -> list[tuple[State, int | None]]:
     with engine.connect() as conn:
-        return [(item.state, item.capture.number if item.capture else None) for item in triggers.standing(conn, mapping)]
+        return [
+            (item.state, item.capture.number if item.capture else None)
+            for item in triggers.standing(conn, mapping)
+        ]
 
 
 def _events(engine: sa.Engine, source: str) -> list:  # type: ignore[type-arg]
@@ -204,12 +207,16 @@ def test_check_tells_missing_matching_stale_and_extra_and_remove_leaves_none(
 
 def test_a_column_the_table_does_not_have_is_named_with_its_line(engine: sa.Engine, tmp_path: Path) -> None:
     _shop_tables(engine)
-    mapping = _mapping(tmp_path, MAPPING.replace("new.tracking", "new.trackin").replace("shop_stock", "shop_stok"))
+    mapping = _mapping(
+        tmp_path, MAPPING.replace("new.tracking", "new.trackin").replace("shop_stock", "shop_stok")
+    )
     with engine.connect() as conn, pytest.raises(triggers.DatabaseMismatch) as raised:
         triggers.plan(conn, mapping)
     words = [str(problem) for problem in raised.value.problems]
     assert any(":11: " in w and "no column 'trackin'; did you mean 'tracking'?" in w for w in words), words
-    assert any(":25: " in w and "no table 'shop_stok' here; did you mean 'shop_stock'?" in w for w in words), words
+    assert any(
+        ":25: " in w and "no table 'shop_stok' here; did you mean 'shop_stock'?" in w for w in words
+    ), words
 
 
 def test_the_event_types_present_are_read_from_the_event_tables(engine: sa.Engine, tmp_path: Path) -> None:

@@ -111,15 +111,15 @@ def check_columns(conn: sa.Connection) -> list[Finding]:
             elif _ends_at_32_bits(model, column, have[column.name], sqlite):
                 words = f"column id is {have[column.name]}: its ids end at 2,147,483,647 (BIGINT goes on)"
                 found.append(Finding(model.name, words, problem=False))
-        found.extend(_optional_columns(model.name, have, sqlite))
+        found.extend(_optional_columns(model.name, have, dialect))
     return found
 
 
-def _optional_columns(table: str, have: dict[str, Any], sqlite: bool) -> list[Finding]:
+def _optional_columns(table: str, have: dict[str, Any], dialect: str) -> list[Finding]:
     """Columns beyond SPEC §2 that notifier reads where they exist: `orders.number`, shown to the
     customer as the order number (order_number.py). Absent is fine; present, it must be text."""
     column = order_number.COLUMN
-    if table != order_number.ORDERS.name or column not in have or _fits("text", have[column], sqlite):
+    if table != order_number.ORDERS.name or column not in have or _fits("text", have[column], dialect):
         return []
     words = f"column {column} is {have[column]}; notifier shows it as the order number and needs text"
     return [Finding(table, words)]
