@@ -8,9 +8,11 @@ ORM, and the emails are read back from a real SMTP server, on SQLite, PostgreSQL
 
 from __future__ import annotations
 
+import random
 import secrets
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -306,4 +308,79 @@ def test_orders_committing_out_of_id_order_both_get_their_confirmation(
     assert [(rcpt, subject) for rcpt, subject, _ in _mail(smtp_server)][1:] == [
         ("noah@example.com", f"Order {slow['order'].number} confirmed")
     ]
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "oscar_url",
+    [
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ],
+    indirect=True,
+)
+def test_checkouts_at_once_while_notifier_runs_lose_no_order_and_send_none_for_a_rollback(
+    oscar_url: str, project: Path, smtp_server: FaultySmtpServer
+) -> None:
+    """Several customers check out the same roses at once (Oscar locks the stock record), some
+    checkouts fail and roll back, and notifier runs all the while: every committed order gets
+    exactly one confirmation, and no rolled-back one gets any."""
+    from django.db import OperationalError, connections, transaction
+
+    settings = _settings(oscar_url, project, smtp_server)
+    engine = _beside(settings)
+    shop = OscarShop()
+    roses = shop.product("Twelve red roses", "45.00")
+    customers = [shop.customer(f"c{n}@example.com", "Customer", str(n)) for n in range(4)]
+    committed: list[str] = []
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def checkout(user: Any, *, declined: bool) -> str | None:
+        """One checkout, rolled back whole when the card is declined. MariaDB may pick it as a
+        deadlock victim (Oscar's checkout deadlocks there on a busy product, notifier or not):
+        that rolls it back whole too, and the shop tries again a moment later, as MariaDB asks."""
+        for tries in range(20):
+            try:
+                with transaction.atomic():
+                    order = shop.place([(roses, 1)], user=user)
+                    if declined:
+                        raise RuntimeError("card declined")
+                return str(order.number)
+            except RuntimeError:
+                return None
+            except OperationalError as exc:
+                if "Deadlock" not in str(exc):
+                    raise
+                time.sleep(random.uniform(0.01, 0.05) * (tries + 1))
+        raise AssertionError("a checkout deadlocked twenty times")
+
+    def checkouts(user: Any) -> None:
+        try:
+            for attempt in range(3):
+                number = checkout(user, declined=attempt == 1)
+                if number is not None:
+                    with lock:
+                        committed.append(number)
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=checkouts, args=(user,)) for user in customers]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        code, _ = run(settings)  # notifier reads while checkouts commit around it
+        assert code == 0
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    code, _ = run(settings)
+    assert code == 0
+    subjects = [subject for _, subject, _ in _mail(smtp_server)]
+    assert sorted(subjects) == sorted(f"Order {number} confirmed" for number in committed)
+    assert len(committed) == 2 * len(customers)
+    assert _event_count(engine, "order_events") == len(committed)
     engine.dispose()

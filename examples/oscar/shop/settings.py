@@ -23,7 +23,10 @@ def database(url: str) -> dict[str, Any]:
     parts = urlsplit(url)
     scheme = parts.scheme.split("+", 1)[0]
     if scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path[1:])}
+        # IMMEDIATE: a checkout takes the write lock when it begins, so two writers (two
+        # checkouts, or a checkout and notifier) wait for each other instead of failing.
+        options = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path[1:]), "OPTIONS": options}
     engines = {"postgresql": "postgresql", "postgres": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
     if scheme not in engines:
         raise ValueError(f"SHOP_DATABASE_URL: no Django backend for {scheme}:// (sqlite, postgresql, mysql)")
