@@ -25,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+MYSQL = ("mysql", "mariadb")  # SQLAlchemy's names for MySQL's and MariaDB's dialects
 _DRY_RUN = typer.Option("--dry-run", help="Print the SQL it would run; change nothing.")
 
 
@@ -51,7 +52,7 @@ def _mapping(path: Path, *, required: bool) -> CaptureMap | None:
 
 
 def _print_sql(conn: Connection, statements: list[str]) -> None:
-    if conn.dialect.name == "mysql":
+    if conn.dialect.name in MYSQL:
         # For the mysql client, whose ';' would otherwise end a trigger's body early.
         say("DELIMITER $$")
         for statement in statements:
@@ -90,7 +91,7 @@ def install_command(dry_run: Annotated[bool, _DRY_RUN] = False) -> None:
             say(f"dry run: nothing changed ({_counts(found)})")
             return
         triggers.run(conn, statements)
-        mysql = conn.dialect.name == "mysql"
+        mysql = conn.dialect.name in MYSQL
     states = Counter(item.state.value for item in found)
     if not statements:
         say(f"the triggers of {settings.capture} are installed and matching already: nothing to do")

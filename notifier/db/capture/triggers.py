@@ -89,7 +89,12 @@ def dialect_for(conn: sa.Connection) -> Dialect:
     from notifier.db.capture.postgresql import PostgreSQL
     from notifier.db.capture.sqlite import SQLite
 
-    dialects: dict[str, type[Dialect]] = {"sqlite": SQLite, "postgresql": PostgreSQL, "mysql": MySQL}
+    dialects: dict[str, type[Dialect]] = {
+        "sqlite": SQLite,
+        "postgresql": PostgreSQL,
+        "mysql": MySQL,
+        "mariadb": MySQL,  # SQLAlchemy's name for a mariadb:// URL
+    }
     found = dialects.get(conn.dialect.name)
     if found is None:
         raise CaptureUnsupported(f"capture triggers are not made for {conn.dialect.name} databases")
