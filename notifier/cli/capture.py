@@ -63,6 +63,27 @@ def _print_sql(conn: Connection, statements: list[str]) -> None:
         say(f"{statement};\n")
 
 
+def _run(conn: Connection, statements: list[str]) -> None:
+    """Run them; a refusal (no TRIGGER privilege, say) in words, not as a database that is down."""
+    import sqlalchemy as sa
+
+    from notifier.db.capture import triggers
+
+    mysql = conn.dialect.name in MYSQL
+    try:
+        triggers.run(conn, statements)
+    except sa.exc.DBAPIError as exc:
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        kept = " beyond the triggers made before it (MySQL commits each one)" if mysql else ""
+        errors.print(
+            f"the database refused the capture triggers: {cause}. The user needs the privileges README "
+            f"lists (Capture: events from the shop's own tables); nothing was changed{kept}",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_INVALID) from exc
+
+
 def _mismatch(path: Path, exc: RulesError) -> typer.Exit:
     errors.print(f"[red]the capture mapping {path} does not fit this database[/red]", highlight=False)
     print_problems(exc)
@@ -90,7 +111,7 @@ def install_command(dry_run: Annotated[bool, _DRY_RUN] = False) -> None:
                 _print_sql(conn, statements)
             say(f"dry run: nothing changed ({_counts(found)})")
             return
-        triggers.run(conn, statements)
+        _run(conn, statements)
         mysql = conn.dialect.name in MYSQL
     states = Counter(item.state.value for item in found)
     if not statements:
@@ -157,7 +178,7 @@ def remove_command(dry_run: Annotated[bool, _DRY_RUN] = False) -> None:
                 _print_sql(conn, statements)
             say(f"dry run: nothing changed ({len(installed)} capture trigger(s) here)")
             return
-        triggers.run(conn, statements)
+        _run(conn, statements)
     if not installed:
         say("there are no capture triggers here: nothing to remove")
         return

@@ -181,14 +181,18 @@ def run(conn: sa.Connection, statements: list[str]) -> None:
     """Run the statements in one transaction (where the database's DDL is transactional).
 
     Through the driver's own cursor, without parameters: PyMySQL would otherwise read the '%' of
-    DATE_FORMAT as a placeholder."""
+    DATE_FORMAT as a placeholder. The driver's errors are raised as SQLAlchemy's, as any query's."""
     if conn.in_transaction():
         conn.commit()
+    driver_error = conn.dialect.loaded_dbapi.Error
     with conn.begin():
         cursor = conn.connection.cursor()
         try:
             for statement in statements:
-                cursor.execute(statement)
+                try:
+                    cursor.execute(statement)
+                except driver_error as exc:
+                    raise sa.exc.DBAPIError.instance(statement, None, exc, driver_error) from exc
         finally:
             cursor.close()
 
