@@ -154,21 +154,21 @@ def standing(conn: sa.Connection, mapping: CaptureMap) -> list[Standing]:
 
 
 def install_statements(conn: sa.Connection, mapping: CaptureMap) -> list[str]:
-    """The statements `install` runs: drop what is stale or extra, make what is missing."""
+    """The statements `install` runs: each stale trigger dropped just before its replacement is
+    made (on MySQL, where each commits alone, the shortest window between them), the missing
+    made, then the extra dropped."""
     dialect = dialect_for(conn)
-    wanted = plan(conn, mapping)
-    found = compare(wanted, dialect.installed(conn))
+    wanted = {trigger.name: trigger for trigger in plan(conn, mapping)}
     statements: list[str] = []
-    for item in found:
+    extra: list[str] = []
+    for item in compare(list(wanted.values()), dialect.installed(conn)):
         if item.state == State.EXTRA:
-            statements += dialect.drop(item.name, item.table)
-        for name, table in item.installed:
-            statements += dialect.drop(name, table)
-    by_name = {trigger.name: trigger for trigger in wanted}
-    for item in found:
-        if item.state in (State.MISSING, State.STALE):
-            statements += by_name[item.name].statements
-    return statements
+            extra += dialect.drop(item.name, item.table)
+        elif item.state != State.MATCHING:
+            for name, table in item.installed:
+                statements += dialect.drop(name, table)
+            statements += wanted[item.name].statements
+    return [*statements, *extra]
 
 
 def remove_statements(conn: sa.Connection) -> list[str]:
