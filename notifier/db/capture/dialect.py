@@ -101,6 +101,11 @@ class Dialect(ABC):
         """(name, table) of every notifier_capture_* trigger here (a table '' for a leftover
         that belongs to no table, such as a PostgreSQL function without its trigger)."""
 
+    def locked(self, statements: list[str], tables: set[str]) -> list[str]:
+        """The statements made atomic for the shop's writers, where a transaction does not
+        already (it does on SQLite and PostgreSQL: DDL is transactional there)."""
+        return statements
+
     # -- the trigger -------------------------------------------------------------------
 
     def statements(self, name: str, capture: Capture, shape: Shape) -> list[str]:

@@ -57,6 +57,15 @@ class MySQL(Dialect):
             f"BEGIN IF {guard} THEN {insert}; END IF; END"
         ]
 
+    def locked(self, statements: list[str], tables: set[str]) -> list[str]:
+        # Each CREATE and DROP TRIGGER commits alone, but LOCK TABLES outlasts those commits:
+        # with the tables locked, no write of the shop's falls between a stale trigger's drop
+        # and its replacement (it waits the milliseconds the swap takes).
+        if not statements or not tables:
+            return statements
+        locks = ", ".join(f"{self.table(name)} WRITE" for name in sorted(tables))
+        return [f"LOCK TABLES {locks}", *statements, "UNLOCK TABLES"]
+
     def drop(self, name: str, table: str) -> list[str]:
         return [f"DROP TRIGGER IF EXISTS {self.quote(name)}"]
 

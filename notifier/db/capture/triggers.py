@@ -161,20 +161,26 @@ def install_statements(conn: sa.Connection, mapping: CaptureMap) -> list[str]:
     wanted = {trigger.name: trigger for trigger in plan(conn, mapping)}
     statements: list[str] = []
     extra: list[str] = []
+    tables: set[str] = set()
     for item in compare(list(wanted.values()), dialect.installed(conn)):
         if item.state == State.EXTRA:
             extra += dialect.drop(item.name, item.table)
+            tables |= {item.table} - {""}
         elif item.state != State.MATCHING:
             for name, table in item.installed:
                 statements += dialect.drop(name, table)
             statements += wanted[item.name].statements
-    return [*statements, *extra]
+            tables |= {item.table, item.capture.events_table} if item.capture else {item.table}
+            tables |= {table for _, table in item.installed if table}
+    return dialect.locked([*statements, *extra], tables)
 
 
 def remove_statements(conn: sa.Connection) -> list[str]:
     """The statements `remove` runs: drop every notifier_capture_* trigger here."""
     dialect = dialect_for(conn)
-    return [statement for name, table in dialect.installed(conn) for statement in dialect.drop(name, table)]
+    installed = dialect.installed(conn)
+    statements = [statement for name, table in installed for statement in dialect.drop(name, table)]
+    return dialect.locked(statements, {table for _, table in installed if table})
 
 
 def run(conn: sa.Connection, statements: list[str]) -> None:
@@ -192,6 +198,8 @@ def run(conn: sa.Connection, statements: list[str]) -> None:
                 try:
                     cursor.execute(statement)
                 except driver_error as exc:
+                    if statements[-1] == "UNLOCK TABLES":
+                        cursor.execute("UNLOCK TABLES")  # MySQL: never leave the shop's tables locked
                     raise sa.exc.DBAPIError.instance(statement, None, exc, driver_error) from exc
         finally:
             cursor.close()
