@@ -9,7 +9,8 @@ what matches alone, so running it twice does nothing the second time.
 
 SQLite and PostgreSQL install in one transaction: the shop's writes see the old triggers or
 the new ones, never a mix. MySQL/MariaDB commit every CREATE and DROP TRIGGER on its own, so
-there an install is a sequence; a failed one is finished by running install again.
+there an install is a sequence, run under LOCK TABLES (a table lock outlasts those commits: the
+shop's writes wait for the swap); a failed one is finished by running install again.
 """
 
 from __future__ import annotations
