@@ -3,8 +3,9 @@ BEGIN IF ... THEN INSERT ...; END IF; END`.
 
 A trigger runs with its definer's rights (whoever installed it), so the shop's own user needs
 no right on the event tables. DDL is not transactional here: every CREATE and DROP TRIGGER
-commits on its own, so they run under LOCK TABLES (`locked`). A TIMESTAMP column reads in the writer's session time
-zone and is turned back into UTC; a DATETIME is UTC already, as SPEC §2 has it.
+commits on its own, so they run under LOCK TABLES (`locked`). A TIMESTAMP column reads in
+the writer's session time zone and is turned back into UTC; a DATETIME is UTC already, as
+SPEC §2 has it.
 """
 
 from __future__ import annotations
