@@ -208,3 +208,34 @@ def test_the_daemon_sends_for_a_shops_own_event_the_mapping_declares(
     sent = [parse(m) for m in smtp_server.messages]
     assert [str(m["To"]) for m in sent] == ["Ms Lin <wrap@example.tw>"]
     assert str(order) in str(sent[0]["Subject"])
+
+
+@pytest.mark.postgres
+def test_a_user_without_the_privilege_is_told_so_and_nothing_changes(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    engine = make_engine(postgres_url)
+    role = f"capture_nopriv_{os.getpid()}"
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    from notifier.db.engine import init_db
+
+    init_db(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE ROLE {role} LOGIN"))
+        conn.execute(sa.text(f"GRANT USAGE ON SCHEMA public TO {role}"))
+    try:
+        (tmp_path / "capture.yaml").write_text(PLACED, encoding="utf-8")
+        url = postgres_url.replace("postgres@", f"{role}@", 1)
+        ran = notifier(tmp_path, "--database-url", url, "capture", "install")
+        output = ran.stdout + ran.stderr
+        assert ran.returncode == 1 and "Traceback" not in output, output
+        assert "the database refused the capture triggers" in output and "privileges" in output, output
+        with engine.connect() as conn:
+            count = "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'notifier_capture_%'"
+            assert conn.execute(sa.text(count)).scalar_one() == 0
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"REVOKE ALL ON SCHEMA public FROM {role}"))
+            conn.execute(sa.text(f"DROP ROLE {role}"))
+        engine.dispose()

@@ -26,7 +26,7 @@ from notifier.db.capture.triggers import State
 from notifier.db.schema import EVENT_SOURCES
 
 pytestmark = pytest.mark.mariadb
-SERVER = os.environ.get("NOTIFIER_TEST_MARIADB_CAPTURE", "mysql+pymysql://root@127.0.0.1:3306")
+SERVER = os.environ.get("NOTIFIER_TEST_MARIADB_CAPTURE", "root@127.0.0.1:3306")
 MAPPING = """\
 events:
   - event: order.placed
@@ -57,11 +57,13 @@ events:
 """
 
 
-@pytest.fixture
-def maria(tmp_path: Path) -> Iterator[sa.Engine]:
-    """A fresh MariaDB database with notifier's event tables and a small shop's tables."""
+@pytest.fixture(params=["mysql", "mariadb"])
+def maria(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
+    """A fresh MariaDB database with notifier's event tables and a small shop's tables, through
+    a mysql:// and a mariadb:// URL (SQLAlchemy names the two dialects apart)."""
+    server = f"{request.param}+pymysql://{SERVER}"
     try:
-        admin = sa.create_engine(SERVER + "/", isolation_level="AUTOCOMMIT")
+        admin = sa.create_engine(server + "/", isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except Exception as exc:  # any failure means: no server to test against
@@ -72,7 +74,7 @@ def maria(tmp_path: Path) -> Iterator[sa.Engine]:
     name = f"notifier_capture_{os.getpid()}_{secrets.token_hex(3)}"
     with admin.connect() as conn:
         conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    engine = sa.create_engine(f"{SERVER}/{name}")
+    engine = sa.create_engine(f"{server}/{name}")
     for table, _ in EVENT_SOURCES.values():
         table.create(engine)
     with engine.begin() as conn:
@@ -160,7 +162,13 @@ def test_install_is_idempotent_check_tells_stale_and_extra_and_remove_leaves_non
     maria: sa.Engine, tmp_path: Path
 ) -> None:
     mapping = _mapping(tmp_path)
-    assert len(_install(maria, mapping)) == 3
+    made = _install(maria, mapping)
+    # Three triggers, made with the shop's tables locked: no write falls between two of them.
+    assert (
+        len(made) == 5
+        and made[0].startswith("LOCK TABLES `order_events` WRITE")
+        and made[-1] == "UNLOCK TABLES"
+    )
     assert _install(maria, mapping) == []  # a second install: nothing to do
     edited = _mapping(tmp_path, MAPPING.replace("Shipped", "Dispatched").split("  - event: product")[0])
     with maria.connect() as conn:

@@ -37,7 +37,7 @@ events:
       eta: new.eta
       parcels: new.parcels
       weight: new.weight
-      service: Royal Mail Tracked 24
+      service: "Royal Mail's $notifier_capture$ 100% \\\\ 24"
       signed: true
       handed_over_at: new.created
   - event: order.cancelled
@@ -140,7 +140,7 @@ def test_an_insert_writes_one_event_notifier_reads_with_its_type_subject_time_an
     assert event.occurred_at == datetime(2026, 2, 11, 9, 30, 15, tzinfo=UTC)
     data = event.data
     assert (data["carrier"], data["tracking_number"], data["eta"]) == ("DHL", "JD0142", date(2026, 2, 13))
-    assert data["service"] == "Royal Mail Tracked 24" and data["signed"] in (True, 1)
+    assert data["service"] == "Royal Mail's $notifier_capture$ 100% \\ 24" and data["signed"] in (True, 1)
     assert datetime.fromisoformat(data["handed_over_at"]).replace(tzinfo=UTC) == event.occurred_at
     # Numbers stay numbers in the JSON the shop's row became, not text.
     with engine.connect() as conn:

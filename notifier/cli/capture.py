@@ -25,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+MYSQL = ("mysql", "mariadb")  # SQLAlchemy's names for MySQL's and MariaDB's dialects
 _DRY_RUN = typer.Option("--dry-run", help="Print the SQL it would run; change nothing.")
 
 
@@ -51,7 +52,7 @@ def _mapping(path: Path, *, required: bool) -> CaptureMap | None:
 
 
 def _print_sql(conn: Connection, statements: list[str]) -> None:
-    if conn.dialect.name == "mysql":
+    if conn.dialect.name in MYSQL:
         # For the mysql client, whose ';' would otherwise end a trigger's body early.
         say("DELIMITER $$")
         for statement in statements:
@@ -60,6 +61,27 @@ def _print_sql(conn: Connection, statements: list[str]) -> None:
         return
     for statement in statements:
         say(f"{statement};\n")
+
+
+def _run(conn: Connection, statements: list[str]) -> None:
+    """Run them; a refusal (no TRIGGER privilege, say) in words, not as a database that is down."""
+    import sqlalchemy as sa
+
+    from notifier.db.capture import triggers
+
+    mysql = conn.dialect.name in MYSQL
+    try:
+        triggers.run(conn, statements)
+    except sa.exc.DBAPIError as exc:
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        kept = " beyond the triggers made before it (MySQL commits each one)" if mysql else ""
+        errors.print(
+            f"the database refused the capture triggers: {cause}. The user needs the privileges README "
+            f"lists (Capture: events from the shop's own tables); nothing was changed{kept}",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_INVALID) from exc
 
 
 def _mismatch(path: Path, exc: RulesError) -> typer.Exit:
@@ -89,8 +111,8 @@ def install_command(dry_run: Annotated[bool, _DRY_RUN] = False) -> None:
                 _print_sql(conn, statements)
             say(f"dry run: nothing changed ({_counts(found)})")
             return
-        triggers.run(conn, statements)
-        mysql = conn.dialect.name == "mysql"
+        _run(conn, statements)
+        mysql = conn.dialect.name in MYSQL
     states = Counter(item.state.value for item in found)
     if not statements:
         say(f"the triggers of {settings.capture} are installed and matching already: nothing to do")
@@ -156,7 +178,7 @@ def remove_command(dry_run: Annotated[bool, _DRY_RUN] = False) -> None:
                 _print_sql(conn, statements)
             say(f"dry run: nothing changed ({len(installed)} capture trigger(s) here)")
             return
-        triggers.run(conn, statements)
+        _run(conn, statements)
     if not installed:
         say("there are no capture triggers here: nothing to remove")
         return

@@ -22,11 +22,11 @@ from notifier.core.capture import (
     CaptureMap,
     Change,
     Column,
+    Comparison,
     Condition,
     Literal,
     Now,
     Scalar,
-    Test,
     Value,
 )
 from notifier.core.suggest import closest, did_you_mean
@@ -240,7 +240,7 @@ def _condition(reader: Reader, column: Column, test: Any, line: int | None, labe
                 line, f"{where}: a value to equal (for NULL write {{is: null}}), or {{in: [...]}}, {{not: X}}"
             )
             return None
-        return Condition(column, Test.EQUALS, (_plain(test),))
+        return Condition(column, Comparison.EQUALS, (_plain(test),))
     reader.check_keys(test, TEST_KEYS, f"{where}")
     if len(test) != 1 or next(iter(test)) not in TEST_KEYS:
         reader.fail(line, f"{where}: one of {{in: [X, Y]}}, {{not: X}}, {{is: null}}, {{is: not null}}")
@@ -251,16 +251,16 @@ def _condition(reader: Reader, column: Column, test: Any, line: int | None, labe
         if not items or not all(_is_scalar(item) and item is not None for item in items):
             reader.fail(line, f"{where}: in takes a list of values, e.g. {{in: [Cancelled, Canceled]}}")
             return None
-        return Condition(column, Test.IN, tuple(_plain(item) for item in items))
+        return Condition(column, Comparison.IN, tuple(_plain(item) for item in items))
     if kind == "not":
         if not _is_scalar(operand) or operand is None:
             reader.fail(line, f"{where}: not takes one value (for NOT NULL write {{is: not null}})")
             return None
-        return Condition(column, Test.NOT, (_plain(operand),))
+        return Condition(column, Comparison.NOT, (_plain(operand),))
     if operand is None or str(operand).lower() == "null":
-        return Condition(column, Test.IS_NULL)
+        return Condition(column, Comparison.IS_NULL)
     if str(operand).lower() == "not null":
-        return Condition(column, Test.IS_NOT_NULL)
+        return Condition(column, Comparison.IS_NOT_NULL)
     reader.fail(line, f"{where}: is takes null or not null (found {operand!r})")
     return None
 

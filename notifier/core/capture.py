@@ -39,7 +39,7 @@ class Change(StrEnum):
         return {"insert": ("new",), "update": ("new", "old"), "delete": ("old",)}[self.value]
 
 
-class Test(StrEnum):
+class Comparison(StrEnum):
     """How a `when:` condition compares a column."""
 
     EQUALS = "equals"  # new.col: X
@@ -84,7 +84,7 @@ class Condition:
     """One `when:` condition on a column."""
 
     column: Column
-    test: Test
+    test: Comparison
     values: tuple[Scalar, ...] = ()
 
 

@@ -39,7 +39,7 @@ def kind_of(column_type: types.TypeEngine[object], dialect: str) -> Kind:
     if isinstance(column_type, types.NullType):
         return Kind.UNTYPED
     if isinstance(column_type, types.DateTime):
-        if dialect == "mysql" and isinstance(column_type, types.TIMESTAMP):
+        if dialect in ("mysql", "mariadb") and isinstance(column_type, types.TIMESTAMP):
             return Kind.SESSION_TIMESTAMP
         return Kind.UTC_TIMESTAMP if column_type.timezone else Kind.TIMESTAMP
     if isinstance(column_type, types.Date):

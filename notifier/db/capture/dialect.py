@@ -13,7 +13,17 @@ from abc import ABC, abstractmethod
 
 import sqlalchemy as sa
 
-from notifier.core.capture import EVENT_TABLES, Capture, Column, Condition, Literal, Now, Scalar, Test, Value
+from notifier.core.capture import (
+    EVENT_TABLES,
+    Capture,
+    Column,
+    Comparison,
+    Condition,
+    Literal,
+    Now,
+    Scalar,
+    Value,
+)
 from notifier.db.capture.columns import TIMESTAMPS, Kind, Shape
 
 NAME_PREFIX = "notifier_capture_"
@@ -91,6 +101,11 @@ class Dialect(ABC):
         """(name, table) of every notifier_capture_* trigger here (a table '' for a leftover
         that belongs to no table, such as a PostgreSQL function without its trigger)."""
 
+    def locked(self, statements: list[str], tables: set[str]) -> list[str]:
+        """The statements made atomic for the shop's writers, where a transaction does not
+        already (it does on SQLite and PostgreSQL: DDL is transactional there)."""
+        return statements
+
     # -- the trigger -------------------------------------------------------------------
 
     def statements(self, name: str, capture: Capture, shape: Shape) -> list[str]:
@@ -107,13 +122,13 @@ class Dialect(ABC):
 
     def condition(self, condition: Condition) -> str:
         column = self.ref(condition.column)
-        if condition.test == Test.IS_NULL:
+        if condition.test == Comparison.IS_NULL:
             return f"{column} IS NULL"
-        if condition.test == Test.IS_NOT_NULL:
+        if condition.test == Comparison.IS_NOT_NULL:
             return f"{column} IS NOT NULL"
-        if condition.test == Test.IN:
+        if condition.test == Comparison.IN:
             return f"{column} IN ({', '.join(self.literal(v) for v in condition.values)})"
-        if condition.test == Test.NOT:
+        if condition.test == Comparison.NOT:
             return self.differs(column, self.literal(condition.values[0]))
         return f"{column} = {self.literal(condition.values[0])}"
 

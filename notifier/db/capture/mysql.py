@@ -3,8 +3,9 @@ BEGIN IF ... THEN INSERT ...; END IF; END`.
 
 A trigger runs with its definer's rights (whoever installed it), so the shop's own user needs
 no right on the event tables. DDL is not transactional here: every CREATE and DROP TRIGGER
-commits on its own (see triggers.py). A TIMESTAMP column reads in the writer's session time
-zone and is turned back into UTC; a DATETIME is UTC already, as SPEC §2 has it.
+commits on its own, so they run under LOCK TABLES (`locked`). A TIMESTAMP column reads in
+the writer's session time zone and is turned back into UTC; a DATETIME is UTC already, as
+SPEC §2 has it.
 """
 
 from __future__ import annotations
@@ -56,6 +57,15 @@ class MySQL(Dialect):
             f"CREATE TRIGGER {self.quote(name)} AFTER {change} ON {self.table(capture.table)} FOR EACH ROW "
             f"BEGIN IF {guard} THEN {insert}; END IF; END"
         ]
+
+    def locked(self, statements: list[str], tables: set[str]) -> list[str]:
+        # Each CREATE and DROP TRIGGER commits alone, but LOCK TABLES outlasts those commits:
+        # with the tables locked, no write of the shop's falls between a stale trigger's drop
+        # and its replacement (it waits the milliseconds the swap takes).
+        if not statements or not tables:
+            return statements
+        locks = ", ".join(f"{self.table(name)} WRITE" for name in sorted(tables))
+        return [f"LOCK TABLES {locks}", *statements, "UNLOCK TABLES"]
 
     def drop(self, name: str, table: str) -> list[str]:
         return [f"DROP TRIGGER IF EXISTS {self.quote(name)}"]

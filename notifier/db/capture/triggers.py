@@ -9,7 +9,8 @@ what matches alone, so running it twice does nothing the second time.
 
 SQLite and PostgreSQL install in one transaction: the shop's writes see the old triggers or
 the new ones, never a mix. MySQL/MariaDB commit every CREATE and DROP TRIGGER on its own, so
-there an install is a sequence; a failed one is finished by running install again.
+there an install is a sequence, run under LOCK TABLES (a table lock outlasts those commits: the
+shop's writes wait for the swap); a failed one is finished by running install again.
 """
 
 from __future__ import annotations
@@ -89,7 +90,12 @@ def dialect_for(conn: sa.Connection) -> Dialect:
     from notifier.db.capture.postgresql import PostgreSQL
     from notifier.db.capture.sqlite import SQLite
 
-    dialects: dict[str, type[Dialect]] = {"sqlite": SQLite, "postgresql": PostgreSQL, "mysql": MySQL}
+    dialects: dict[str, type[Dialect]] = {
+        "sqlite": SQLite,
+        "postgresql": PostgreSQL,
+        "mysql": MySQL,
+        "mariadb": MySQL,  # SQLAlchemy's name for a mariadb:// URL
+    }
     found = dialects.get(conn.dialect.name)
     if found is None:
         raise CaptureUnsupported(f"capture triggers are not made for {conn.dialect.name} databases")
@@ -149,41 +155,53 @@ def standing(conn: sa.Connection, mapping: CaptureMap) -> list[Standing]:
 
 
 def install_statements(conn: sa.Connection, mapping: CaptureMap) -> list[str]:
-    """The statements `install` runs: drop what is stale or extra, make what is missing."""
+    """The statements `install` runs: each stale trigger dropped just before its replacement is
+    made (on MySQL, where each commits alone, the shortest window between them), the missing
+    made, then the extra dropped."""
     dialect = dialect_for(conn)
-    wanted = plan(conn, mapping)
-    found = compare(wanted, dialect.installed(conn))
+    wanted = {trigger.name: trigger for trigger in plan(conn, mapping)}
     statements: list[str] = []
-    for item in found:
+    extra: list[str] = []
+    tables: set[str] = set()
+    for item in compare(list(wanted.values()), dialect.installed(conn)):
         if item.state == State.EXTRA:
-            statements += dialect.drop(item.name, item.table)
-        for name, table in item.installed:
-            statements += dialect.drop(name, table)
-    by_name = {trigger.name: trigger for trigger in wanted}
-    for item in found:
-        if item.state in (State.MISSING, State.STALE):
-            statements += by_name[item.name].statements
-    return statements
+            extra += dialect.drop(item.name, item.table)
+            tables |= {item.table} - {""}
+        elif item.state != State.MATCHING:
+            for name, table in item.installed:
+                statements += dialect.drop(name, table)
+            statements += wanted[item.name].statements
+            tables |= {item.table, item.capture.events_table} if item.capture else {item.table}
+            tables |= {table for _, table in item.installed if table}
+    return dialect.locked([*statements, *extra], tables)
 
 
 def remove_statements(conn: sa.Connection) -> list[str]:
     """The statements `remove` runs: drop every notifier_capture_* trigger here."""
     dialect = dialect_for(conn)
-    return [statement for name, table in dialect.installed(conn) for statement in dialect.drop(name, table)]
+    installed = dialect.installed(conn)
+    statements = [statement for name, table in installed for statement in dialect.drop(name, table)]
+    return dialect.locked(statements, {table for _, table in installed if table})
 
 
 def run(conn: sa.Connection, statements: list[str]) -> None:
     """Run the statements in one transaction (where the database's DDL is transactional).
 
     Through the driver's own cursor, without parameters: PyMySQL would otherwise read the '%' of
-    DATE_FORMAT as a placeholder."""
+    DATE_FORMAT as a placeholder. The driver's errors are raised as SQLAlchemy's, as any query's."""
     if conn.in_transaction():
         conn.commit()
+    driver_error = conn.dialect.loaded_dbapi.Error
     with conn.begin():
         cursor = conn.connection.cursor()
         try:
             for statement in statements:
-                cursor.execute(statement)
+                try:
+                    cursor.execute(statement)
+                except driver_error as exc:
+                    if statements[-1] == "UNLOCK TABLES":
+                        cursor.execute("UNLOCK TABLES")  # MySQL: never leave the shop's tables locked
+                    raise sa.exc.DBAPIError.instance(statement, None, exc, driver_error) from exc
         finally:
             cursor.close()
 
