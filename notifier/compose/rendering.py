@@ -87,7 +87,7 @@ import jinja2
 from notifier.compose import budget
 from notifier.compose.budget import LIMITS, Limits
 from notifier.compose.filters import FILTERS, rendering_message
-from notifier.compose.inlining import ShapeCache, collecting_holes, may_have_holes
+from notifier.compose.inlining import FileFacts, ShapeCache, collecting_holes, may_have_holes
 from notifier.compose.listing import LOCALE_FILE, NAME, Listing, Listings
 from notifier.compose.mail import Rendered
 from notifier.compose.plaintext import html_to_text, tidy_text
@@ -144,6 +144,7 @@ class Renderer:
         # Pages with holes need templates that stay as they were checked: not with auto_reload.
         self._shapes = None if auto_reload else ShapeCache(self._inliner.inline)
         self._hole_safe: dict[str, bool] = {}
+        self._file_facts: dict[str, FileFacts] = {}  # per file, for every template that uses it
 
     def template_names(self) -> list[str]:
         """Message templates present: folders whose names do not start with "_" or "."."""
@@ -294,7 +295,7 @@ class Renderer:
     def _may_have_holes(self, name: str) -> bool:
         known = self._hole_safe.get(name)
         if known is None:
-            known = self._hole_safe[name] = may_have_holes(self._source_of, name)
+            known = self._hole_safe[name] = may_have_holes(self._source_of, name, self._file_facts)
         return known
 
     def _source_of(self, name: str) -> str:
