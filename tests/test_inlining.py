@@ -182,3 +182,28 @@ def test_the_check_reads_the_template_as_compiled_not_a_later_edit(tmp_path: Pat
     (tmp_path / "reference" / "t" / "en.html").write_text(looks, encoding="utf-8")
     for value in ("ab", "abcdef"):
         assert by_shape.render("t", "en", {"v": value}) == reference.render("t", "en", {"v": value})
+
+
+def test_what_one_file_allows_is_remembered_for_every_template_that_uses_it() -> None:
+    """A shared file is read once for every template using it: a layout that looks at its
+    output rules out holes for each of them, the template with no layout keeps them."""
+    sources = {
+        "_plain.html": "<div>{% block body %}{% endblock %}</div>",
+        "_measuring.html": "{% set x %}{% block body %}{% endblock %}{% endset %}{{ x|length }}",
+        "a.html": '{% extends "_plain.html" %}{% block body %}{{ v }}{% endblock %}',
+        "b.html": '{% extends "_measuring.html" %}{% block body %}{{ v }}{% endblock %}',
+        "c.html": '{% extends "_measuring.html" %}{% block body %}{{ w }}{% endblock %}',
+        "d.html": "<p>{{ v }}</p>",
+    }
+    read: list[str] = []
+
+    def source_of(name: str) -> str:
+        read.append(name)
+        return sources[name]
+
+    known: dict[str, inlining.FileFacts] = {}
+    templates = ("a.html", "b.html", "c.html", "d.html")
+    found = {name: inlining.may_have_holes(source_of, name, known) for name in templates}
+    assert found == {"a.html": True, "b.html": False, "c.html": False, "d.html": True}
+    assert sorted(read) == sorted(sources), "every file read once"
+    assert {name: inlining.may_have_holes(sources.__getitem__, name) for name in found} == found

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime
+from functools import lru_cache
 
 from notifier.compose.signing import Signer
 
@@ -24,15 +25,23 @@ _DATE_LINE_RE = re.compile(rb"(?m)^Date: [^\r\n]*\r\n")
 
 def stamped(message: bytes, now: datetime) -> bytes:
     """`message` with its Date set to `now` (timezone-aware); everything else as it was."""
-    if now.utcoffset() is None:
-        raise ValueError("the Date must be a timezone-aware datetime")
     end = message.find(b"\r\n\r\n") + 2  # the header block and its last CRLF (1 if none)
-    head = message[:end] if end > 1 else message
-    line = b"Date: " + format_datetime(now).encode("ascii") + b"\r\n"
-    found = _DATE_LINE_RE.search(head)
+    offset = now.utcoffset()
+    if offset is None:
+        raise ValueError("the Date must be a timezone-aware datetime")
+    line = _date_line(now.replace(microsecond=0), offset)
+    found = _DATE_LINE_RE.search(message, 0, end if end > 1 else len(message))
     if found is None:  # not one of ours: the Date goes first
         return line + message
     return b"".join((message[: found.start()], line, message[found.end() :]))
+
+
+@lru_cache(maxsize=16)
+def _date_line(second: datetime, offset: timedelta) -> bytes:
+    # The Date shows whole seconds: messages handed over in the same second share the line,
+    # formatted once. The offset is in the key because equal instants compare equal whatever
+    # their offsets, and the line shows the offset.
+    return b"Date: " + format_datetime(second).encode("ascii") + b"\r\n"
 
 
 class Handover:

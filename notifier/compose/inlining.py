@@ -116,10 +116,14 @@ _PLACEHOLDERS = tuple(Markup(f"{_OPEN}{_NONCE}{index}{_CLOSE}") for index in ran
 # --- which templates may have holes ---------------------------------------------------------
 
 
-def may_have_holes(source_of: Callable[[str], str], name: str) -> bool:
+def may_have_holes(
+    source_of: Callable[[str], str], name: str, known: dict[str, FileFacts] | None = None
+) -> bool:
     """Whether the template and every template it uses only write their output out, never
     look at it (see the module's docstring). False if any of them cannot be read.
-    `source_of` gives a template's source by name."""
+    `source_of` gives a template's source by name; `known` keeps what was found in each file
+    for the next template (the layout and the macros are used by all of them), for sources
+    that do not change."""
     seen: set[str] = set()
     waiting = [name]
     while waiting:
@@ -127,17 +131,30 @@ def may_have_holes(source_of: Callable[[str], str], name: str) -> bool:
         if current in seen:
             continue
         seen.add(current)
-        try:
-            tree = _PARSER.parse(source_of(current), current)
-        except Exception:
+        facts = known.get(current) if known is not None else None
+        if facts is None:
+            try:
+                tree = _PARSER.parse(source_of(current), current)
+            except Exception:
+                return False
+            facts = FileFacts(_only_writes_output(tree), tuple(meta.find_referenced_templates(tree)))
+            if known is not None:
+                known[current] = facts
+        if not facts.only_writes_output:
             return False
-        if not _only_writes_output(tree):
-            return False
-        for used in meta.find_referenced_templates(tree):
+        for used in facts.uses:
             if used is None:
                 return False  # a name computed at run time: cannot be checked
             waiting.append(used)
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class FileFacts:
+    """What may_have_holes found in one template file."""
+
+    only_writes_output: bool
+    uses: tuple[str | None, ...]  # the templates it extends, includes or imports (None: computed)
 
 
 def _only_writes_output(tree: nodes.Template) -> bool:

@@ -47,6 +47,10 @@ class Listings:
         self._auto_reload = auto_reload
         self._listings: dict[str, Listing] = {}
 
+    def kept(self) -> dict[str, frozenset[str]]:
+        """The files of every folder listed and kept (without auto_reload: for good)."""
+        return {template: listing.files for template, listing in self._listings.items()}
+
     def get(self, template: str) -> Listing:
         """The template folder's files, read again only when the folder has changed.
 

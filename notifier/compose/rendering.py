@@ -76,7 +76,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -87,11 +87,12 @@ import jinja2
 from notifier.compose import budget
 from notifier.compose.budget import LIMITS, Limits
 from notifier.compose.filters import FILTERS, rendering_message
-from notifier.compose.inlining import ShapeCache, collecting_holes, may_have_holes
+from notifier.compose.inlining import FileFacts, ShapeCache, collecting_holes, may_have_holes
 from notifier.compose.listing import LOCALE_FILE, NAME, Listing, Listings
 from notifier.compose.mail import Rendered
 from notifier.compose.plaintext import html_to_text, tidy_text
 from notifier.compose.sandbox import Sandbox, TemplateError, explain, finalize
+from notifier.compose.sources import KeptLoader, sources_digest
 from notifier.compose.spacing import space_html, space_text, spaced_locale
 from notifier.core.locale import FALLBACK_LOCALE, LOCALES, message_locale, normalize_locale
 from notifier.core.names import in_locale
@@ -107,22 +108,6 @@ _BATCH = 32
 _CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
-class _RememberingLoader(jinja2.FileSystemLoader):
-    """Keeps the source of every template it hands to Jinja: what inlining.py checks must be
-    what was compiled, not a later edit of the file."""
-
-    def __init__(self, root: str) -> None:
-        super().__init__(root)
-        self.sources: dict[str, str] = {}
-
-    def get_source(
-        self, environment: jinja2.Environment, template: str
-    ) -> tuple[str, str, Callable[[], bool]]:
-        source, filename, uptodate = super().get_source(environment, template)
-        self.sources[template] = source
-        return source, filename, uptodate
-
-
 class Renderer:
     """Renders message templates from one directory; one instance serves all customers."""
 
@@ -134,8 +119,9 @@ class Renderer:
         self._shown = Path(templates_dir)
         self._root = Path(os.path.abspath(templates_dir))
         self._listings = Listings(str(self._root), auto_reload=auto_reload)
+        self._loader = KeptLoader(str(self._root), pinned=not auto_reload)
         self._env = Sandbox(
-            loader=_RememberingLoader(str(self._root)),
+            loader=self._loader,
             undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(
                 enabled_extensions=("html", "htm"), default_for_string=False, default=False
@@ -158,6 +144,7 @@ class Renderer:
         # Pages with holes need templates that stay as they were checked: not with auto_reload.
         self._shapes = None if auto_reload else ShapeCache(self._inliner.inline)
         self._hole_safe: dict[str, bool] = {}
+        self._file_facts: dict[str, FileFacts] = {}  # per file, for every template that uses it
 
     def template_names(self) -> list[str]:
         """Message templates present: folders whose names do not start with "_" or "."."""
@@ -227,15 +214,7 @@ class Renderer:
     def check_syntax(self) -> list[TemplateError]:
         """Compile every template file without rendering; also report incomplete messages."""
         errors: list[TemplateError] = []
-        for path in sorted(self._root.rglob("*")):
-            relative = path.relative_to(self._root)
-            if (
-                path.suffix not in _TEMPLATE_SUFFIXES
-                or any(part.startswith(".") for part in relative.parts)
-                or not path.is_file()
-            ):
-                continue
-            name = relative.as_posix()
+        for name in self._template_files():
             try:
                 self._env.get_template(name)
             except Exception as exc:
@@ -243,6 +222,35 @@ class Renderer:
         for template in self.template_names():
             errors.extend(self._check_parts(template))
         return errors
+
+    def read_all(self) -> str | None:
+        """Without auto_reload: read (not compile) every file `check_syntax` compiles and list
+        every message folder, kept for every later render; the `digest` of what was read, or
+        None when a file could not be read."""
+        for name in self._template_files():
+            try:
+                self._loader.get_source(self._env, name)
+            except Exception:
+                return None
+        for template in self.template_names():
+            self._listing(template)
+        return self.digest()
+
+    def digest(self) -> str:
+        """Every source read so far and every folder listing kept (compose/sources.py)."""
+        return sources_digest(self._loader.sources, self._listings.kept())
+
+    # -- internals ---------------------------------------------------------------
+
+    def _template_files(self) -> Iterator[str]:
+        for path in sorted(self._root.rglob("*")):
+            relative = path.relative_to(self._root)
+            if (
+                path.suffix in _TEMPLATE_SUFFIXES
+                and not any(part.startswith(".") for part in relative.parts)
+                and path.is_file()
+            ):
+                yield relative.as_posix()
 
     # -- internals ---------------------------------------------------------------
 
@@ -287,17 +295,15 @@ class Renderer:
     def _may_have_holes(self, name: str) -> bool:
         known = self._hole_safe.get(name)
         if known is None:
-            known = self._hole_safe[name] = may_have_holes(self._source_of, name)
+            known = self._hole_safe[name] = may_have_holes(self._source_of, name, self._file_facts)
         return known
 
     def _source_of(self, name: str) -> str:
         """A template's source as Jinja compiled it (without auto_reload, the checked one,
         whatever the file holds now)."""
-        loader = self._env.loader
-        assert isinstance(loader, _RememberingLoader)
-        if name not in loader.sources:
+        if name not in self._loader.sources:
             self._env.get_template(name)
-        return loader.sources[name]
+        return self._loader.sources[name]
 
     def _render_file(self, name: str, values: dict[str, Any]) -> str:
         """One part, its size counted while it is generated (compose/budget.py): in batches of

@@ -5,6 +5,8 @@ syntax, every template rendered in every locale within the bounds of a render, t
 and each condition checked statically). A bad file at start-up is fatal (the daemon must not
 run on rules nobody checked). A bad edit while running is refused and logged, and the last
 good rules and templates stay in force. Either way the outcome is published for `notifier status`.
+`accepted` is the digest of the files in force (config/validate.py): a sending process given the
+main process's takes files with that digest without checking them again.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from notifier.config.validate import load_checked
+from notifier.config.validate import accept, load_accepted, load_checked
 from notifier.errors import RulesError
 
 __all__ = ["LiveConfig", "ReloadOutcome", "load_checked", "template_files", "templates_digest"]
@@ -63,14 +65,22 @@ class ReloadOutcome:
 class LiveConfig:
     """Holds the last good RuleSet and Renderer; `reload_if_changed()` picks up edits."""
 
-    def __init__(self, rules_path: Path, templates: Path, capture: Path | None = None) -> None:
+    def __init__(
+        self, rules_path: Path, templates: Path, capture: Path | None = None, *, accepted: str = ""
+    ) -> None:
+        """`capture`: the capture mapping, whose declared event types rules may name.
+        `accepted`: the digest of the files the main process checked; files with another
+        digest (or none given) are checked here, RulesError if they are not valid."""
         self.rules_path = rules_path
         self.templates = templates
-        self.capture = capture  # the capture mapping: the event types it declares, rules may name
+        self.capture = capture
         # Read before the templates are checked: a file saved in between changes the fingerprint,
         # so the next cycle reloads and publishes again (never a digest newer than what is loaded).
         self.template_files = template_files(templates)
-        self.rules, self.renderer = load_checked(rules_path, templates, capture=capture)
+        self.rules, self.renderer, self.accepted = (
+            load_accepted(rules_path, templates, accepted, capture=capture)
+            or accept(rules_path, templates, capture=capture)
+        )
         self._seen = self._current_fingerprint()
         self.last_error: str | None = None
 
@@ -88,7 +98,7 @@ class LiveConfig:
         self._seen = current
         files = template_files(self.templates)
         try:
-            rules, renderer = load_checked(self.rules_path, self.templates, capture=self.capture)
+            rules, renderer, accepted = accept(self.rules_path, self.templates, capture=self.capture)
         except RulesError as exc:
             self.last_error = str(exc)
             log.error(
@@ -97,7 +107,7 @@ class LiveConfig:
                 exc,
             )
             return ReloadOutcome(changed=True, error=str(exc))
-        self.rules, self.renderer, self.last_error = rules, renderer, None
+        self.rules, self.renderer, self.accepted, self.last_error = rules, renderer, accepted, None
         self.template_files = files
         log.info(
             "reloaded %s (%d rules, digest %s) and %s",

@@ -10,16 +10,20 @@ A reload takes exactly what `check` accepts. Both call `validate`, which
 3. checks the static contract between each rule and its templates (compose/contract.py).
 
 Problems refuse the files; warnings (a missing translation, a locale customers use) do not.
+Files accepted have a digest (`accept`): a sending process beside the main one
+(notifier.run.workers) whose files have the same digest takes them without checking them
+again (`load_accepted`), and checks them itself when they differ.
 `key_problems` is the one word on marketing rules without NOTIFIER_SECRET_KEY: `check` refuses
 them, the daemon warns at start (the messages wait for the key, held, rather than go unsigned).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from notifier.compose.contract import contract_report
 from notifier.compose.rendering import Renderer, TemplateError
@@ -40,6 +44,15 @@ class Validation:
     renderer: Renderer
     problems: tuple[Problem, ...]
     summary: tuple[str, ...]
+    digest: str = ""  # of the rules' text and every template read (`accepted_digest`)
+
+
+class Accepted(NamedTuple):
+    """Rules and templates that passed `validate`, and the digest of exactly those files."""
+
+    rules: RuleSet
+    renderer: Renderer
+    digest: str
 
 
 def validate(
@@ -57,14 +70,9 @@ def validate(
             None, renderer, (Problem(str(templates), None, "the templates folder does not exist"),), ()
         )
     problems = [Problem(*split_location(str(error))) for error in renderer.check_syntax()]
+    text = _read(rules_path)
     try:
-        rules = load_rules(
-            rules_path,
-            template_exists=renderer.has_template,
-            check_context=sample_context,
-            template_names=renderer.template_names(),
-            capture=capture,
-        )
+        rules = _rules(rules_path, text, renderer, capture)
     except RulesError as exc:
         return Validation(None, renderer, (*exc.problems, *problems), ())
     if problems:
@@ -78,7 +86,46 @@ def validate(
         problems.extend(rendered)
         summary.append(line)
     contract_problems, contract_summary = contract_report(rules, renderer, templates, locales)
-    return Validation(rules, renderer, (*problems, *contract_problems), (*summary, *contract_summary))
+    digest = accepted_digest(text, renderer.digest(), _capture_text(capture)) if text is not None else ""
+    return Validation(
+        rules, renderer, (*problems, *contract_problems), (*summary, *contract_summary), digest
+    )
+
+
+def _read(rules_path: Path) -> str | None:
+    """The rules' text, or None for load_rules to say why it cannot be read."""
+    try:
+        return rules_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _rules(rules_path: Path, text: str | None, renderer: Renderer, capture: Path | None) -> RuleSet:
+    return load_rules(
+        rules_path,
+        template_exists=renderer.has_template,
+        check_context=sample_context,
+        text=text,
+        template_names=renderer.template_names(),
+        capture=capture,
+    )
+
+
+def _capture_text(capture: Path | None) -> str:
+    """The capture mapping's text, part of the digest: the events it declares decide which
+    rules are valid. Empty when there is none (or it cannot be read: load_rules says why)."""
+    try:
+        return capture.read_text(encoding="utf-8", errors="surrogateescape") if capture else ""
+    except OSError:
+        return ""
+
+
+def accepted_digest(rules_text: str, templates_digest: str, capture_text: str = "") -> str:
+    """The digest of a rules file's text, a renderer's templates (Renderer.digest) and the
+    capture mapping's text."""
+    rules = hashlib.sha256(rules_text.encode("utf-8", "surrogatepass")).hexdigest()
+    capture = hashlib.sha256(capture_text.encode("utf-8", "surrogateescape")).hexdigest()
+    return hashlib.sha256(f"{rules}\0{templates_digest}\0{capture}".encode("ascii")).hexdigest()
 
 
 MAKE_A_KEY = "export NOTIFIER_SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
@@ -105,10 +152,36 @@ def load_checked(
     rules_path: Path, templates: Path, *, capture: Path | None = None
 ) -> tuple[RuleSet, Renderer]:
     """The rules and templates if `validate` finds no problem, else RulesError listing them."""
+    rules, renderer, _digest = accept(rules_path, templates, capture=capture)
+    return rules, renderer
+
+
+def accept(rules_path: Path, templates: Path, *, capture: Path | None = None) -> Accepted:
+    """`load_checked`, with the digest of the files it checked."""
     found = validate(rules_path, templates, capture=capture)
     if found.problems or found.rules is None:
         raise RulesError(list(found.problems))
-    return found.rules, found.renderer
+    return Accepted(found.rules, found.renderer, found.digest)
+
+
+def load_accepted(
+    rules_path: Path, templates: Path, digest: str, *, capture: Path | None = None
+) -> Accepted | None:
+    """The rules and templates without checking them again, if they are exactly the files
+    `accept` gave `digest` for: every template is read now and rendered as read (never read
+    again), the rules are read once and parsed as `validate` parses them. None when anything
+    differs (an edit since, a file that cannot be read): then they must be checked here."""
+    if not digest:
+        return None
+    renderer = Renderer(templates, auto_reload=False)
+    text = _read(rules_path)
+    read = renderer.read_all() if templates.is_dir() else None
+    if text is None or read is None or accepted_digest(text, read, _capture_text(capture)) != digest:
+        return None
+    try:
+        return Accepted(_rules(rules_path, text, renderer, capture), renderer, digest)
+    except RulesError:
+        return None
 
 
 def _render_samples(

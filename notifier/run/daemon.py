@@ -39,10 +39,12 @@ async def _start(
     pipeline; if the pipeline cannot start (bad rules, no database), the workers stop."""
     workers = workers or Workers.start(settings, once=once)
     try:
-        return workers, Pipeline(settings, **kwargs)  # type: ignore[arg-type]
+        pipeline = Pipeline(settings, **kwargs)  # type: ignore[arg-type]
     except BaseException:
         await asyncio.to_thread(workers.reap)
         raise
+    workers.accept(pipeline.config.accepted)  # they wait for it to load the same files
+    return workers, pipeline
 
 
 async def run_once(
@@ -128,6 +130,7 @@ async def run_forever(settings: Settings, workers: Workers | None = None) -> int
                         log.exception("cycle failed; trying again in %s", settings.poll_interval)
                     finally:
                         running.discard(task)
+                    workers.accept(pipeline.config.accepted)  # for workers started after a reload
                     if not again.is_set():
                         break
 

@@ -88,7 +88,10 @@ def fan_out(
 
 
 def _log_plans(plans: list[Planned]) -> None:
+    every = log.isEnabledFor(logging.INFO)  # else only rule errors: no due time formatted per plan
     for plan in plans:
+        if plan.reason is not Reason.RULE_ERROR and not every:
+            continue
         if plan.reason is Reason.RULE_ERROR:
             metrics.rule_error(plan.rule.name)
             log.error("rule error for %s #%s: %s", plan.event.type, plan.event.id, plan.detail)

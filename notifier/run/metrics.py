@@ -11,7 +11,9 @@ The daemon records as it goes:
     metrics.reloaded(ok)                    rules.yaml / templates reloaded, or refused
 
 and two helpers take what intake and dispatch already hold: `planned(plans)` after a batch
-of events is stored, `recorded(settled, now=...)` as each group of outcomes is stored.
+of events is stored, `recorded(settled, now=...)` as each group of outcomes is stored. They
+add up a batch first and count each series once (a labelled increment costs microseconds,
+which counted per message was some 5% of the daemon's CPU).
 
 `metrics_app(settings, engine)` is an ASGI app for the web app's `/metrics`;
 `serve_metrics(port)` serves the same registry from a thread of the daemon. Both read the
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter as Tally
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -91,8 +94,8 @@ def decided(rule: str, state: str, n: int = 1) -> None:
         NOTIFICATIONS.labels(rule=rule, state=str(state)).inc(n)
 
 
-def smtp_reply(code: int | None) -> None:
-    SMTP_REPLIES.labels(code=str(code) if code is not None else "none").inc()
+def smtp_reply(code: int | None, n: int = 1) -> None:
+    SMTP_REPLIES.labels(code=str(code) if code is not None else "none").inc(n)
 
 
 def sent_latency(seconds: float) -> None:
@@ -105,23 +108,29 @@ def reloaded(ok: bool) -> None:
 
 def planned(plans: Iterable[Planned]) -> None:
     """Count a batch of stored plans (queued or skipped), by rule."""
-    for plan in plans:
-        decided(plan.rule.name, plan.state)
+    for (rule, state), n in Tally((plan.rule.name, plan.state) for plan in plans).items():
+        decided(rule, state, n)
 
 
 def recorded(settled: Sequence[Settled], *, now: datetime) -> None:
     """Count a group of outcomes as they are stored: the states entered (a message handed back
     to the queue, or deferred, is not a decision yet), every SMTP reply, and the time from the
     event to the acceptance (`now`, when it is recorded) of each message sent. Reads nothing."""
+    replies: Tally[int | None] = Tally()
+    states: Tally[tuple[str, State]] = Tally()
     for item in settled:
         state = item.verdict.state
         if item.reply is not None:
-            smtp_reply(item.reply.code)
+            replies[item.reply.code] += 1
         if state is State.QUEUED:
             continue
-        decided(item.claimed.rule, state)
+        states[item.claimed.rule, state] += 1
         if state is State.SENT and item.occurred_at is not None:
             sent_latency((as_utc(now) - as_utc(item.occurred_at)).total_seconds())
+    for code, n in replies.items():
+        smtp_reply(code, n)
+    for (rule, state), n in states.items():
+        decided(rule, state, n)
 
 
 # --- the outbox, read at scrape time ------------------------------------------------------------

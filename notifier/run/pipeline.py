@@ -50,14 +50,18 @@ class Pipeline:
         engine: Engine | None = None,
         clock: Callable[[], datetime] = utcnow,
         reads_events: bool = True,
+        accepted: str = "",
     ) -> None:
+        """`accepted`: the digest of the files the main process checked (config/live.py)."""
         self.settings = settings
         self.clock = clock
         self.reads_events = reads_events  # False in the extra sending processes (notifier.run.workers)
         self.worker = worker_name()
         self._owns_engine = engine is None
         self.engine = engine or make_engine(settings.database_url.reveal())
-        self.config = config or LiveConfig(settings.rules, settings.templates, settings.capture)
+        self.config = config or LiveConfig(
+            settings.rules, settings.templates, settings.capture, accepted=accepted
+        )
         smtp = SmtpConfig.from_url(
             settings.smtp_url.reveal(),
             connections=settings.smtp_connections,

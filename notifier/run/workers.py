@@ -12,7 +12,10 @@ main process's threads and connections), started as plain subprocesses rather th
 multiprocessing, whose spawn start method adds a resource-tracker process (~13 MB) per
 daemon. Each worker reads its settings from its stdin, and later one byte: the main process
 has read every event (`run --once`); end of file means the main process has gone, and the
-worker stops. It writes its exit code and totals to its stdout as it ends. The main process
+worker stops. Before it loads the rules and templates it waits for the digest of the files the
+main process checked (ACCEPTED): files with that digest it takes without checking them again
+(a second full check costs each worker about a second of CPU at start); others it checks itself.
+It writes its exit code and totals to its stdout as it ends. The main process
 stops workers with SIGTERM, which they take like a daemon does: finish the messages on the
 wire, hand the rest of the batch back, record, exit. Workers run in a session of their own,
 so Ctrl-C reaches the main process only. A worker that dies is replaced at once; one that
@@ -89,6 +92,7 @@ class _Slot:
 
 
 READING_DONE = b"R"  # main to worker: every event has been read (`run --once`)
+ACCEPTED = b"A"  # main to worker: then 64 hex digits, the digest of the files it checked
 WORKER = "from notifier.run.workers import worker_process; worker_process()"
 
 
@@ -138,6 +142,7 @@ class Workers:
     running: list[_Worker] = field(default_factory=list)
     clock: Callable[[], float] = time.monotonic  # for the restart delays; a test's own clock
     command: tuple[str, ...] = (sys.executable, "-c", WORKER)  # what a worker runs
+    accepted: str = ""  # the digest of the files the main process has in force, once it has
 
     @classmethod
     def start(
@@ -168,8 +173,19 @@ class Workers:
         worker = _Worker(number, process, slot)
         settings = pickle.dumps(self.settings)
         worker.tell(len(settings).to_bytes(8, "big") + settings)
+        if self.accepted:
+            worker.tell(ACCEPTED + self.accepted.encode("ascii"))
         slot.start(self.clock())
         return worker
+
+    def accept(self, digest: str) -> None:
+        """The main process has these files in force: workers starting from now on hear it
+        (a running worker has loaded its files already and ignores it)."""
+        digest = digest or "-" * 64  # no digest: a word all the same, that no files match
+        if digest != self.accepted:
+            self.accepted = digest
+            for worker in self.running:
+                worker.tell(ACCEPTED + digest.encode("ascii"))
 
     def finished_reading(self) -> None:
         for worker in self.running:
@@ -283,6 +299,18 @@ class _MainProcess:
         self._fd = fd
         self.reading_done = False
         self.gone = False
+        self.accepted = ""
+
+    def wait_accepted(self) -> None:
+        """Wait for the digest of the files the main process checked (or for its end)."""
+        while not self.gone and not self.accepted:
+            byte = os.read(self._fd, 1)
+            if not byte:
+                self.gone = True
+            elif byte == READING_DONE:
+                self.reading_done = True
+            elif byte == ACCEPTED:
+                self.accepted = _read_exactly(self._fd, 64).decode("ascii")
 
     def listen(self) -> None:
         """Take in what has arrived, without waiting."""
@@ -338,9 +366,12 @@ async def _pipeline(settings: Settings, once: bool, main: _MainProcess) -> Pipel
     from notifier.errors import EXIT_INVALID, RulesError
     from notifier.run.pipeline import Pipeline
 
+    main.wait_accepted()
     while True:
+        if main.gone:
+            return None
         try:
-            return Pipeline(settings, reads_events=False)
+            return Pipeline(settings, reads_events=False, accepted=main.accepted)
         except RulesError as exc:
             if once:  # the main process, which checked the same files, says what is wrong
                 raise SystemExit(EXIT_INVALID) from exc
@@ -349,10 +380,8 @@ async def _pipeline(settings: Settings, once: bool, main: _MainProcess) -> Pipel
                 "; ".join(str(problem) for problem in exc.problems),
                 settings.poll_interval,
             )
-        main.listen()
-        if main.gone:
-            return None
         await asyncio.sleep(settings.poll_interval.total_seconds())
+        main.listen()
 
 
 async def _pause(pipeline: Pipeline, seconds: float) -> None:
