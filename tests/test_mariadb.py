@@ -102,8 +102,11 @@ def test_an_insert_that_meets_duplicates_counts_only_new_rows_and_still_fails_on
         store.publish(conn, {"rules": "two"}, datetime(2026, 2, 10, tzinfo=UTC))
         published = conn.execute(sa.select(store.STATE.c.value).where(store.STATE.c.key == "rules")).scalar()
     assert published == "two"
-    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
-        store.insert_notifications(conn, [{**_row(key="d"), "rule": None}])
+    with engine.connect() as conn:
+        with pytest.raises(sa.exc.IntegrityError), conn.begin():  # counted "a" before it failed
+            store.insert_notifications(conn, [_row(key="a"), {**_row(key="d"), "rule": None}])
+        with conn.begin():
+            assert store.insert_notifications(conn, [_row(key="e"), _row(key="b")]) == 1
     engine.dispose()
 
 

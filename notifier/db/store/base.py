@@ -4,8 +4,8 @@
 MySQL has no ON CONFLICT: there it is `ON DUPLICATE KEY UPDATE <key> = <key>`, which leaves
 the row there untouched and, unlike INSERT IGNORE, still fails on every other error (a value
 too long, a NULL where none may be) instead of turning it into a warning and a truncated row.
-MySQL counts such a row as affected, so `inserted` counts the duplicates met on the way
-instead (a session variable the UPDATE branch adds one to) and takes them off.
+MySQL counts such a row as affected, so `insert_new` counts the duplicates met on the way
+(a session variable the UPDATE branch adds one to) and takes them off.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ FEEDBACK: sa.Table = Feedback.__table__  # type: ignore[attr-defined]
 TEMPLATE_VERSIONS: sa.Table = TemplateVersion.__table__  # type: ignore[attr-defined]
 
 _SKIPPED = "@notifier_skipped"  # MySQL: duplicates `insert_new` met, ever, on this connection
-_SEEN = "notifier_skipped_seen"  # ... and how many of them were already taken off (connection info)
+_SEEN = "notifier_skipped_seen"  # ... how many were taken off already (connection info; gone with it)
 
 
 class _MySQLInsert(mysql.Insert):
@@ -90,14 +90,24 @@ def insert_new(
     else:
         statement = statement.on_conflict_do_nothing(index_elements=[key])
     statement = statement.execution_options(preserve_rowcount=True)  # else -1 on PostgreSQL
-    result = conn.execute(statement, list(rows)) if rows is not None else conn.execute(statement)
+    info = conn.connection.info
+    if mysql_ and info.get(_SEEN, 0) is None:  # a failed insert may have counted some: look
+        info[_SEEN] = _skipped_ever(conn)
+    try:
+        result = conn.execute(statement, list(rows)) if rows is not None else conn.execute(statement)
+    except sa.exc.DBAPIError:
+        info[_SEEN] = None
+        raise
     count = max(result.rowcount or 0, 0)
     if not mysql_:
         return count
-    ever = int(conn.exec_driver_sql(f"SELECT COALESCE({_SKIPPED}, 0)").scalar_one())
-    info = conn.connection.info
+    ever = _skipped_ever(conn)
     skipped, info[_SEEN] = ever - info.get(_SEEN, 0), ever
     return max(count - skipped, 0)
+
+
+def _skipped_ever(conn: sa.Connection) -> int:
+    return int(conn.exec_driver_sql(f"SELECT COALESCE({_SKIPPED}, 0)").scalar_one())
 
 
 def hold(conn: sa.Connection, name: str, now: Any) -> None:
