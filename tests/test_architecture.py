@@ -34,6 +34,7 @@ import functools
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import deque
@@ -356,6 +357,19 @@ def test_no_module_over_the_limit() -> None:
     }
     listing = "\n".join(f"{path}: {count} lines" for path, count in sorted(long.items()))
     assert long == {}, f"modules over {MAX_LINES} lines:\n{listing}"
+
+
+def test_the_readme_design_section_names_every_module() -> None:
+    """A reader finds every module, folder by folder, in README's Design section."""
+    design = (PACKAGE.parent / "README.md").read_text().split("\n## Design", 1)[1]
+    unnamed = sorted(
+        str(path.relative_to(PACKAGE.parent))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "__init__.py"
+        and "versions" not in path.parts
+        and not re.search(rf"(?<!\w){re.escape(path.name)}", design)
+    )
+    assert unnamed == [], f"modules README's Design section does not name: {unnamed}"
 
 
 # --- e: only the store spells the outbox ------------------------------------------------------
