@@ -9,14 +9,16 @@ import subprocess
 import sys
 import sysconfig
 import tomllib
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from notifier.cli import app
-from notifier.config.settings import load_settings
+from notifier.config.settings import Settings, load_settings
 from notifier.config.validate import validate
+from notifier.tools.starter import config_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +38,22 @@ def test_init_writes_rules_templates_and_a_commented_config(tmp_path: Path) -> N
     assert set(tomllib.loads(config)["notifier"]) == {"secret_key"}
     assert not validate(folder / "rules.yaml", folder / "templates").problems
     assert f"cd {folder} && notifier check" in result.output
+
+
+def test_the_config_names_every_setting_and_its_defaults_load_as_defaults(tmp_path: Path) -> None:
+    config = config_text("k" * 64)
+    named = {line.removeprefix("# ").split(" = ")[0] for line in config.splitlines() if " = " in line}
+    assert named == {item.name for item in fields(Settings)}
+    # Uncommented, each setting that has a default reads back as that default.
+    defaults = Settings()
+    for line in config.splitlines():
+        if line.startswith("# ") and " = " in line:
+            name = line.removeprefix("# ").split(" = ")[0]
+            if getattr(defaults, name) is not None:
+                path = tmp_path / "notifier.toml"
+                path.write_text(f"[notifier]\n{line.removeprefix('# ')}\n", encoding="utf-8")
+                read = load_settings(config_file=path, environ={})
+                assert getattr(read, name) == getattr(defaults, name), line
 
 
 def test_init_refuses_to_overwrite_and_says_which(tmp_path: Path) -> None:

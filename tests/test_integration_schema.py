@@ -64,6 +64,21 @@ def test_every_missing_table_and_column_is_named_at_once(settings: Settings, eng
     assert "4 problem(s) in the database" in result.output  # all at once, nothing else
 
 
+def test_a_missing_reference_table_points_to_the_shops_views_first(
+    settings: Settings, engine: sa.Engine
+) -> None:
+    # A shop developer who has not made the views yet: init-db would make an empty table
+    # where the view belongs, so the words name the views before init-db.
+    _sql(engine, "ALTER TABLE customers RENAME TO shop_customers")
+    result = cli(settings, "check")
+    assert result.exit_code == 1, result.output
+    assert (
+        "customers: no such table or view: beside a shop, create the shop's view first (README "
+        '"Putting notifier beside your shop"); for a new install, notifier init-db creates an empty table'
+    ) in result.output
+    assert "Traceback" not in result.output
+
+
 def test_a_column_notifier_cannot_read_is_named_with_its_type(settings: Settings, engine: sa.Engine) -> None:
     # The order number is text in many shops; notifier's key is the integer id.
     _sql(

@@ -100,3 +100,44 @@ def test_check_accepts_a_text_number_and_names_one_of_another_type(
         result.output
     )
     assert "Traceback" not in result.output
+
+
+def _cli(settings: Settings, *command: str) -> Result:
+    args = ["--database-url", settings.database_url.reveal(), "--rules", str(settings.rules)]
+    args += ["--templates", str(settings.templates), *command]
+    return CliRunner().invoke(app, args, env={"NOTIFIER_SECRET_KEY": "k" * 32})
+
+
+def test_history_and_preview_take_the_order_number_customer_service_types(
+    settings: Settings, shop: Shop, engine: sa.Engine, smtp_server: FaultySmtpServer
+) -> None:
+    first, second = _placed(shop, 2)
+    # The second order's number is the first's id: an id wins when both match.
+    _numbered_view(engine, {first: "100001", second: str(first)})
+    _confirmations(settings, smtp_server)
+    history = _cli(settings, "history", "--order", "100001")
+    assert history.exit_code == 0, history.output
+    assert f"order number 100001 is order id {first}" in history.output
+    assert "Order 100001 confirmed" in history.output
+    preview = _cli(settings, "preview", "order_confirmation", "--order", "100001")
+    assert preview.exit_code == 0, preview.output
+    assert f"order number 100001 is order id {first}" in preview.output
+    assert "Subject: Order 100001 confirmed" in preview.output
+    by_id = _cli(settings, "preview", "order_confirmation", "--order", str(first))
+    assert "Subject: Order 100001 confirmed" in by_id.output
+    assert "order number" not in by_id.output
+    unknown = _cli(settings, "history", "--order", "BL-9")
+    assert unknown.exit_code == 1
+    assert "no order has the id or number 'BL-9'" in unknown.output
+    assert "Traceback" not in unknown.output
+
+
+def test_a_number_on_two_orders_is_refused_with_their_ids(
+    settings: Settings, shop: Shop, engine: sa.Engine
+) -> None:
+    first, second = _placed(shop, 2)
+    _numbered_view(engine, {first: "BL-7", second: "BL-7"})
+    result = _cli(settings, "history", "--order", "BL-7")
+    assert result.exit_code == 1
+    refused = f"order number BL-7 is on more than one order (ids {first}, {second}): give the id"
+    assert refused in result.output

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from notifier.cli.options import read_settings
+from notifier.cli.options import order_id, read_settings
 from notifier.cli.output import (
     errors,
     print_history,
@@ -64,7 +64,9 @@ def history_command(
     customer: Annotated[
         str | None, typer.Option(metavar="EMAIL", help="The customer's email address.")
     ] = None,
-    order: Annotated[int | None, typer.Option(metavar="ID", help="An order id.")] = None,
+    order: Annotated[
+        str | None, typer.Option(metavar="ID", help="An order id, or the shop's order number.")
+    ] = None,
     case: Annotated[int | None, typer.Option(metavar="ID", help="A case id.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -78,8 +80,11 @@ def history_command(
         raise typer.Exit(EXIT_USAGE)
     settings = read_settings()
     rules = _rules_to_explain(settings)
+    order_key = order_id(settings, order) if order is not None else None
     with connect(settings) as conn:
-        entries = history(conn, order=order, case=case, customer_email=customer, rules=rules, now=utcnow())
+        entries = history(
+            conn, order=order_key, case=case, customer_email=customer, rules=rules, now=utcnow()
+        )
     if as_json:
         print_json([entry.as_dict() for entry in entries])
         return

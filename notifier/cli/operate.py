@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from notifier.cli.options import State, read_settings
+from notifier.cli.options import State, order_id, read_settings
 from notifier.cli.output import console, errors, print_problems
 from notifier.errors import EXIT_INVALID, ConfigError, NotifierError, RulesError
 
@@ -150,7 +150,10 @@ def check_command() -> None:
 def preview_command(
     template: Annotated[str, typer.Argument(help="Template name, e.g. order_confirmation.")],
     locale: Annotated[str, typer.Option(help="en, zh-CN or zh-TW.")] = "en",
-    order: Annotated[int | None, typer.Option(help="Use this real order instead of sample data.")] = None,
+    order: Annotated[
+        str | None,
+        typer.Option(metavar="ID", help="Use this real order (its id or the shop's order number)."),
+    ] = None,
     case: Annotated[int | None, typer.Option(help="Use this real case.")] = None,
     product: Annotated[int | None, typer.Option(help="Use this real product.")] = None,
     html: Annotated[
@@ -162,10 +165,11 @@ def preview_command(
 
     settings = read_settings()
     _refuse_misspelt_locale(locale)
+    order_key = order_id(settings, order) if order is not None else None
     try:
         lacking: list[str] = []
         rendered = preview(
-            settings, template, locale=locale, order=order, case=case, product=product, warnings=lacking
+            settings, template, locale=locale, order=order_key, case=case, product=product, warnings=lacking
         )
     except (NotifierError, LookupError, ValueError) as exc:
         errors.print(f"[red]cannot preview {template}:[/red] {exc}", highlight=False)

@@ -134,3 +134,18 @@ def main_options(
     State.config_file = config
     Verbosity.level = verbose
     _setup_logging(verbose, quiet)
+
+
+def order_id(settings: Settings, given: str) -> int:
+    """The order id for `--order`, an id or the shop's order number (db.order_number.find_order);
+    a number read as an id is said in one line, on stderr so that --json stays JSON."""
+    from notifier.db.engine import connect
+    from notifier.db.order_number import find_order
+
+    with connect(settings) as conn:
+        found = find_order(conn, given)
+    if found.note:
+        errors.print(found.note, markup=False, highlight=False)
+    if found.id is None:
+        raise typer.Exit(EXIT_INVALID)
+    return found.id

@@ -85,6 +85,20 @@ def relations(conn: sa.Connection) -> tuple[set[str], set[str]]:
     return set(inspector.get_table_names()), set(inspector.get_view_names())
 
 
+# The reference data a shop with its own tables gives as views; an empty table made by
+# init-db would stand in the way of the view.
+_SHOP_DATA = ("customers", "products", "orders", "order_items")
+
+
+def _missing(name: str) -> str:
+    if name in _SHOP_DATA:
+        return (
+            "no such table or view: beside a shop, create the shop's view first (README \"Putting "
+            "notifier beside your shop\"); for a new install, notifier init-db creates an empty table"
+        )
+    return "no such table or view (notifier init-db creates an empty one)"
+
+
 def check_columns(conn: sa.Connection) -> list[Finding]:
     """Every missing table, missing column and unreadable type, all at once."""
     tables, views = relations(conn)
@@ -97,7 +111,7 @@ def check_columns(conn: sa.Connection) -> list[Finding]:
         if model.name not in tables | views and model.name in optional:
             continue  # optional (product_translations): its absence is a choice, not a problem
         if model.name not in tables | views:
-            found.append(Finding(model.name, "no such table or view (notifier init-db creates an empty one)"))
+            found.append(Finding(model.name, _missing(model.name)))
             continue
         have = {column["name"].lower(): column["type"] for column in inspector.get_columns(model.name)}
         for column in model.columns:

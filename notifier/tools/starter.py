@@ -38,6 +38,30 @@ _MEANING = {
     "workers": "sending processes; one per core sends faster",
     "lease": "how long a claimed message is reserved for the daemon that claimed it",
     "gap_timeout": "how long a skipped event id is looked for before it is taken as rolled back",
+    "capture": "the capture mapping: which changes in the shop's tables are which events (none: no capture)",
+    "smtp_ehlo_name": "the name said in EHLO (unset: this machine's; strict relays want a full domain name)",
+    "dkim_key_file": "DKIM: the private key (PEM); set all three DKIM settings, or none (the relay signs)",
+    "dkim_selector": "DKIM: the selector published in DNS (<selector>._domainkey.<domain>)",
+    "dkim_domain": "DKIM: the signing domain (d=)",
+    "bounce_domain": "the envelope sender's domain for bounce addresses (unset: the From address)",
+    "bounce_imap_url": "a mailbox polled for bounce reports: imaps://user:pass@host/INBOX (unset: none)",
+    "editor": "the template editor of `notifier web`: off unless turned on",
+    "editor_users": "the editor's users and password hashes (`notifier web --add-user NAME` writes it)",
+    "web_tls_cert": "with web_tls_key: `notifier web` serves HTTPS itself (unset: HTTP)",
+    "web_tls_key": "the private key for web_tls_cert",
+    "web_proxy_tls": "a reverse proxy in front terminates TLS and sends X-Forwarded-Proto",
+}
+# Settings that are unset by default: an example value instead (commented out, like the rest).
+_EXAMPLES = {
+    "smtp_rate": "20",
+    "smtp_ehlo_name": '"mail.example.com"',
+    "dkim_key_file": '"dkim.pem"',
+    "dkim_selector": '"mail"',
+    "dkim_domain": '"example.com"',
+    "bounce_domain": '"bounces.example.com"',
+    "bounce_imap_url": '"imaps://user:pass@imap.example.com/INBOX"',
+    "web_tls_cert": '"cert.pem"',
+    "web_tls_key": '"key.pem"',
 }
 
 
@@ -90,7 +114,9 @@ def _default(name: str) -> str:
     if isinstance(value, Secret):
         value = value.reveal()
     if value is None:
-        return "20"  # smtp_rate has no default; an example instead
+        return _EXAMPLES[name]
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, timedelta):
         return f'"{format_duration(value)}"'
     if isinstance(value, int):

@@ -5,7 +5,12 @@ configures it, and the database from SHOP_DATABASE_URL (the URL notifier is give
     SHOP_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/shop
     SHOP_DATABASE_URL=mysql://root@127.0.0.1:3306/shop      (MariaDB or MySQL, through PyMySQL)
 
-It serves no pages: the tests (tests/test_oscar.py) and `django-admin migrate` use it.
+It serves no pages: the tests (tests/test_oscar.py) and `migrate` use it. Django finds it by
+its module name, so run migrate from the folder that holds `shop/` (the repository's
+examples/oscar/, or a copy of it beside the shop), or put that folder on PYTHONPATH:
+
+    cd examples/oscar && DJANGO_SETTINGS_MODULE=shop.settings python -m django migrate
+    PYTHONPATH=examples/oscar DJANGO_SETTINGS_MODULE=shop.settings django-admin migrate
 """
 
 from __future__ import annotations
@@ -61,11 +66,28 @@ SITE_ID = 1
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 INSTALLED_APPS = list(OSCAR_APPS)
 DATABASES = {"default": database(os.environ.get("SHOP_DATABASE_URL", "sqlite:///shop.db"))}
+# The middleware and context processors Django's system checks ask for with Oscar's apps
+# (the admin among them): without them `migrate` stops before it starts.
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "oscar.apps.basket.middleware.BasketMiddleware",
+]
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "APP_DIRS": True,
-        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
     }
 ]
 HAYSTACK_CONNECTIONS = {"default": {"ENGINE": "haystack.backends.simple_backend.SimpleEngine"}}
