@@ -990,9 +990,16 @@ def test_sample_contexts_are_independent_copies() -> None:
     assert len(second["items"]) == 3 and second["links"]["unsubscribe"]
 
 
-def test_unknown_trigger_has_no_sample() -> None:
-    with pytest.raises(ValueError, match=r"order\.shipped"):
-        sample_context("order.shipped")
+def test_a_trigger_of_no_source_has_no_sample() -> None:
+    with pytest.raises(ValueError, match=r"parcel\.shipped"):
+        sample_context("parcel.shipped")
+
+
+def test_a_shops_own_event_gets_its_sources_sample() -> None:
+    """A type the capture mapping declares (order.gift_wrapped) is checked on an order's story."""
+    context = sample_context("order.gift_wrapped")
+    assert context["order"]["id"] == 1042
+    assert context["event"]["type"] == "order.gift_wrapped"
 
 
 def test_every_shipped_template_has_a_sample_trigger(renderer: Renderer) -> None:
